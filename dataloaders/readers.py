@@ -1,0 +1,192 @@
+"""Read NER data: the paper's spanner JSON, CoNLL column files, and plain text.
+
+Every reader returns a list of `Sentence`. Entities are `(start, end, label)` with word
+indices inclusive, as in the paper's `"start;end"` keys. Unlabelled input has
+`entities=None`, so downstream code can tell "no gold" from "no entities".
+"""
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional
+
+from seqeval.metrics.sequence_labeling import get_entities
+
+DOCSTART = "-DOCSTART-"
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file and the record."""
+
+
+@dataclass
+class Sentence:
+    words: list
+    entities: Optional[list] = None  # [(start, end, label)], None when unlabelled
+    text: Optional[str] = None  # the original line, for raw text input
+    char_spans: Optional[list] = None  # per word (start, end) into `text`
+    meta: dict = field(default_factory=dict)
+
+
+def _check_entities(entities, n_words, where, labels):
+    """Validate one sentence's gold spans: in range, known labels, no overlaps."""
+    taken = {}
+    for s, e, label in sorted(entities):
+        if not (0 <= s <= e < n_words):
+            raise DataError(f"{where}: span {s};{e} lies outside the sentence of {n_words} words")
+        if labels is not None and label not in labels:
+            raise DataError(f"{where}: unknown label {label!r} (known: {', '.join(labels)})")
+        for i in range(s, e + 1):
+            if i in taken:
+                raise DataError(f"{where}: gold spans {taken[i][0]};{taken[i][1]} and {s};{e} overlap")
+            taken[i] = (s, e)
+
+
+def read_spanner_json(path, labels=None):
+    """The paper's format: [{"context": "w1 w2", "span_posLabel": {"s;e": "LABEL"}}]."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            records = json.load(f)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    if not isinstance(records, list):
+        raise DataError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
+    sentences, empty = [], 0
+    for i, rec in enumerate(records):
+        where = f"{path}: record {i}"
+        if not isinstance(rec, dict) or not isinstance(rec.get("context"), str):
+            raise DataError(f"{where}: expected an object with a string 'context'")
+        words = rec["context"].split()
+        if not words or words == [DOCSTART]:
+            empty += not words
+            continue
+        entities = []
+        spans = rec.get("span_posLabel", {})
+        if not isinstance(spans, dict):
+            raise DataError(f"{where}: 'span_posLabel' must be an object of 'start;end': label")
+        for key, label in spans.items():
+            try:
+                s, e = (int(x) for x in key.split(";"))
+            except ValueError:
+                raise DataError(f"{where}: span key {key!r} is not 'start;end'") from None
+            entities.append((s, e, label))
+        _check_entities(entities, len(words), where, labels)
+        sentences.append(Sentence(words, sorted(entities)))
+    if empty:
+        warnings.warn(f"{path}: skipped {empty} records with an empty context")
+    return sentences
+
+
+def _tag_entities(tags, where):
+    """BIO, IOB1 and IOBES tags to (start, end, label); seqeval's chunker reads all three."""
+    for t in tags:
+        if t != "O" and (len(t) < 3 or t[1] != "-" or t[0] not in "BIESLU"):
+            raise DataError(f"{where}: tag {t!r} is not O or a B-/I-/E-/S- tag")
+    tags = [("B" if t[0] == "U" else "E" if t[0] == "L" else t[0]) + t[1:] if t != "O" else t for t in tags]
+    return [(s, e, label) for label, s, e in get_entities(tags)]
+
+
+def read_column_file(path, column=-1, labels=None):
+    """CoNLL columns: `word ... TAG` per line, blank line between sentences."""
+    sentences, words, tags, start_line = [], [], [], 1
+
+    def flush():
+        if words and words[0] != DOCSTART:
+            where = f"{path}: sentence at line {start_line}"
+            entities = _tag_entities(tags, where)
+            _check_entities(entities, len(words), where, labels)
+            sentences.append(Sentence(list(words), entities))
+        words.clear()
+        tags.clear()
+
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            cols = line.split()
+            if not cols:
+                flush()
+                start_line = lineno + 1
+                continue
+            if cols[0] == DOCSTART:
+                continue
+            if len(cols) < 2:
+                raise DataError(f"{path}: line {lineno}: expected 'word TAG', got {line.strip()!r}")
+            if not words:
+                start_line = lineno
+            words.append(cols[0])
+            try:
+                tags.append(cols[column])
+            except IndexError:
+                raise DataError(f"{path}: line {lineno}: no column {column} in {line.strip()!r}") from None
+    flush()
+    return sentences
+
+
+def read_plain_text(path):
+    """One sentence or paragraph per line; words split by `dataloaders.text.tokenize`."""
+    from dataloaders.text import tokenize
+
+    sentences = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            words, spans = tokenize(line)
+            if words:
+                sentences.append(Sentence(words, None, text=line, char_spans=spans))
+    return sentences
+
+
+def detect_format(path):
+    """'spanner', 'column' or 'text', from the extension and the first lines."""
+    if path.endswith(".json") or os.path.basename(path).startswith("spanner."):
+        return "spanner"
+    with open(path, encoding="utf-8") as f:
+        head = [line for _, line in zip(range(50), f)]
+    if head and head[0].lstrip().startswith("["):
+        return "spanner"
+    rows = [line.split() for line in head if line.strip() and not line.startswith(DOCSTART)]
+    is_tag = lambda t: t == "O" or (len(t) > 2 and t[1] == "-" and t[0] in "BIESLU")
+    if rows and all(len(r) >= 2 and is_tag(r[-1]) for r in rows):
+        return "column"
+    return "text"
+
+
+def read_dataset(path, fmt="auto", labels=None, column=-1):
+    """Read any supported file; `labels` (a list) makes unknown labels an error."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "spanner":
+        return read_spanner_json(path, labels)
+    if fmt == "column":
+        return read_column_file(path, column, labels)
+    if fmt == "text":
+        return read_plain_text(path)
+    raise DataError(f"{path}: unknown format {fmt!r} (spanner, column, text)")
+
+
+SPLIT_FILES = {"train": ["spanner.train", "train.txt", "train.json"],
+               "dev": ["spanner.dev", "dev.txt", "dev.json", "valid.txt"],
+               "test": ["spanner.test", "test.txt", "test.json"]}
+
+
+def split_path(data_dir, split, test_mode="ori"):
+    """Locate a split in a data directory (the paper's layout or train/dev/test.txt).
+
+    `test_mode` typos / oov / ood picks the CoNLL-2003 robustness test sets in sub-folders.
+    """
+    base = data_dir if split != "test" or test_mode == "ori" else os.path.join(data_dir, test_mode)
+    for name in SPLIT_FILES[split]:
+        if os.path.isfile(os.path.join(base, name)):
+            return os.path.join(base, name)
+    raise DataError(f"{base}: no {split} file (looked for {', '.join(SPLIT_FILES[split])})")
+
+
+def load_labels(data_dir, sentences):
+    """The label list, `O` first: from `labels.txt` in `data_dir` if present, else from the data."""
+    path = os.path.join(data_dir, "labels.txt") if data_dir else None
+    if path and os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            found = [line.strip() for line in f if line.strip() and line.strip() != "O"]
+    else:
+        found = sorted({label for s in sentences for _, _, label in (s.entities or [])})
+    return ["O"] + found
