@@ -1,0 +1,61 @@
+"""Convert any readable NER file to the paper's spanner JSON.
+
+    python -m dataloaders.convert IN OUT [--format auto|column|spanner|text] [--column N]
+
+Writes [{"context": "w1 w2 ...", "span_posLabel": {"start;end": "LABEL"}}] with inclusive word
+indices, laid out as the LinkNER / SpanNER files are (sorted keys, indent 2, UTF-8 as is).
+"""
+import argparse
+import json
+import os
+import sys
+
+from dataloaders.readers import DataError, read_dataset
+
+
+def to_spanner_records(sentences):
+    """Sentences to spanner records; unlabelled sentences get no spans."""
+    records = []
+    for i, sent in enumerate(sentences):
+        # the context is split on whitespace when read back, so words must survive that
+        bad = [w for w in sent.words if not w or w.split() != [w]]
+        if bad:
+            raise DataError(f"sentence {i}: word {bad[0]!r} is empty or contains whitespace")
+        spans = {f"{s};{e}": label for s, e, label in sent.entities or []}
+        records.append({"context": " ".join(sent.words), "span_posLabel": spans})
+    return records
+
+
+def write_spanner_json(sentences, path):
+    """Write `sentences` to `path` as spanner JSON, creating its folder; returns the record count."""
+    records = to_spanner_records(sentences)
+    if os.path.dirname(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(records, f, sort_keys=True, ensure_ascii=False, indent=2)
+    return len(records)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("input")
+    parser.add_argument("output")
+    parser.add_argument("--format", default="auto", choices=["auto", "column", "spanner", "text"])
+    parser.add_argument("--column", type=int, default=-1, help="tag column of a column file (default: last)")
+    args = parser.parse_args(argv)
+    try:
+        sentences = read_dataset(args.input, args.format, column=args.column)
+        n = write_spanner_json(sentences, args.output)
+    except UnicodeDecodeError as err:
+        print(f"error: {args.input}: not UTF-8 text ({err.reason} at byte {err.start})", file=sys.stderr)
+        return 2
+    except (DataError, OSError) as err:  # bad data, unreadable input, unwritable output
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    n_entities = sum(len(s.entities or []) for s in sentences)
+    print(f"wrote {n} sentences with {n_entities} entities to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

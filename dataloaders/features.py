@@ -1,0 +1,124 @@
+"""Turn words into encoder inputs: subword windows for BERT, word and character ids for GloVe.
+
+A featurizer has `encode_all(list of word lists) -> list of dicts` (one per sentence, plain
+Python lists) and `collate(list of dicts) -> dict of tensors`. Both report for every word
+`n_sub`, its number of encoder positions, which the span-width feature needs.
+"""
+import re
+
+import numpy as np
+import torch
+
+
+def pad(seqs, value=0, dtype=torch.long):
+    """Right-pad a list of (possibly nested, 2-level) lists into a tensor."""
+    if seqs and seqs[0] and isinstance(seqs[0][0], (list, tuple)):
+        inner = max((len(x) for s in seqs for x in s), default=1)
+        seqs = [[list(x) + [value] * (inner - len(x)) for x in s] for s in seqs]
+        width = max(len(s) for s in seqs)
+        seqs = [s + [[value] * inner] * (width - len(s)) for s in seqs]
+        return torch.tensor(seqs, dtype=dtype)
+    width = max((len(s) for s in seqs), default=0)
+    return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=dtype)
+
+
+class BertFeaturizer:
+    """Subword ids from a fast tokenizer, split into overlapping windows of at most
+    `max_length` positions when a sentence is too long, so no word is ever dropped."""
+
+    kind = "bert"
+
+    def __init__(self, tokenizer, max_length=128):
+        if not tokenizer.is_fast:
+            raise ValueError("a fast tokenizer is needed to map words to subwords")
+        if max_length < 8:
+            raise ValueError(f"bert_max_length {max_length} is too small")
+        self.tok, self.max_length = tokenizer, max_length
+        self.n_windowed = 0  # sentences that needed more than one window
+
+    def encode_all(self, sentences):
+        enc = self.tok(sentences, is_split_into_words=True, add_special_tokens=False)
+        return [self._encode(words, enc["input_ids"][i], enc.word_ids(i)) for i, words in enumerate(sentences)]
+
+    def _encode(self, words, ids, word_ids):
+        budget = self.max_length - 2
+        pieces = [[] for _ in words]
+        for tid, wid in zip(ids, word_ids):
+            pieces[wid].append(tid)
+        # A word the tokenizer drops (stray control characters) still needs a position.
+        pieces = [(p or [self.tok.unk_token_id])[:budget] for p in pieces]
+        windows = self._windows([len(p) for p in pieces], budget)
+        self.n_windowed += len(windows) > 1
+        # Each word is read from the window where it sits furthest from an edge.
+        owner, margin = [0] * len(words), [-1] * len(words)
+        for r, (lo, hi) in enumerate(windows):
+            for w in range(lo, hi):
+                if min(w - lo, hi - 1 - w) > margin[w]:
+                    owner[w], margin[w] = r, min(w - lo, hi - 1 - w)
+        rows, first, last = [], [None] * len(words), [None] * len(words)
+        for r, (lo, hi) in enumerate(windows):
+            row = [self.tok.cls_token_id]
+            for w in range(lo, hi):
+                if owner[w] == r:
+                    first[w], last[w] = (r, len(row)), (r, len(row) + len(pieces[w]) - 1)
+                row.extend(pieces[w])
+            rows.append(row + [self.tok.sep_token_id])
+        return {"rows": rows, "first": first, "last": last, "n_sub": [len(p) for p in pieces]}
+
+    @staticmethod
+    def _windows(lengths, budget):
+        """Word ranges [lo, hi) of at most `budget` subwords, each starting halfway into the last."""
+        windows, lo = [], 0
+        while True:
+            hi, used = lo, 0
+            while hi < len(lengths) and used + lengths[hi] <= budget:
+                used += lengths[hi]
+                hi += 1
+            windows.append((lo, hi))
+            if hi == len(lengths):
+                return windows
+            lo = max(lo + 1, (lo + hi) // 2)
+
+    def collate(self, feats):
+        rows = [row for f in feats for row in f["rows"]]
+        input_ids = pad(rows, self.tok.pad_token_id or 0)
+        offsets = np.cumsum([0] + [len(f["rows"]) for f in feats])
+        width = input_ids.shape[1]
+        flat = lambda key: pad([[(offsets[i] + r) * width + p for r, p in f[key]] for i, f in enumerate(feats)])
+        return {"input_ids": input_ids, "attention_mask": (pad(rows, -1) != -1).long(),
+                "word_first": flat("first"), "word_last": flat("last")}
+
+
+_DIGITS = re.compile(r"\d")
+
+
+class GloveFeaturizer:
+    """Lower-cased GloVe word ids (digits folded to 0 when the number is unknown) and
+    character ids from the training data; index 0 pads, index 1 is unknown."""
+
+    kind = "glove"
+
+    def __init__(self, glove_words, chars):
+        self.word_index = {w: i + 2 for i, w in enumerate(glove_words)}
+        self.chars = list(chars)
+        self.char_index = {c: i + 2 for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def from_sentences(cls, glove_words, sentences, min_count=1):
+        counts = {}
+        for words in sentences:
+            for c in "".join(words):
+                counts[c] = counts.get(c, 0) + 1
+        return cls(glove_words, sorted(c for c, n in counts.items() if n >= min_count))
+
+    def word_id(self, word):
+        w = word.lower()
+        return self.word_index.get(w) or self.word_index.get(_DIGITS.sub("0", w)) or 1
+
+    def encode_all(self, sentences):
+        return [{"word_ids": [self.word_id(w) for w in words],
+                 "char_ids": [[self.char_index.get(c, 1) for c in w[:30]] for w in words],
+                 "n_sub": [1] * len(words)} for words in sentences]
+
+    def collate(self, feats):
+        return {"word_ids": pad([f["word_ids"] for f in feats]), "char_ids": pad([f["char_ids"] for f in feats])}

@@ -1,0 +1,72 @@
+"""Append-only JSONL cache of LLM replies, safe against a kill at any moment.
+
+Each line is `{"key": ..., "attempt": i, "reply": ...}`: the i-th reply received for one prompt
+sent to one model with one set of decoding settings (`prompt_key`). Keeping every attempt,
+not only the last, lets a restarted run replay a span's unparseable replies and go on with
+the next attempt, so no reply already paid for is asked again. Lines are flushed as they are
+written; a line cut short by a kill is dropped (with a warning) when the cache is next opened.
+"""
+import hashlib
+import json
+import os
+import threading
+import warnings
+
+
+def prompt_key(identity, prompt):
+    """Hash of the backend identity (name, model, decoding settings) and the prompt."""
+    blob = json.dumps({"backend": identity, "prompt": prompt}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class ReplyCache:
+    def __init__(self, path):
+        self.path = path
+        self._replies = {}
+        self._lock = threading.Lock()
+        if os.path.exists(path):
+            self._load()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._file = open(path, "a", encoding="utf-8")
+
+    def _load(self):
+        with open(self.path, "rb") as f:
+            data = f.read()
+        complete = data.rfind(b"\n") + 1
+        if complete < len(data):
+            warnings.warn(f"{self.path}: dropped a partial last line (a run was killed while writing it)")
+            with open(self.path, "r+b") as f:
+                f.truncate(complete)
+        bad = 0
+        for line in data[:complete].decode("utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+                self._replies[entry["key"], entry["attempt"]] = entry["reply"]
+            except (ValueError, KeyError, TypeError):
+                bad += 1
+        if bad:
+            warnings.warn(f"{self.path}: skipped {bad} malformed lines")
+
+    def get(self, key, attempt):
+        """The `attempt`-th reply stored for `key`, or None."""
+        with self._lock:
+            return self._replies.get((key, attempt))
+
+    def put(self, key, attempt, reply):
+        line = json.dumps({"key": key, "attempt": attempt, "reply": reply}, ensure_ascii=False)
+        with self._lock:
+            self._replies[key, attempt] = reply
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def __len__(self):
+        return len(self._replies)
+
+    def close(self):
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,66 @@
+"""Run a span model over a dataset: per sentence, its spans with label probabilities and
+uncertainties, decoded into entities (and LLM candidates) by `inference.decode`."""
+import torch
+from tqdm import tqdm
+
+from dataloaders.dataset import make_loader
+from inference.decode import decode_sentence
+from inference.uncertainty import span_probabilities
+
+
+def default_uncertainty(config):
+    return "evidential" if config["model_type"] == "ener" else "confidence"
+
+
+def _scores(model, batch, uncertainty_type, mc_samples):
+    if uncertainty_type != "mc_dropout":
+        return model(batch)
+    model.train()  # dropout on: each pass is one sample
+    try:
+        return torch.stack([model(batch) for _ in range(mc_samples)])
+    finally:
+        model.eval()
+
+
+def batch_outputs(dataset, batch, scores, uncertainty_type, etrans="exp"):
+    """(sentence index, spans, probs [n, K], uncertainty [n]) for each sentence of a batch."""
+    probs, unc = span_probabilities(scores, uncertainty_type, etrans)
+    for row, index in enumerate(batch["index"].tolist()):
+        n = len(dataset.spans[index])
+        yield index, dataset.spans[index], probs[..., row, :n, :].cpu(), unc[..., row, :n].cpu()
+
+
+def to_device(batch, device):
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict(model, dataset, config, uncertainty_type=None, mc_samples=10, batch_size=64, device="cpu",
+            progress=True):
+    """Yield (index, spans, probs, uncertainty) for every sentence, batched by length
+    (so not in input order)."""
+    uncertainty_type = uncertainty_type or default_uncertainty(config)
+    if uncertainty_type == "evidential" and config["model_type"] != "ener":
+        raise ValueError("evidential uncertainty needs an E-NER checkpoint (train_ener.py); this one was "
+                         "trained with softmax cross-entropy: use confidence, entropy or mc_dropout")
+    loader = make_loader(dataset, batch_size, shuffle=False)
+    for batch in tqdm(loader, desc="local inference", unit="batch", disable=not progress):
+        batch = to_device(batch, device)
+        scores = _scores(model, batch, uncertainty_type, mc_samples)
+        yield from batch_outputs(dataset, batch, scores, uncertainty_type, config.get("etrans_func", "exp"))
+
+
+def dev_counter(dataset, config):
+    """`dev_counts(batch, scores) -> (tp, n_pred, n_gold)` for training's dev F1, decoded
+    exactly as local_inference.py decodes."""
+    labels, kind = config["labels"], default_uncertainty(config)
+
+    def dev_counts(batch, scores):
+        tp = n_pred = n_gold = 0
+        for index, spans, probs, unc in batch_outputs(dataset, batch, scores.detach(), kind, config.get("etrans_func", "exp")):
+            pred = {(*r["span"], r["pred"]) for r in decode_sentence(spans, probs, unc, labels)}
+            gold = set(dataset.sentences[index].entities or [])
+            tp, n_pred, n_gold = tp + len(pred & gold), n_pred + len(pred), n_gold + len(gold)
+        return tp, n_pred, n_gold
+
+    return dev_counts

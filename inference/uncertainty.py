@@ -1,0 +1,77 @@
+"""Turn span scores into label probabilities and one uncertainty per span.
+
+Every uncertainty lies in [0, 1] (higher = less sure), so one `--candidate_threshold`
+means roughly the same thing whichever method produced it. Label index 0 is "O".
+Work is done in float32 so half-precision logits from a GPU stay stable.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+UNCERTAINTY_TYPES = ("confidence", "entropy", "mc_dropout", "evidential")
+
+# The E-NER code clamps before exp so evidence cannot overflow.
+_ETRANS = {
+    "exp": lambda x: torch.exp(torch.clamp(x, -10.0, 10.0)),
+    "softplus": F.softplus,
+    "relu": F.relu,
+}
+
+
+def _check_logits(logits, min_dim=1):
+    if not torch.is_tensor(logits) or not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point tensor, got {type(logits).__name__}")
+    if logits.dim() < min_dim:
+        raise ValueError(f"logits need at least {min_dim} dimensions [..., K], got shape {tuple(logits.shape)}")
+    if logits.shape[-1] < 2:
+        raise ValueError(f"logits need at least 2 labels (O and one entity type), got K={logits.shape[-1]}")
+    return logits.float()
+
+
+def evidence(logits, etrans_func="exp"):
+    """Non-negative evidence per label for evidential (E-NER) models."""
+    if etrans_func not in _ETRANS:
+        raise ValueError(f"unknown etrans_func {etrans_func!r}; choose one of {', '.join(_ETRANS)}")
+    return _ETRANS[etrans_func](logits)
+
+
+def _entropy(probs):
+    """Entropy over the last axis, divided by log K so it lies in [0, 1]."""
+    return torch.special.entr(probs).sum(-1) / math.log(probs.shape[-1])
+
+
+def mutual_information(logits_T):
+    """BALD mutual information of T stochastic passes [T, ..., K], normalised by log K.
+
+    H(mean of the softmaxes) - mean of their entropies: the part of the uncertainty that
+    comes from the passes disagreeing (model uncertainty), in [0, 1].
+    """
+    probs_T = torch.softmax(_check_logits(logits_T, min_dim=2), dim=-1)
+    mi = _entropy(probs_T.mean(0)) - _entropy(probs_T).mean(0)
+    return mi.clamp_min(0.0)  # rounding can make it a hair below zero
+
+
+def span_probabilities(logits, uncertainty_type, etrans_func="exp"):
+    """Return `(probs [..., K], uncertainty [...])` for span scores `logits` [..., K].
+
+    - confidence: 1 - max softmax probability.
+    - entropy: softmax entropy / log K.
+    - mc_dropout: `logits` is [T, ..., K] from T passes with dropout on; probs are the mean
+      softmax and the uncertainty is 1 - its max (comparable with `confidence`); see
+      `mutual_information` for the spread between passes.
+    - evidential: alpha = evidence + 1, probs = alpha / S, uncertainty = K / S, S = sum(alpha).
+    """
+    if uncertainty_type not in UNCERTAINTY_TYPES:
+        raise ValueError(f"unknown uncertainty_type {uncertainty_type!r}; choose one of {', '.join(UNCERTAINTY_TYPES)}")
+    logits = _check_logits(logits, min_dim=2 if uncertainty_type == "mc_dropout" else 1)
+    if uncertainty_type == "evidential":
+        alpha = evidence(logits, etrans_func) + 1.0
+        strength = alpha.sum(-1)
+        return alpha / strength.unsqueeze(-1), logits.shape[-1] / strength
+    probs = torch.softmax(logits, dim=-1)
+    if uncertainty_type == "mc_dropout":
+        probs = probs.mean(0)
+    if uncertainty_type == "entropy":
+        return probs, _entropy(probs)
+    return probs, 1.0 - probs.max(-1).values

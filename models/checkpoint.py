@@ -1,0 +1,79 @@
+"""Build a model from its config; save and load checkpoint directories.
+
+A checkpoint is a directory: `config.json` (model and training arguments, label list),
+`model.safetensors` (weights only: loading never unpickles anything), and for BERT the
+tokenizer files. GloVe vectors are read from the installed package, not stored.
+"""
+import json
+import os
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from dataloaders.features import BertFeaturizer, GloveFeaturizer
+from models.encoders import BertEncoder, GloveEncoder, load_glove
+from models.span_ner import SpanNER
+
+CONFIG, WEIGHTS = "config.json", "model.safetensors"
+MODEL_KEYS = ("max_span_len", "width_dim", "len_dim", "morph_dim", "dropout")
+
+
+def build_model(config, sentences=None, tokenizer=None):
+    """(model, featurizer) for `config`. Training passes `sentences` (to collect the
+    character set) and starts BERT from `config["bert_config_dir"]`; loading passes
+    the stored `encoder_config` and `tokenizer`, and the weights follow."""
+    n_labels = len(config["labels"])
+    span_args = {k: config[k] for k in MODEL_KEYS if k in config}
+    enc_cfg = config.setdefault("encoder_config", {})
+    if config["encoder"] == "bert":
+        from transformers import AutoTokenizer
+
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(config["bert_config_dir"], **_prefix_space(config["bert_config_dir"]))
+        encoder = BertEncoder(config.get("bert_config_dir"), config.get("bert_dropout", 0.15), enc_cfg.get("hf_config"))
+        enc_cfg["hf_config"] = encoder.bert.config.to_dict()
+        featurizer = BertFeaturizer(tokenizer, config.get("bert_max_length", 128))
+    elif config["encoder"] == "glove":
+        words, vectors = load_glove()
+        if "chars" not in enc_cfg:
+            enc_cfg["chars"] = GloveFeaturizer.from_sentences(words, [s.words for s in sentences]).chars
+        featurizer = GloveFeaturizer(words, enc_cfg["chars"])
+        encoder = GloveEncoder(vectors, len(enc_cfg["chars"]), hidden=config.get("lstm_hidden", 200),
+                               layers=config.get("lstm_layers", 2), dropout=config.get("glove_dropout", 0.5))
+    else:
+        raise ValueError(f"unknown encoder {config['encoder']!r} (bert or glove)")
+    return SpanNER(encoder, n_labels, **span_args), featurizer
+
+
+def _prefix_space(bert_dir):
+    """RoBERTa-style BPE tokenizers need add_prefix_space to take pre-split words."""
+    from transformers import AutoConfig
+
+    model_type = AutoConfig.from_pretrained(bert_dir).model_type
+    return {"add_prefix_space": True} if model_type in ("roberta", "longformer", "bart", "deberta") else {}
+
+
+def save_checkpoint(path, model, featurizer, config):
+    os.makedirs(path, exist_ok=True)
+    save_model(model, os.path.join(path, WEIGHTS))
+    if isinstance(featurizer, BertFeaturizer):
+        featurizer.tok.save_pretrained(path)
+    with open(os.path.join(path, CONFIG), "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, ensure_ascii=False)
+
+
+def load_checkpoint(path, device="cpu"):
+    """(model in eval mode, featurizer, config) from a checkpoint directory."""
+    for name in (CONFIG, WEIGHTS):
+        if not os.path.isfile(os.path.join(path, name)):
+            raise FileNotFoundError(f"{path}: not a checkpoint directory (no {name})")
+    with open(os.path.join(path, CONFIG), encoding="utf-8") as f:
+        config = json.load(f)
+    tokenizer = None
+    if config["encoder"] == "bert":
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    model, featurizer = build_model(config, tokenizer=tokenizer)
+    load_model(model, os.path.join(path, WEIGHTS), device=str(device))
+    return model.to(device).eval(), featurizer, config

