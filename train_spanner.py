@@ -44,7 +44,7 @@ def build_parser(description=__doc__):
     a("--bert_dropout", type=float, default=0.15)
     a("--lstm_hidden", type=int, default=200, help="glove encoder: BiLSTM size per direction")
     a("--lstm_layers", type=int, default=2)
-    a("--glove_dropout", type=float, default=0.5)
+    a("--glove_dropout", type=float, default=0.33)
     a("--max_spanLen", type=int, default=5)
     a("--tokenLen_emb_dim", type=int, default=60, help="span width embedding (encoder positions)")
     a("--spanLen_emb_dim", type=int, default=100, help="span length embedding (words)")

@@ -102,12 +102,12 @@ def make_sentence(template, names, rng):
         if not piece.startswith("{"):
             rows.append((piece, "O"))
             continue
-        slot = piece[1:piece.index("}")]
+        slot, suffix = piece[1:].split("}")  # "{NUM}-year-old" keeps its suffix
         value = _filler(slot, names, rng)
         while slot in LABELS and value in used:
             value = _filler(slot, names, rng)
         used.add(value)
-        words = (value + piece[piece.index("}") + 1:]).split()  # "{NUM}-year-old" keeps its suffix
+        words = (value + suffix).split()
         label = LABELS.get(slot)
         rows += [(w, "O" if label is None else ("B-" if j == 0 else "I-") + label) for j, w in enumerate(words)]
     return rows

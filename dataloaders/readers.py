@@ -6,6 +6,7 @@ indices inclusive, as in the paper's `"start;end"` keys. Unlabelled input has
 """
 import json
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Optional
@@ -13,6 +14,7 @@ from typing import Optional
 from seqeval.metrics.sequence_labeling import get_entities
 
 DOCSTART = "-DOCSTART-"
+_COLUMNS = re.compile(r"[ \t]+")
 
 
 class DataError(ValueError):
@@ -101,8 +103,9 @@ def read_column_file(path, column=-1, labels=None):
 
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
-            cols = line.split()
-            if not cols:
+            # Columns are split on spaces and tabs only: some tweets have a no-break space as a word.
+            cols = _COLUMNS.split(line.strip(" \t\r\n"))
+            if cols == [""]:
                 flush()
                 start_line = lineno + 1
                 continue

@@ -8,7 +8,8 @@ Rules, tried in this order at each position (whitespace of any kind only separat
    - `,` `:` `/` between digits: "1,000", "10:30", "3/4".
    A joiner at the edge of a word is split off, so "Paris," gives "Paris" and ",".
 3. "@user" and "#tag" stay whole, as tweets write them.
-4. Any other character is a token of its own: punctuation, symbols, emoji.
+4. Any other character is a token of its own, with its combining marks: punctuation,
+   symbols, emoji (so "❤️", a heart and a variation selector, is one token).
 Then English clitics `'s 're 've 'll 'd 'm n't` are split off a word the way CoNLL-2003 and
 the Penn Treebank tokenise them, so "Germany's" yields the entity word "Germany" and
 "don't" gives "do", "n't"; "O'Neil" is not a clitic and stays whole.
@@ -26,7 +27,7 @@ _TOKEN = re.compile(rf"""
     (?:[^\W\d_]\.){{2,}}(?!{_W})                # dotted abbreviation
   | {_W}+(?:[-.'’]{_W}+|(?<=\d)[,:/]\d+)*       # word with inner joiners
   | [@#]{_W}+                                   # mention or hashtag
-  | \S                                          # anything else, alone
+  | \S[{_MARKS}]*                               # anything else, alone with its marks
 """, re.VERBOSE)
 
 _CLITIC = re.compile(r"(?:n['’]t|['’](?:s|re|ve|ll|d|m))$", re.IGNORECASE)

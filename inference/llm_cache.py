@@ -19,6 +19,18 @@ def prompt_key(identity, prompt):
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def complete_lines(path):
+    """The lines of an append-only file, after cutting off a last line that a kill left unfinished."""
+    with open(path, "rb") as f:
+        data = f.read()
+    complete = data.rfind(b"\n") + 1
+    if complete < len(data):
+        warnings.warn(f"{path}: dropped a partial last line (a run was killed while writing it)")
+        with open(path, "r+b") as f:
+            f.truncate(complete)
+    return data[:complete].decode("utf-8").splitlines()
+
+
 class ReplyCache:
     def __init__(self, path):
         self.path = path
@@ -30,15 +42,8 @@ class ReplyCache:
         self._file = open(path, "a", encoding="utf-8")
 
     def _load(self):
-        with open(self.path, "rb") as f:
-            data = f.read()
-        complete = data.rfind(b"\n") + 1
-        if complete < len(data):
-            warnings.warn(f"{self.path}: dropped a partial last line (a run was killed while writing it)")
-            with open(self.path, "r+b") as f:
-                f.truncate(complete)
         bad = 0
-        for line in data[:complete].decode("utf-8").splitlines():
+        for line in complete_lines(self.path):
             try:
                 entry = json.loads(line)
                 self._replies[entry["key"], entry["attempt"]] = entry["reply"]

@@ -14,6 +14,7 @@ descriptions built from their labels. Examples use the authors' format
 (`extract2select.py`): `Example:\\n<Context>:{sentence}\\n Select the entity type of {entity}
 in this context, and only need to output the entity type.\\nAnswer:{name}\\n`.
 """
+import heapq
 import random
 import re
 import warnings
@@ -141,26 +142,30 @@ def tag_name(tag):
     return TAG_NAMES.get(tag.upper()) or re.sub(r"[_-]+", " ", tag).strip().capitalize()
 
 
-def generic_spec(labels, descriptions=None):
-    """A spec for any label list; `descriptions` ({tag: text}) replaces the default one-liners."""
+def describe(options, descriptions=None):
+    """A description block in the paper's style; `descriptions` ({tag: text}) replaces the one-liners."""
     descriptions = descriptions or {}
+    unknown = set(descriptions) - {tag for tag, _ in options}
+    if unknown:
+        raise ValueError(f"descriptions for unknown labels: {', '.join(sorted(unknown))}")
+    lines = [f"{name}: {descriptions.get(tag, f'names of {name.lower()} entities.')}" for tag, name in options]
+    return "Here is the entity class information: " + " ".join(lines) + "\n"
+
+
+def generic_spec(labels, descriptions=None):
+    """A spec for any label list, option names spelled out from the tags."""
     options = tuple((tag, tag_name(tag)) for tag in labels if tag != "O")
     if not options:
         raise ValueError("the label set has no entity labels")
     keys = [label_key(name) for _, name in options]
     if len(set(keys)) < len(keys):
         raise ValueError(f"labels {', '.join(labels)} give clashing option names")
-    unknown = set(descriptions) - {tag for tag, _ in options}
-    if unknown:
-        raise ValueError(f"descriptions for unknown labels: {', '.join(sorted(unknown))}")
-    lines = [f"{name}: {descriptions.get(tag, f'names of {name.lower()} entities.')}" for tag, name in options]
-    return LabelSpec("Here is the entity class information: " + " ".join(lines) + "\n", options)
+    return LabelSpec(describe(options, descriptions), options)
 
 
 def with_descriptions(spec, descriptions):
     """`spec` with its description block rebuilt from `descriptions` ({tag: text})."""
-    described = generic_spec(spec.tags, descriptions)
-    return LabelSpec(described.description, spec.options)
+    return LabelSpec(describe(spec.options, descriptions), spec.options)
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,7 @@ class Example:
 class ShotSelector:
     """Picks k labelled examples per label for a span, the same ones whatever the run order.
 
-    `random` draws them with a generator seeded by (seed, sentence, span), so a restarted or
+    `random` draws them with a generator seeded by (seed, sentence, entity), so a restarted or
     re-ordered run builds the same prompt and hits the cache; `similar` takes the examples
     whose entity matches the span's surface form, then those whose sentence shares the most words.
     """
@@ -185,7 +190,7 @@ class ShotSelector:
         self.by_tag = defaultdict(list)
         for ex in examples:
             self.by_tag[ex.tag].append(ex)
-        self._words = {}
+        self._words = {ex.sentence: set(ex.sentence.lower().split()) for ex in examples}
 
     @classmethod
     def from_file(cls, path, spec, k, strategy="random", seed=42):
@@ -217,17 +222,12 @@ class ShotSelector:
         words = set(sentence.lower().split())
         surface = entity.lower()
 
-        def score(ex):
-            other = self._sentence_words(ex.sentence)
-            overlap = len(words & other) / (len(words | other) or 1)
-            return (ex.entity.lower() == surface) + overlap, rng.random()
+        def score(ex):  # same surface first, then Jaccard overlap of the sentences' words
+            other = self._words[ex.sentence]
+            shared = len(words & other)
+            return (ex.entity.lower() == surface) + shared / (len(words) + len(other) - shared or 1), rng.random()
 
-        return sorted(pool, key=score, reverse=True)[:self.k]
-
-    def _sentence_words(self, sentence):
-        if sentence not in self._words:
-            self._words[sentence] = set(sentence.lower().split())
-        return self._words[sentence]
+        return heapq.nlargest(self.k, pool, key=score)
 
 
 class PromptBuilder:

@@ -7,17 +7,10 @@ Work is done in float32 so half-precision logits from a GPU stay stable.
 import math
 
 import torch
-import torch.nn.functional as F
+
+from models.losses import evidence
 
 UNCERTAINTY_TYPES = ("confidence", "entropy", "mc_dropout", "evidential")
-
-# The E-NER code clamps before exp so evidence cannot overflow.
-_ETRANS = {
-    "exp": lambda x: torch.exp(torch.clamp(x, -10.0, 10.0)),
-    "softplus": F.softplus,
-    "relu": F.relu,
-}
-
 
 def _check_logits(logits, min_dim=1):
     if not torch.is_tensor(logits) or not logits.is_floating_point():
@@ -27,13 +20,6 @@ def _check_logits(logits, min_dim=1):
     if logits.shape[-1] < 2:
         raise ValueError(f"logits need at least 2 labels (O and one entity type), got K={logits.shape[-1]}")
     return logits.float()
-
-
-def evidence(logits, etrans_func="exp"):
-    """Non-negative evidence per label for evidential (E-NER) models."""
-    if etrans_func not in _ETRANS:
-        raise ValueError(f"unknown etrans_func {etrans_func!r}; choose one of {', '.join(_ETRANS)}")
-    return _ETRANS[etrans_func](logits)
 
 
 def _entropy(probs):

@@ -8,7 +8,7 @@ import json
 import os
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_file
 
 from dataloaders.features import BertFeaturizer, GloveFeaturizer
 from models.encoders import BertEncoder, GloveEncoder, load_glove
@@ -39,7 +39,7 @@ def build_model(config, sentences=None, tokenizer=None):
             enc_cfg["chars"] = GloveFeaturizer.from_sentences(words, [s.words for s in sentences]).chars
         featurizer = GloveFeaturizer(words, enc_cfg["chars"])
         encoder = GloveEncoder(vectors, len(enc_cfg["chars"]), hidden=config.get("lstm_hidden", 200),
-                               layers=config.get("lstm_layers", 2), dropout=config.get("glove_dropout", 0.5))
+                               layers=config.get("lstm_layers", 2), dropout=config.get("glove_dropout", 0.33))
     else:
         raise ValueError(f"unknown encoder {config['encoder']!r} (bert or glove)")
     return SpanNER(encoder, n_labels, **span_args), featurizer
@@ -55,7 +55,8 @@ def _prefix_space(bert_dir):
 
 def save_checkpoint(path, model, featurizer, config):
     os.makedirs(path, exist_ok=True)
-    save_model(model, os.path.join(path, WEIGHTS))
+    # Own copies: cuDNN packs LSTM weights into one shared buffer, which safetensors refuses.
+    save_file({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, os.path.join(path, WEIGHTS))
     if isinstance(featurizer, BertFeaturizer):
         featurizer.tok.save_pretrained(path)
     with open(os.path.join(path, CONFIG), "w", encoding="utf-8") as f:
@@ -75,5 +76,5 @@ def load_checkpoint(path, device="cpu"):
 
         tokenizer = AutoTokenizer.from_pretrained(path)
     model, featurizer = build_model(config, tokenizer=tokenizer)
-    load_model(model, os.path.join(path, WEIGHTS), device=str(device))
+    model.load_state_dict(load_file(os.path.join(path, WEIGHTS)))
     return model.to(device).eval(), featurizer, config

@@ -47,7 +47,7 @@ class GloveEncoder(nn.Module):
     """
 
     def __init__(self, glove_vectors, n_chars, char_dim=30, char_filters=50, case_dim=10,
-                 hidden=200, layers=2, dropout=0.5):
+                 hidden=200, layers=2, dropout=0.33):
         super().__init__()
         table = torch.zeros(len(glove_vectors) + 2, glove_vectors.shape[1])
         table[2:] = torch.from_numpy(np.asarray(glove_vectors, dtype=np.float32))

@@ -42,6 +42,7 @@ def test_non_ascii_words():
     assert check_spans("São Paulo, Zürich and Ærø.") == ["São", "Paulo", ",", "Zürich", "and", "Ærø", "."]
     # a decomposed é (e + combining acute) and a Devanagari vowel sign stay inside their words
     assert check_spans("cafe\u0301 नमस्ते") == ["cafe\u0301", "नमस्ते"]
+    assert check_spans("I \u2764\ufe0f Oslo") == ["I", "\u2764\ufe0f", "Oslo"]
 
 
 def test_empty_and_blank_lines():

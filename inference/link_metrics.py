@@ -1,0 +1,88 @@
+"""Scores before and after linking, what the LLM's answers changed, and a threshold sweep.
+
+Entity-level scores (exact span and type) against each record's `gold`, as local_inference.py
+scores them: a gold entity that no span lists counts as missed, an LLM "O" removes an entity,
+a candidate (local "O") the LLM types becomes one. At threshold t a span takes its `llm_answer`
+if its uncertainty is above t (`linker.decide`), so one pass of LLM calls at the lowest
+threshold scores every higher one. Change counts, per span whose label changed:
+
+    fixed      the local label was wrong and the linked one is right
+    broken     the local label was right and the linked one is wrong
+    removed    an entity the LLM turned into "O" (right or not)
+    added      a candidate the LLM typed (right or not)
+    recovered  a candidate the LLM typed right: a gold entity the local model had missed
+"""
+from collections import Counter
+
+from inference.linker import decide
+from inference.metrics import entity_scores
+
+SCORE_KEYS = ("precision", "recall", "f1", "tp", "n_pred", "n_gold")
+
+
+def _scores(preds, golds, per_label):
+    scores = entity_scores(preds, golds)
+    kept = {key: scores[key] for key in SCORE_KEYS}
+    if per_label:
+        kept["per_label"] = scores["per_label"]
+    return kept
+
+
+def link_report(records, threshold, per_label=False):
+    """Scores and change counts with the LLM's answers taken above `threshold`."""
+    with_gold = all("gold" in rec for rec in records)
+    counts = Counter()
+    local, linked, golds = [], [], []
+    for rec in records:
+        gold = {(s, e): label for s, e, label in rec.get("gold") or []}
+        local.append([(*span["span"], span["pred"]) for span in rec["entity"]])
+        linked.append([(*span["span"], decide(span, threshold)) for span in rec["entity"]])
+        golds.append([(s, e, label) for (s, e), label in gold.items()])
+        counts["never_listed"] += len(gold.keys() - {tuple(span["span"]) for span in rec["entity"]})
+        for span, (s, e, after) in zip(rec["entity"], linked[-1]):
+            counts["sent"] += span["uncertainty"] > threshold
+            before, truth = span["pred"], gold.get((s, e), "O")
+            if before == after:
+                continue
+            counts.update({"changed": 1, "removed": after == "O", "added": before == "O",
+                           "fixed": before != truth and after == truth, "broken": before == truth != after,
+                           "recovered": before == "O" and after == truth})
+    report = {"threshold": threshold, "sent": counts["sent"], "changed": counts["changed"],
+              "removed": counts["removed"], "added": counts["added"]}
+    if with_gold:
+        report.update(local=_scores(local, golds, per_label), linked=_scores(linked, golds, per_label),
+                      fixed=counts["fixed"], broken=counts["broken"], recovered=counts["recovered"],
+                      never_listed=counts["never_listed"])
+    return report
+
+
+def sweep(records, thresholds):
+    return [link_report(records, t) for t in sorted(set(thresholds))]
+
+
+def plot_sweep(rows, path):
+    """Linked F1 (local F1 for reference) and LLM calls against the threshold, as a PNG.
+
+    Drawn on an Agg canvas directly, so the global matplotlib backend is left alone.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    xs = [row["threshold"] for row in rows]
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    calls_ax = fig.add_subplot()
+    width = 0.6 * min([b - a for a, b in zip(xs, xs[1:])] or [0.1])
+    calls_ax.bar(xs, [row["sent"] for row in rows], width=width, color="lightgray", label="LLM calls")
+    calls_ax.set(xlabel="uncertainty threshold", ylabel="spans sent to the LLM")
+    handles = calls_ax.get_legend_handles_labels()[0]
+    if "linked" in rows[0]:
+        f1_ax = calls_ax.twinx()
+        f1_ax.plot(xs, [row["linked"]["f1"] for row in rows], "o-", color="tab:blue", label="linked F1")
+        f1_ax.axhline(rows[0]["local"]["f1"], linestyle="--", color="tab:gray", label="local F1")
+        f1_ax.set_ylabel("entity F1")
+        handles += f1_ax.get_legend_handles_labels()[0]
+    fig.legend(handles=handles, loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path

@@ -1,0 +1,180 @@
+"""LLM backends: a chat prompt in, the reply text out.
+
+A backend is one small class: subclass `Backend`, set `name`, describe the model and its
+decoding settings in `identity()` (the cache key), and implement `complete(prompt)`, or
+`complete_batch(prompts)` when the model is faster on batches (then set `batch_size`).
+Raise `TransientError` for what a retry may fix (the linker backs off and retries) and
+`FatalError` for what it cannot (bad key, unknown model); the linker stops on the latter.
+
+- `OpenAIBackend`: any OpenAI-compatible `/v1/chat/completions` server through the official
+  `openai` SDK (OpenAI, vLLM, Ollama, llama.cpp's server, LM Studio ...).
+- `HFBackend`: a local Hugging Face causal LM, batched left-padded generation through the
+  tokenizer's own chat template, on GPU when there is one.
+"""
+import email.utils
+import os
+import time
+from dataclasses import dataclass
+
+HF_SYSTEM_PROMPT = "You are a helpful assistant."  # as the paper's Llama / Qwen calls
+
+
+class TransientError(RuntimeError):
+    """A failure worth retrying; `retry_after` is the server's requested wait in seconds."""
+
+    def __init__(self, message, retry_after=None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FatalError(RuntimeError):
+    """A failure no retry fixes; the run stops."""
+
+
+class NotConfigured(RuntimeError):
+    """No LLM to call: the message says what to set."""
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Backend:
+    name = "base"
+    batch_size = 1
+
+    def identity(self):
+        """Model and decoding settings: what changes the replies, and so keys the cache."""
+        raise NotImplementedError
+
+    def complete(self, prompt):
+        raise NotImplementedError
+
+    def complete_batch(self, prompts):
+        return [self.complete(p) for p in prompts]
+
+
+def retry_after(headers):
+    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            return float(headers.get(name)) / scale
+        except (TypeError, ValueError):
+            pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(headers.get("retry-after")).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class OpenAIBackend(Backend):
+    """Chat completions with one user message, the prompt, as in the paper's GPT calls."""
+
+    name = "openai"
+    RETRY_STATUS = {408, 409, 429}  # and every 5xx
+
+    def __init__(self, model="gpt-3.5-turbo", base_url=None, temperature=0.3, max_tokens=None, timeout=60.0):
+        import openai
+
+        self._openai = openai
+        self._key = os.environ.get("OPENAI_API_KEY")
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        if not self._key and not self.base_url:
+            raise NotConfigured("no LLM configured: set OPENAI_API_KEY for OpenAI, or --base_url / OPENAI_BASE_URL "
+                                "for an OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio)")
+        self.model, self.temperature, self.max_tokens = model, temperature, max_tokens
+        # Local servers ignore the key, but the SDK insists on one. Retries are the linker's job.
+        self.client = openai.OpenAI(api_key=self._key or "unused", base_url=self.base_url,
+                                    timeout=timeout, max_retries=0)
+
+    def identity(self):
+        return {"backend": self.name, "model": self.model, "temperature": self.temperature,
+                "max_tokens": self.max_tokens}
+
+    def complete(self, prompt):
+        extra = {} if self.max_tokens is None else {"max_tokens": self.max_tokens}
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": prompt}],
+                temperature=self.temperature, **extra)
+        except self._openai.APIStatusError as err:
+            message = self._redact(f"HTTP {err.status_code} from {self.base_url or 'OpenAI'}: {err.message}")
+            if err.status_code in self.RETRY_STATUS or err.status_code >= 500:
+                raise TransientError(message, retry_after(err.response.headers)) from None
+            raise FatalError(message) from None
+        except self._openai.APIConnectionError as err:  # timeouts included
+            raise TransientError(self._redact(f"{err.message} ({self.base_url or 'OpenAI'})")) from None
+        except ValueError:  # a body announced as JSON that is not
+            raise TransientError("malformed JSON in the reply") from None
+        return self._completion(reply)
+
+    def _completion(self, reply):
+        try:
+            text = reply.choices[0].message.content
+        except (AttributeError, IndexError, TypeError):
+            raise TransientError(self._redact(f"malformed reply: {str(reply)[:200]!r}")) from None
+        usage = getattr(reply, "usage", None)
+        return Completion(text or "", getattr(usage, "prompt_tokens", 0) or 0,
+                          getattr(usage, "completion_tokens", 0) or 0)
+
+    def _redact(self, message):
+        return message.replace(self._key, "***") if self._key else message
+
+
+class HFBackend(Backend):
+    """A local causal LM; `batch_size` prompts per `generate` call."""
+
+    name = "hf"
+
+    def __init__(self, ckpt, temperature=0.3, max_tokens=32, batch_size=8, device=None, seed=None):
+        if not ckpt:
+            raise NotConfigured("no LLM configured: --llm_name hf (llama, qwen) needs --llm_ckpt, a local model folder")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._torch = torch
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.ckpt, self.temperature, self.max_tokens, self.batch_size = ckpt, temperature, max_tokens, batch_size
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(ckpt, padding_side="left")
+        if not self.tokenizer.chat_template:
+            raise FatalError(f"{ckpt}: the tokenizer has no chat template; use an instruction-tuned model")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=dtype).to(self.device).eval()
+
+    def identity(self):
+        return {"backend": self.name, "model": os.path.abspath(self.ckpt), "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "system": HF_SYSTEM_PROMPT}
+
+    def complete_batch(self, prompts):
+        chats = [[{"role": "system", "content": HF_SYSTEM_PROMPT}, {"role": "user", "content": p}] for p in prompts]
+        texts = self.tokenizer.apply_chat_template(chats, tokenize=False, add_generation_prompt=True)
+        # The chat template already holds the special tokens the model expects.
+        inputs = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        greedy = self.temperature <= 0
+        sampling = {"do_sample": False} if greedy else {"do_sample": True, "temperature": self.temperature}
+        with self._torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=self.max_tokens,
+                                      pad_token_id=self.tokenizer.pad_token_id, **sampling)
+        new = out[:, inputs["input_ids"].shape[1]:]
+        replies = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        n_prompt = inputs["attention_mask"].sum(dim=1).tolist()
+        n_new = (new != self.tokenizer.pad_token_id).sum(dim=1).tolist()
+        return [Completion(text, p, c) for text, p, c in zip(replies, n_prompt, n_new)]
+
+
+def make_backend(llm_name, model=None, base_url=None, llm_ckpt=None, temperature=0.3, max_tokens=None,
+                 timeout=60.0, batch_size=8, seed=None):
+    """The backend that `--llm_name` names: gpt / openai, or llama / qwen / hf."""
+    name = llm_name.lower()
+    if name == "openai" or name.startswith("gpt"):
+        return OpenAIBackend(model or "gpt-3.5-turbo", base_url, temperature, max_tokens, timeout)
+    if name in ("llama", "qwen", "hf"):
+        return HFBackend(llm_ckpt, temperature, max_tokens or 32, batch_size, seed=seed)
+    raise ValueError(f"unknown --llm_name {llm_name!r} (gpt, openai, llama, qwen, hf)")
