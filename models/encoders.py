@@ -50,7 +50,7 @@ class GloveEncoder(nn.Module):
                  hidden=200, layers=2, dropout=0.33):
         super().__init__()
         table = torch.zeros(len(glove_vectors) + 2, glove_vectors.shape[1])
-        table[2:] = torch.from_numpy(np.asarray(glove_vectors, dtype=np.float32))
+        table[2:] = torch.from_numpy(np.array(glove_vectors, dtype=np.float32))
         self.register_buffer("glove", table, persistent=False)
         self.unk = nn.Parameter(torch.zeros(glove_vectors.shape[1]))
         self.char_emb = nn.Embedding(n_chars + 2, char_dim, padding_idx=0)
