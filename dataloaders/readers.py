@@ -88,6 +88,12 @@ def _tag_entities(tags, where):
     return [(s, e, label) for label, s, e in get_entities(tags)]
 
 
+def _columns(line):
+    """A column line's fields, split on spaces and tabs only: some tweets have a no-break
+    space as a word, which str.split() would drop."""
+    return _COLUMNS.split(line.strip(" \t\r\n"))
+
+
 def read_column_file(path, column=-1, labels=None):
     """CoNLL columns: `word ... TAG` per line, blank line between sentences."""
     sentences, words, tags, start_line = [], [], [], 1
@@ -103,8 +109,7 @@ def read_column_file(path, column=-1, labels=None):
 
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
-            # Columns are split on spaces and tabs only: some tweets have a no-break space as a word.
-            cols = _COLUMNS.split(line.strip(" \t\r\n"))
+            cols = _columns(line)
             if cols == [""]:
                 flush()
                 start_line = lineno + 1
@@ -146,7 +151,7 @@ def detect_format(path):
         head = [line for _, line in zip(range(50), f)]
     if head and head[0].lstrip().startswith("["):
         return "spanner"
-    rows = [line.split() for line in head if line.strip() and not line.startswith(DOCSTART)]
+    rows = [_columns(line) for line in head if line.strip(" \t\r\n") and not line.startswith(DOCSTART)]
     is_tag = lambda t: t == "O" or (len(t) > 2 and t[1] == "-" and t[0] in "BIESLU")
     if rows and all(len(r) >= 2 and is_tag(r[-1]) for r in rows):
         return "column"

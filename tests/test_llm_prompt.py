@@ -7,7 +7,6 @@ from dataloaders.readers import DataError
 from inference.prompt import (DATASETS, Example, PromptBuilder, ShotSelector, dataset_spec, generic_spec,
                               with_descriptions)
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 RECORD = {"id": 0, "sentence": "EU rejects German call", "tokens": ["EU", "rejects", "German", "call"],
           "entity": [{"entity": "German", "span": [2, 2], "pred": "O", "uncertainty": 0.45}]}
 
@@ -134,8 +133,8 @@ def test_shot_file_errors(tmp_path):
         ShotSelector([], 1, "nearest")
 
 
-def test_shots_from_the_real_conll_dev_set():
-    path = os.path.join(DATA, "conll03", "spanner.dev")
+def test_shots_from_the_real_conll_dev_set(shared_data):
+    path = os.path.join(shared_data, "conll03", "spanner.dev")
     if not os.path.isfile(path):
         pytest.skip(f"{path} is absent")
     spec = DATASETS["conll03"]

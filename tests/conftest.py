@@ -1,0 +1,103 @@
+"""Shared test fixtures: the repository's paths, a tiny random BERT, and small data dirs.
+
+- `sample_dir` / `sample_sentences`: data/sample (CoNLL columns, always in the repository).
+- `shared_data`: ../shared/data, or the test is skipped with a reason when it is absent.
+- `tiny_bert_dir`: a 2-layer, 32-wide random BERT with a WordPiece vocabulary trained here,
+  saved like a Hugging Face checkpoint (built once per session, offline).
+- `write_data_dir`: writes train/dev(/test) files from `Sentence` lists into tmp_path.
+"""
+import os
+
+import pytest
+
+from dataloaders.convert import write_spanner_json
+from dataloaders.readers import read_dataset
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE_DIR = os.path.join(REPO, "data", "sample")
+SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+
+
+@pytest.fixture(scope="session")
+def sample_dir():
+    """data/sample: train.txt (400 sentences), dev.txt and test.txt (100 each), BIO columns."""
+    return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def sample_sentences():
+    """The `Sentence`s of data/sample/train.txt."""
+    return read_dataset(os.path.join(SAMPLE_DIR, "train.txt"))
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """Path of ../shared/data (read-only real data); skips the test when it is absent."""
+    if not os.path.isdir(SHARED_DATA):
+        pytest.skip(f"real data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def _vocab_corpus(n=300):
+    """A few hundred sentences to train the WordPiece vocabulary on: CoNLL-2003 when
+    present (real subword statistics), else the synthetic sample."""
+    conll = os.path.join(SHARED_DATA, "conll03", "spanner.train")
+    path = conll if os.path.isfile(conll) else os.path.join(SAMPLE_DIR, "train.txt")
+    return [" ".join(s.words) for s in read_dataset(path)[:n]]
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    """Directory of a randomly initialised cased BERT (2 layers, hidden 32, 2 heads,
+    intermediate 64) with its fast WordPiece tokenizer: loads with AutoModel /
+    AutoTokenizer.from_pretrained, so it stands in for `--bert_config_dir bert-base-cased`."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    wordpiece = BertWordPieceTokenizer(lowercase=False)
+    wordpiece.train_from_iterator(_vocab_corpus(), vocab_size=1000, min_frequency=1, show_progress=False)
+    tokenizer = BertTokenizerFast(vocab=wordpiece.get_vocab(), do_lower_case=False)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    path = str(tmp_path_factory.mktemp("tiny_bert"))
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def _bio_lines(sentence):
+    tags = ["O"] * len(sentence.words)
+    for s, e, label in sentence.entities or []:
+        tags[s:e + 1] = [f"B-{label}"] + [f"I-{label}"] * (e - s)
+    return "".join(f"{w} {t}\n" for w, t in zip(sentence.words, tags))
+
+
+def _write_split(sentences, path, fmt):
+    if fmt == "spanner":
+        write_spanner_json(sentences, path)
+    else:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(_bio_lines(s) for s in sentences))
+
+
+@pytest.fixture
+def write_data_dir(tmp_path):
+    """`write_data_dir(train, dev=None, test=None, fmt="column", labels=None, name="data")`:
+    writes each given list of `Sentence` as train.txt/dev.txt/test.txt (BIO columns) or
+    spanner.train/dev/test (fmt="spanner"), plus labels.txt when `labels` is given, into
+    tmp_path/name, and returns that directory's path. `dev` defaults to `train`."""
+
+    def write(train, dev=None, test=None, fmt="column", labels=None, name="data"):
+        if fmt not in ("column", "spanner"):
+            raise ValueError(f"fmt must be column or spanner, got {fmt!r}")
+        path = tmp_path / name
+        path.mkdir()
+        splits = {"train": train, "dev": train if dev is None else dev, "test": test}
+        for split, sentences in splits.items():
+            if sentences is not None:
+                _write_split(sentences, str(path / (f"spanner.{split}" if fmt == "spanner" else f"{split}.txt")), fmt)
+        if labels is not None:
+            (path / "labels.txt").write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
+        return str(path)
+
+    return write
