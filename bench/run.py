@@ -1,0 +1,216 @@
+"""The benchmark behind the README's results: train, measure, tabulate, on this machine.
+
+    python bench/run.py --data_dir ../shared/data --out bench/results.json --readme README.md
+
+Trains SpanNER and E-NER (glove encoder) on CoNLL-2003, WNUT-17 and Twitter NER, scores
+each uncertainty method on the CoNLL-2003 test / typos / oov / ood sets, tabulates what
+an LLM could fix per threshold, and times local inference and the LLM stage. Every step
+runs the repository's own entry points in a subprocess (peak memory read per process);
+results are saved after each step, so a rerun skips what is done (--force redoes all).
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from inference.link_metrics import link_report  # noqa: E402
+from utils.jsonl import read_jsonl  # noqa: E402
+
+MODELS = {"spanner": ("train_spanner.py", ("confidence", "entropy", "mc_dropout")),
+          "ener": ("train_ener.py", ("evidential", "confidence", "entropy", "mc_dropout"))}
+DATASETS = ("conll03", "wnut17", "twitter")
+TEST_MODES = ("ori", "typos", "oov", "ood")
+THRESHOLDS = [round(0.1 * i, 1) for i in range(1, 10)]
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    import torch
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
+
+
+def run_step(argv, log_path):
+    """Run a command; (wall seconds, peak resident memory in MB of that process)."""
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    start = time.time()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, *argv], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"step failed: {' '.join(argv)}\nsee {log_path}")
+    return round(time.time() - start, 1), round(usage.ru_maxrss / 1024)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args, self.runs = args, os.path.join(ROOT, "bench", "runs")
+        self.results = {} if args.force or not os.path.isfile(args.out) else json.load(open(args.out))
+
+    def save(self):
+        with open(self.args.out, "w") as f:
+            json.dump(self.results, f, indent=2)
+
+    def step(self, section, key, fn):
+        """Run fn() unless its result is saved already."""
+        done = self.results.setdefault(section, {})
+        if key not in done:
+            print(f"[bench] {section} / {key}", flush=True)
+            done[key] = fn()
+            self.save()
+        return done[key]
+
+    def train(self, dataset, kind):
+        model_dir = os.path.join(self.runs, f"{dataset}_{kind}")
+        argv = [MODELS[kind][0], "--data_dir", os.path.join(self.args.data_dir, dataset), "--encoder", "glove",
+                "--model_save_dir", model_dir, "--iteration", str(self.args.epochs), "--seed", str(self.args.seed)]
+        seconds, peak = run_step(argv, os.path.join(self.runs, "logs", f"train_{dataset}_{kind}.log"))
+        config = json.load(open(os.path.join(model_dir, "config.json")))
+        return {"train_minutes": round(seconds / 60, 1), "peak_rss_mb": peak, "best_dev_f1": config["dev_f1"],
+                "best_epoch": config["epoch"], "epochs_max": self.args.epochs, "model_dir": model_dir}
+
+    def infer(self, dataset, kind, mode, unc, tag=""):
+        save = os.path.join(self.runs, "pred", f"{dataset}_{kind}_{mode}_{unc}{tag}.jsonl")
+        argv = ["local_inference.py", "--inference_model", os.path.join(self.runs, f"{dataset}_{kind}"),
+                "--data_dir", os.path.join(self.args.data_dir, dataset), "--test_mode", mode,
+                "--uncertainty_type", unc, "--save_file", save, "--overwrite"]
+        seconds, peak = run_step(argv, os.path.join(self.runs, "logs", f"infer_{os.path.basename(save)}.log"))
+        m = json.load(open(save + ".metrics.json"))
+        return {"f1": m["f1"], "precision": m["precision"], "recall": m["recall"], "ece": m["ece"],
+                "auroc": m["auroc"], "sentences": m["n_sentences"], "sentences_per_second": m["sentences_per_second"],
+                "peak_rss_mb": peak, "save_file": save}
+
+    def thresholds(self, save_file):
+        """Per threshold: share of wrong local entities above it, share of all listed spans
+        sent, and the F1 an always-right LLM would give (an upper bound from gold labels)."""
+        records = read_jsonl(save_file)
+        spans = [s for r in records for s in r["entity"]]
+        wrong = [s for s in spans if not s.get("candidate") and s["pred"] != s["answer"]]
+        rows = []
+        for t in THRESHOLDS:
+            oracle = [{**r, "entity": [{**s, "llm_answer": s["answer"]} for s in r["entity"]]} for r in records]
+            rep = link_report(oracle, t)
+            rows.append({"threshold": t, "wrong_above": sum(s["uncertainty"] > t for s in wrong) / max(1, len(wrong)),
+                         "sent_share": rep["sent"] / max(1, len(spans)), "sent": rep["sent"],
+                         "oracle_f1": rep["linked"]["f1"], "local_f1": rep["local"]["f1"]})
+        return rows
+
+    def throughput(self, kind, unc):
+        runs = [self.infer("conll03", kind, "ori", unc, tag=f"_speed{i}") for i in range(self.args.repeats)]
+        return {"sentences_per_second": statistics.median(r["sentences_per_second"] for r in runs),
+                "runs": [r["sentences_per_second"] for r in runs], "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+
+    def run(self):
+        self.results["machine"] = machine()
+        for dataset in DATASETS:
+            for kind in MODELS:
+                self.step("train", f"{dataset}/{kind}", lambda: self.train(dataset, kind))
+        for kind, (_, types) in MODELS.items():
+            for mode in TEST_MODES:
+                for unc in types:
+                    self.step("eval", f"conll03/{kind}/{mode}/{unc}", lambda: self.infer("conll03", kind, mode, unc))
+            for dataset in DATASETS[1:]:
+                self.step("eval", f"{dataset}/{kind}/ori/{types[0]}", lambda: self.infer(dataset, kind, "ori", types[0]))
+            save = self.results["eval"][f"conll03/{kind}/ori/{types[0]}"]["save_file"]
+            self.step("thresholds", f"conll03/{kind}/{types[0]}", lambda: self.thresholds(save))
+            self.step("throughput", f"conll03/{kind}/{types[0]}", lambda: self.throughput(kind, types[0]))
+        from bench.llm_throughput import run as llm_run
+
+        self.step("llm", "latency_0.1", lambda: llm_run(n_requests=64, latency=0.1, concurrencies=(1, 16)))
+        self.results["markdown"] = markdown(self.results, self.args)
+        self.save()
+        return self.results
+
+
+def pct(x):
+    return "n/a" if x is None else f"{100 * x:.2f}"
+
+
+def num(x):
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def markdown(r, args):
+    m, train, ev = r["machine"], r["train"], r["eval"]
+    name = {"spanner": "SpanNER", "ener": "E-NER"}
+    out = [f"Measured by `python bench/run.py --data_dir ../shared/data --out bench/results.json --readme README.md` "
+           f"on {m['cpu']}, {m['cores']} cores, no GPU (torch {m['torch']}, {m['torch_threads']} threads); "
+           f"glove encoder, at most {args.epochs} epochs, seed {args.seed}. Entity-level micro scores in %.", "",
+           "| model | CoNLL-03 test | typos | oov | ood | WNUT-17 | Twitter | train time (CoNLL) | peak memory (train) |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for kind, (_, types) in MODELS.items():
+        f1 = [pct(ev[f"conll03/{kind}/{mode}/{types[0]}"]["f1"]) for mode in TEST_MODES]
+        f1 += [pct(ev[f"{d}/{kind}/ori/{types[0]}"]["f1"]) for d in DATASETS[1:]]
+        t = train[f"conll03/{kind}"]
+        out.append(f"| {name[kind]} | {' | '.join(f1)} | {t['train_minutes']} min (best epoch {t['best_epoch'] + 1}) "
+                   f"| {t['peak_rss_mb']} MB |")
+    out += ["", "Calibration of predicted entities per uncertainty method: ECE (lower is better) / AUROC of "
+            "uncertainty for telling wrong entities from right ones (higher is better). mc_dropout: 10 passes, "
+            "uncertainty = 1 − max mean probability.", "",
+            "| model | uncertainty | " + " | ".join(TEST_MODES) + " |", "| --- | --- | " + "--- | " * len(TEST_MODES)]
+    for kind, (_, types) in MODELS.items():
+        for unc in types:
+            cells = [ev[f"conll03/{kind}/{mode}/{unc}"] for mode in TEST_MODES]
+            out.append(f"| {name[kind]} | {unc} | " + " | ".join(
+                f"{num(c['ece'])} / {num(c['auroc'])}" for c in cells) + " |")
+    out += ["", "What an LLM could fix, per uncertainty threshold (CoNLL-03 test, default uncertainty): the share "
+            "of the local model's wrong entities above the threshold, the share of all listed spans (entities and "
+            "candidates) that would be sent, and the F1 if an always-right LLM answered every sent span — an "
+            "**upper bound computed from gold labels**, not a measured LLM result.", "",
+            "| threshold | " + " | ".join(f"{name[k]}: wrong above / sent / oracle F1" for k in MODELS) + " |",
+            "| --- | " + "--- | " * len(MODELS)]
+    for i, t in enumerate(THRESHOLDS):
+        cells = [r["thresholds"][f"conll03/{k}/{types[0]}"][i] for k, (_, types) in MODELS.items()]
+        out.append(f"| {t} | " + " | ".join(
+            f"{pct(c['wrong_above'])} / {pct(c['sent_share'])} / {pct(c['oracle_f1'])}" for c in cells) + " |")
+    llm = r["llm"]["latency_0.1"]["runs"]
+    out += ["", "| speed | value |", "| --- | --- |"]
+    for kind, (_, types) in MODELS.items():
+        tp = r["throughput"][f"conll03/{kind}/{types[0]}"]
+        out.append(f"| local inference, {name[kind]} ({types[0]}), CoNLL-03 test | {tp['sentences_per_second']:.0f} "
+                   f"sentences/s (median of {len(tp['runs'])}), peak memory {tp['peak_rss_mb']} MB |")
+    for c, v in sorted(llm.items(), key=lambda kv: int(kv[0])):
+        out.append(f"| LLM stage, local server with 100 ms latency, concurrency {c} | {v['requests_per_s']:.1f} requests/s |")
+    return "\n".join(out)
+
+
+def update_readme(path, table):
+    text = open(path, encoding="utf-8").read()
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"{path}: no {start} ... {end} block to fill")
+    head, rest = text.split(start, 1)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", default="../shared/data", help="holds conll03/, wnut17/, twitter/")
+    p.add_argument("--out", default="bench/results.json")
+    p.add_argument("--readme", help="write the Markdown tables into this README's results block")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=123123)
+    p.add_argument("--repeats", type=int, default=3, help="timed local-inference runs (median reported)")
+    p.add_argument("--force", action="store_true", help="redo every step")
+    args = p.parse_args()
+    for d in DATASETS:
+        if not os.path.isdir(os.path.join(args.data_dir, d)):
+            raise SystemExit(f"{args.data_dir}: no {d}/ folder (see ../shared/README.md)")
+    results = Bench(args).run()
+    print(results["markdown"])
+    if args.readme:
+        update_readme(args.readme, results["markdown"])
+
+
+if __name__ == "__main__":
+    main()
