@@ -3,8 +3,9 @@ uncertainty-aware loss of the E-NER paper (models/losses.py: ener_loss).
 
     python train_ener.py --data_dir ../shared/data/conll03 --encoder glove --model_save_dir M
 """
-from train_spanner import build_parser, main, str2bool
 from models.losses import ETRANS
+from train_spanner import build_parser, str2bool
+from train_spanner import main as train_main
 
 
 def ener_parser():
@@ -22,5 +23,9 @@ def ener_config(args):
     return {k: getattr(args, k) for k in ("etrans_func", "annealing_step", "with_iw", "with_kl", "with_uc")}
 
 
+def main(argv=None):
+    return train_main(argv, "ener", ener_parser(), ener_config)
+
+
 if __name__ == "__main__":
-    main(model_type="ener", parser=ener_parser(), extra_config=ener_config)
+    main()

@@ -6,6 +6,7 @@
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -75,6 +76,10 @@ def model_config(args, labels, model_type):
     if args.encoder == "bert":
         if not args.bert_config_dir:
             raise DataError("--encoder bert needs --bert_config_dir (a Hugging Face checkpoint directory or hub id)")
+        bert_dir = args.bert_config_dir
+        # Hugging Face takes any non-directory for a hub id, and says so confusingly for a mistyped path.
+        if (os.path.isabs(bert_dir) or bert_dir.startswith(".")) and not os.path.isdir(bert_dir):
+            raise DataError(f"--bert_config_dir {bert_dir}: no such directory")
         c.update(bert_config_dir=args.bert_config_dir, bert_max_length=args.bert_max_length, bert_dropout=args.bert_dropout)
     else:
         c.update(lstm_hidden=args.lstm_hidden, lstm_layers=args.lstm_layers, glove_dropout=args.glove_dropout)
@@ -100,13 +105,19 @@ class SaveBest(pl.Callback):
 
 def load_split(args, split, labels=None):
     path = getattr(args, f"{split}_file") or split_path(args.data_dir, split)
-    return path, read_dataset(path, labels=labels)
+    sentences = read_dataset(path, labels=labels)
+    if not sentences or any(s.entities is None for s in sentences):
+        raise DataError(f"{path}: no labelled sentences (training needs spanner JSON or CoNLL columns)")
+    return path, sentences
 
 
 def train(args, model_type="spanner", extra_config=None):
     pl.seed_everything(args.seed, workers=True, verbose=False)
     train_path, train_sents = load_split(args, "train")
     labels = load_labels(args.data_dir, train_sents)
+    unknown = sorted({label for s in train_sents for *_, label in s.entities} - set(labels))
+    if unknown:
+        raise DataError(f"{train_path}: labels {', '.join(unknown)} are missing from {args.data_dir}/labels.txt")
     _, dev_sents = load_split(args, "dev", labels)
     config = model_config(args, labels, model_type)
     config.update(extra_config or {})
@@ -143,7 +154,7 @@ def main(argv=None, model_type="spanner", parser=None, extra_config=None):
     args = (parser or build_parser()).parse_args(argv)
     try:
         return train(args, model_type, extra_config(args) if extra_config else None)
-    except (DataError, FileNotFoundError) as err:
+    except (DataError, OSError) as err:  # bad data; a model directory or hub id that cannot be read
         sys.exit(f"error: {err}")
 
 

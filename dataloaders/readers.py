@@ -153,7 +153,8 @@ def detect_format(path):
         return "spanner"
     rows = [_columns(line) for line in head if line.strip(" \t\r\n") and not line.startswith(DOCSTART)]
     is_tag = lambda t: t == "O" or (len(t) > 2 and t[1] == "-" and t[0] in "BIESLU")
-    if rows and all(len(r) >= 2 and is_tag(r[-1]) for r in rows):
+    # Mostly `word ... TAG` lines: a column file, so that a bad line gets the column reader's error.
+    if rows and 2 * sum(len(r) >= 2 and is_tag(r[-1]) for r in rows) > len(rows):
         return "column"
     return "text"
 
@@ -182,6 +183,8 @@ def split_path(data_dir, split, test_mode="ori"):
 
     `test_mode` typos / oov / ood picks the CoNLL-2003 robustness test sets in sub-folders.
     """
+    if not os.path.isdir(data_dir):
+        raise DataError(f"{data_dir}: no such directory")
     base = data_dir if split != "test" or test_mode == "ori" else os.path.join(data_dir, test_mode)
     for name in SPLIT_FILES[split]:
         if os.path.isfile(os.path.join(base, name)):

@@ -17,6 +17,7 @@ class BertEncoder(nn.Module):
 
         if config is None:  # training: start from the pretrained weights
             self.bert = AutoModel.from_pretrained(bert_dir, hidden_dropout_prob=dropout, add_pooling_layer=False)
+            self.bert.train()  # from_pretrained gives eval mode, which Lightning keeps: dropout would stay off
         else:  # loading our checkpoint: its own weights follow
             self.bert = AutoModel.from_config(AutoConfig.for_model(**config), add_pooling_layer=False)
         self.hidden_size = self.bert.config.hidden_size

@@ -4,7 +4,7 @@
 - `shared_data`: ../shared/data, or the test is skipped with a reason when it is absent.
 - `tiny_bert_dir`: a 2-layer, 32-wide random BERT with a WordPiece vocabulary trained here,
   saved like a Hugging Face checkpoint (built once per session, offline).
-- `write_data_dir`: writes train/dev(/test) files from `Sentence` lists into tmp_path.
+- `write_data_dir`: writes train/dev(/test) files from `Sentence` lists into a temporary dir.
 """
 import os
 
@@ -80,18 +80,18 @@ def _write_split(sentences, path, fmt):
             f.write("\n".join(_bio_lines(s) for s in sentences))
 
 
-@pytest.fixture
-def write_data_dir(tmp_path):
+@pytest.fixture(scope="session")
+def write_data_dir(tmp_path_factory):
     """`write_data_dir(train, dev=None, test=None, fmt="column", labels=None, name="data")`:
     writes each given list of `Sentence` as train.txt/dev.txt/test.txt (BIO columns) or
-    spanner.train/dev/test (fmt="spanner"), plus labels.txt when `labels` is given, into
-    tmp_path/name, and returns that directory's path. `dev` defaults to `train`."""
+    spanner.train/dev/test (fmt="spanner"), plus labels.txt when `labels` is given, into a
+    new temporary directory named after `name`, and returns its path. `dev` defaults to
+    `train`. Session-scoped, so module-scoped fixtures can use it too."""
 
     def write(train, dev=None, test=None, fmt="column", labels=None, name="data"):
         if fmt not in ("column", "spanner"):
             raise ValueError(f"fmt must be column or spanner, got {fmt!r}")
-        path = tmp_path / name
-        path.mkdir()
+        path = tmp_path_factory.mktemp(name)
         splits = {"train": train, "dev": train if dev is None else dev, "test": test}
         for split, sentences in splits.items():
             if sentences is not None:

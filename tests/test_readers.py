@@ -83,9 +83,24 @@ def test_tab_separated_columns_and_no_break_space_word(tmp_path):
     assert read(path) == expected, "format detection must also keep the no-break-space word"
 
 
+def test_column_file_with_a_bad_tag_is_still_read_as_columns(tmp_path):
+    path = column(tmp_path, [["EU B-ORG", "rejects O", "German MISC", "call O"]])
+    with pytest.raises(DataError, match=r"train.txt: sentence at line 1: tag 'MISC' is not O"):
+        read_dataset(path)
+
+
 def test_plain_text_is_not_mistaken_for_columns(tmp_path):
     path = write(tmp_path, "input.txt", "EU rejects German call .\nPeter Blackburn\n")
     assert [s.entities for s in read_dataset(path)] == [None, None]
+
+
+def test_write_data_dir_round_trip(write_data_dir, sample_sentences):
+    sents = sample_sentences[:20]
+    for fmt in ("column", "spanner"):
+        path = write_data_dir(sents, dev=sents[:3], fmt=fmt, labels=["PER", "ORG"])
+        assert read_dataset(split_path(path, "train")) == sents
+        assert read_dataset(split_path(path, "dev")) == sents[:3]
+        assert load_labels(path, sents) == ["O", "PER", "ORG"]
 
 
 # Labels
@@ -200,3 +215,32 @@ def test_split_path_layouts(tmp_path):
     with pytest.raises(DataError, match=r"no test file \(looked for spanner.test, test.txt, test.json\)") as err:
         split_path(str(tmp_path), "test")
     assert str(tmp_path) in str(err.value)
+
+
+# Real data (../shared/README.md lists the counts; its sentence counts include -DOCSTART-)
+
+CONLL = {"spanner.train": (14987, 23499), "spanner.dev": (3466, 5942), "spanner.test": (3684, 5648),
+         "typos/spanner.test": (2676, 5559), "oov/spanner.test": (3684, 5648), "ood/spanner.test": (1840, 3558)}
+COLUMN_SETS = {  # sentences in train, dev, test; labels
+    "wnut17": ((3394, 1009, 1286), {"person", "location", "corporation", "product", "creative_work", "group"}),
+    "twitter": ((4000, 1000, 3257), {"PER", "LOC", "ORG", "OTHER"})}
+
+
+@pytest.mark.parametrize("name", CONLL)
+def test_real_conll03_counts(shared_data, name):
+    path = f"{shared_data}/conll03/{name}"
+    with open(path, encoding="utf-8") as f:
+        docstarts = sum(rec["context"] == "-DOCSTART-" for rec in json.load(f))
+    sents = read_dataset(path)
+    assert (len(sents) + docstarts, sum(len(s.entities) for s in sents)) == CONLL[name]
+    assert load_labels(None, sents) == ["O", "LOC", "MISC", "ORG", "PER"]
+
+
+@pytest.mark.parametrize("name", COLUMN_SETS)
+def test_real_column_sets(shared_data, name):
+    sizes, labels = COLUMN_SETS[name]
+    splits = [read_dataset(split_path(f"{shared_data}/{name}", split)) for split in ("train", "dev", "test")]
+    assert tuple(map(len, splits)) == sizes
+    assert all({label for s in sents for _, _, label in s.entities} == labels for sents in splits)
+    if name == "twitter":  # one dev tweet has a lone no-break space as a word
+        assert any("\u00a0" in s.words for s in splits[1])
