@@ -151,6 +151,7 @@ def train(args, model_type="spanner", extra_config=None):
 
 def main(argv=None, model_type="spanner", parser=None, extra_config=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
     args = (parser or build_parser()).parse_args(argv)
     try:
         return train(args, model_type, extra_config(args) if extra_config else None)
@@ -159,5 +160,4 @@ def main(argv=None, model_type="spanner", parser=None, extra_config=None):
 
 
 if __name__ == "__main__":
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
     main()

@@ -67,7 +67,8 @@ class BertFeaturizer:
 
     @staticmethod
     def _windows(lengths, budget):
-        """Word ranges [lo, hi) of at most `budget` subwords, each starting halfway into the last."""
+        """Word ranges [lo, hi) of at most `budget` subwords; each next window starts with the
+        previous one's last word and up to half a budget of the words before it, as context."""
         windows, lo = [], 0
         while True:
             hi, used = lo, 0
@@ -77,7 +78,10 @@ class BertFeaturizer:
             windows.append((lo, hi))
             if hi == len(lengths):
                 return windows
-            lo = max(lo + 1, (lo + hi) // 2)
+            lo, used = hi, lengths[hi]
+            while lo - 1 > windows[-1][0] and used + lengths[lo - 1] <= (budget if lo == hi else budget // 2):
+                lo -= 1
+                used += lengths[lo]
 
     def collate(self, feats):
         rows = [row for f in feats for row in f["rows"]]
