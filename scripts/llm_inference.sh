@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Stage two: spans whose uncertainty is above THRESHOLD re-labelled by an LLM, as the paper's
+# scripts/llm_inference.sh. Writes SAVE_FILE and SAVE_FILE.metrics.json.
+# Edit the values below or override them from the environment; extra arguments go to
+# llm_inference.py:
+#   INPUT_FILE=outputs/results/ori.jsonl OPENAI_API_KEY=... bash scripts/llm_inference.sh
+#   INPUT_FILE=... LLM_NAME=llama LLM_CKPT=/models/Llama-3-8B-Instruct bash scripts/llm_inference.sh
+#   INPUT_FILE=... OPENAI_BASE_URL=http://localhost:8000/v1 LLM_MODEL=Qwen2.5-7B-Instruct bash scripts/llm_inference.sh
+set -euo pipefail
+
+: "${INPUT_FILE:=/path/to/results/ori.jsonl}"         # written by local_inference.sh
+: "${SAVE_FILE:=${INPUT_FILE%.jsonl}.linked.jsonl}"
+: "${LLM_NAME:=gpt}"                    # gpt / openai (OpenAI or a compatible server), llama / qwen / hf (local)
+: "${LLM_MODEL:=gpt-3.5-turbo}"         # model name on the server (gpt / openai)
+: "${LLM_CKPT:=/path/to/llm}"           # local Hugging Face chat model folder (llama / qwen / hf)
+: "${DATANAME:=conll03}"                # the paper's label descriptions: conll03, wnut17, twitter, ontonotes5;
+                                        # empty: the local model's labels
+: "${SHOT:=0}"                          # examples per label in each prompt
+: "${SELECTSHOT_DIR:=/path/to/train}"   # labelled file to draw them from (SHOT > 0)
+: "${THRESHOLD:=0.4}"                   # spans with uncertainty above it go to the LLM
+: "${DRY_RUN:=0}"                       # 1: write the prompts, call nothing
+
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+require INPUT_FILE
+run_llm "$INPUT_FILE" "$SAVE_FILE" "$@"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# LinkNER end to end: train a local model, tag DATA_DIR's test set with uncertainties, link the
+# uncertain spans to an LLM. Writes MODEL_SAVE_DIR, RESULTS_DIR/TEST_MODE.jsonl (local) and
+# RESULTS_DIR/TEST_MODE.linked.jsonl (linked), each with its .metrics.json.
+# Edit the values below or override them from the environment. Extra arguments go to the
+# training script; TRAIN_ARGS, LOCAL_ARGS and LLM_ARGS hold extra flags for each stage:
+#   DATA_DIR=data/sample ENCODER=glove MODEL_SAVE_DIR=out/model RESULTS_DIR=out DRY_RUN=1 \
+#       bash scripts/pipeline.sh --iteration 5
+set -euo pipefail
+
+: "${DATA_DIR:=/path/to/data}"                    # train/dev/test splits (data/README.md)
+: "${MODEL_TYPE:=ener}"                           # ener (evidential) or spanner
+: "${ENCODER:=bert}"                              # bert, or glove (no BERT_CONFIG_DIR)
+: "${BERT_CONFIG_DIR:=/path/to/bert-base-uncased}" # Hugging Face model folder or hub id
+: "${MODEL_SAVE_DIR:=/path/to/model}"
+: "${RESULTS_DIR:=/path/to/results}"
+: "${BATCH_SIZE:=64}"
+: "${MAX_SPANLEN:=5}"
+: "${ITERATION:=100}"                             # epochs (early stopping on dev F1)
+: "${TEST_MODE:=ori}"                             # ori, typos, oov, ood
+: "${UNCERTAINTY_TYPE:=}"                         # empty: evidential for ener, confidence for spanner
+: "${THRESHOLD:=0.4}"                             # LLM candidates and linking threshold
+: "${LLM_NAME:=gpt}"                              # gpt / openai, or llama / qwen / hf (local)
+: "${LLM_MODEL:=gpt-3.5-turbo}"                   # model name on the server (gpt / openai)
+: "${LLM_CKPT:=/path/to/llm}"                     # local chat model folder (llama / qwen / hf)
+: "${DATANAME:=}"                                 # conll03, wnut17, twitter, ontonotes5; empty: the model's labels
+: "${SHOT:=0}"
+: "${SELECTSHOT_DIR:=/path/to/train}"
+: "${DRY_RUN:=0}"                                 # 1: write the LLM prompts, call nothing
+
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+case $MODEL_TYPE in
+    ener | spanner) ;;
+    *) die "MODEL_TYPE must be ener or spanner, got '$MODEL_TYPE'" ;;
+esac
+require DATA_DIR MODEL_SAVE_DIR RESULTS_DIR
+llm_flags  # a missing LLM setting stops the run now rather than after training
+
+words TRAIN_ARGS
+run_train "train_$MODEL_TYPE.py" "${ARGS[@]}" "$@"
+words LOCAL_ARGS
+run_local --overwrite "${ARGS[@]}"
+words LLM_ARGS
+# An earlier linked output belongs to the old local output; the reply cache stays.
+rm -f "$RESULTS_DIR/$TEST_MODE.linked.jsonl" "$RESULTS_DIR/$TEST_MODE.linked.jsonl.metrics.json"
+run_llm "$RESULTS_DIR/$TEST_MODE.jsonl" "$RESULTS_DIR/$TEST_MODE.linked.jsonl" "${ARGS[@]}"

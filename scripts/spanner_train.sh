@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Train SpanNER (softmax span classifier), as the paper's scripts/spanner_train.sh.
+# Edit the values below, or override any of them from the environment; extra arguments go
+# to train_spanner.py:
+#   DATA_DIR=data/sample ENCODER=glove MODEL_SAVE_DIR=outputs/spanner bash scripts/spanner_train.sh --iteration 20
+set -euo pipefail
+
+: "${DATA_DIR:=/path/to/data}"                    # spanner.train/dev or train.txt/dev.txt (data/README.md)
+: "${ENCODER:=bert}"                              # bert, or glove (BiLSTM over GloVe: no BERT_CONFIG_DIR)
+: "${BERT_CONFIG_DIR:=/path/to/bert-base-uncased}" # Hugging Face model folder or hub id
+: "${MODEL_SAVE_DIR:=/path/to/model}"             # the checkpoint (best dev F1) is written here
+: "${BATCH_SIZE:=64}"
+: "${MAX_SPANLEN:=5}"
+: "${ITERATION:=100}"                             # epochs (early stopping on dev F1)
+
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+run_train train_spanner.py "$@"
