@@ -15,19 +15,25 @@ llm_pred / llm_raw / llm_answer / llm_status per span) and SAVE_FILE.metrics.jso
 
 Output lines are written as they complete. Rerunning the same command on a partial output
 continues after the last complete line, and with the reply cache (on by default) a killed and
-restarted run asks the LLM nothing twice.
+restarted run asks the LLM nothing twice. --html REPORT.html draws the linked records as a page.
+
+The LLM flags, label set, prompt, Linker and metrics below are also local_inference.py's online
+mode (`--llm_name`), which links each sentence as the local model tags it.
 """
 import argparse
 import json
 import os
 import sys
+from contextlib import closing, contextmanager
 
 from dataloaders.readers import DataError
+from inference.html_report import write_html
 from inference.link_metrics import link_report, plot_sweep, sweep
 from inference.linker import Linker
 from inference.llm_backends import FatalError, NotConfigured, make_backend
-from inference.llm_cache import ReplyCache, complete_lines
+from inference.llm_cache import ReplyCache
 from inference.prompt import DATASETS, PromptBuilder, ShotSelector, dataset_spec, generic_spec, with_descriptions
+from utils.jsonl import JsonlWriter, read_jsonl, resume_jsonl
 
 
 def float_list(text):
@@ -37,15 +43,9 @@ def float_list(text):
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    io = p.add_argument_group("input and output")
-    io.add_argument("--input_file", required=True, help="JSONL from local_inference.py")
-    io.add_argument("--save_file", required=True, help="linked JSONL; metrics go to SAVE_FILE.metrics.json")
-    io.add_argument("--cache", help="reply cache (JSONL); default: llm_cache.jsonl next to --save_file")
-    io.add_argument("--no_cache", action="store_true", help="ask every span again")
-    io.add_argument("--dry_run", action="store_true", help="call nothing; write the prompts to --prompts_file")
-    io.add_argument("--prompts_file", help="for --dry_run; default: SAVE_FILE with .prompts.jsonl")
+def add_link_args(p, llm_name="gpt"):
+    """The LLM stage's flags, shared by this script and local_inference.py, where no default
+    `llm_name` means "local only unless --llm_name is given"."""
     labels = p.add_argument_group("labels and prompt")
     labels.add_argument("--labels", help="the label set: a comma list or a labels.txt file (overrides the rest)")
     labels.add_argument("--dataname", choices=sorted(DATASETS), type=str.lower,
@@ -54,8 +54,9 @@ def parse_args(argv=None):
     labels.add_argument("--shot", type=int, default=0, help="examples per label in each prompt")
     labels.add_argument("--shot_strategy", choices=("random", "similar"), default="random")
     labels.add_argument("--selectShot_dir", help="labelled file (spanner JSON or CoNLL columns) to draw examples from")
-    llm = p.add_argument_group("LLM")
-    llm.add_argument("--llm_name", default="gpt",
+    online = "local only, unless --llm_name links each sentence online as it is tagged"
+    llm = p.add_argument_group("LLM", None if llm_name else online)
+    llm.add_argument("--llm_name", default=llm_name,
                      help="gpt / openai (any OpenAI-compatible server), or llama / qwen / hf (a local model)")
     llm.add_argument("--model", help="model name for the server (default gpt-3.5-turbo)")
     llm.add_argument("--base_url", help="OpenAI-compatible server URL (default: OPENAI_BASE_URL, else OpenAI)")
@@ -65,44 +66,53 @@ def parse_args(argv=None):
     llm.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     llm.add_argument("--max_attempts", type=int, default=5, help="requests per span at most (unparseable or failed)")
     llm.add_argument("--concurrency", type=int, default=8, help="requests in flight (hf: prompts per batch)")
-    run = p.add_argument_group("linking and metrics")
-    run.add_argument("--threshold", type=float, default=0.4, help="spans with uncertainty above it go to the LLM")
-    run.add_argument("--threshold_sweep", type=float_list, default=[],
-                     help="comma list of thresholds to score from one pass of calls")
-    run.add_argument("--plot_dir", help="draw F1 and calls against the sweep's thresholds here")
-    run.add_argument("--seed", type=int, default=42, help="for shot sampling and local sampling")
-    args = p.parse_args(argv)
+    link = p.add_argument_group("linking")
+    link.add_argument("--threshold", type=float, default=0.4, help="spans with uncertainty above it go to the LLM")
+    link.add_argument("--threshold_sweep", type=float_list, default=[],
+                      help="comma list of thresholds to score from one pass of calls")
+    link.add_argument("--cache", help="reply cache (JSONL); default: llm_cache.jsonl next to --save_file")
+    link.add_argument("--no_cache", action="store_true", help="ask every span again")
+    link.add_argument("--dry_run", action="store_true", help="call nothing; write the prompts to --prompts_file")
+    link.add_argument("--prompts_file", help="for --dry_run; default: SAVE_FILE with .prompts.jsonl")
+    link.add_argument("--seed", type=int, default=42, help="for shot sampling and local sampling")
+
+
+def check_link_args(p, args):
     if args.shot > 0 and not args.selectShot_dir:
         p.error("--shot needs --selectShot_dir, a labelled file to draw examples from")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    io = p.add_argument_group("input and output")
+    io.add_argument("--input_file", required=True, help="JSONL from local_inference.py")
+    io.add_argument("--save_file", required=True, help="linked JSONL; metrics go to SAVE_FILE.metrics.json")
+    io.add_argument("--html", help="also write the linked records as a self-contained HTML page here")
+    io.add_argument("--plot_dir", help="draw F1 and calls against the --threshold_sweep thresholds here")
+    add_link_args(p)
+    args = p.parse_args(argv)
+    check_link_args(p, args)
     return args
 
 
 REQUIRED_SPAN_KEYS = ("entity", "span", "pred", "uncertainty")
 
 
+def record_problem(rec):
+    """What is wrong with one local-inference record, or None."""
+    if not (isinstance(rec, dict) and isinstance(rec.get("entity"), list)
+            and (rec.get("sentence") or rec.get("tokens"))):
+        return "expected an object with 'sentence' or 'tokens' and an 'entity' list"
+    for i, span in enumerate(rec["entity"]):
+        missing = [key for key in REQUIRED_SPAN_KEYS if key not in span]
+        if missing:
+            return f"span {i} lacks {', '.join(missing)}"
+    return None
+
+
 def read_records(path):
     """The local-inference JSONL, checked: the message names the line and span at fault."""
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file")
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}: line {n}: malformed JSON: {err.msg}") from None
-            if not (isinstance(rec, dict) and isinstance(rec.get("entity"), list)
-                    and (rec.get("sentence") or rec.get("tokens"))):
-                raise DataError(f"{path}: line {n}: expected an object with 'sentence' or 'tokens' "
-                                "and an 'entity' list")
-            for i, span in enumerate(rec["entity"]):
-                missing = [key for key in REQUIRED_SPAN_KEYS if key not in span]
-                if missing:
-                    raise DataError(f"{path}: line {n}: span {i} lacks {', '.join(missing)}")
-            records.append(rec)
-    return records
+    return read_jsonl(path, check=record_problem)
 
 
 def read_label_list(value):
@@ -131,9 +141,10 @@ def seen_labels(records):
     return sorted(found - {None, "O"})
 
 
-def resolve_spec(args, records):
-    """--labels > --dataname > labels in INPUT.metrics.json > labels seen in the input."""
-    known = model_labels(args.input_file)
+def resolve_spec(args, records=(), known=None):
+    """--labels > --dataname > the model's labels `known` (default: those in INPUT.metrics.json)
+    > labels seen in the input records."""
+    known = model_labels(args.input_file) if known is None else known
     if args.labels:
         spec = generic_spec(read_label_list(args.labels))
     elif args.dataname:
@@ -149,50 +160,81 @@ def resolve_spec(args, records):
     return spec
 
 
-def resume_point(args, records):
-    """How many records a previous run already wrote; they must be the input's first ones."""
-    if not os.path.exists(args.save_file):
-        return 0
-    lines = complete_lines(args.save_file)
-    for i, line in enumerate(lines):
-        try:
-            done_id = json.loads(line).get("id")
-        except (ValueError, AttributeError):
-            raise DataError(f"{args.save_file}: line {i + 1} is not a linked record") from None
-        if i >= len(records) or done_id != records[i].get("id"):
-            raise DataError(f"{args.save_file}: line {i + 1} (id {done_id!r}) is not record {i + 1} of "
-                            f"{args.input_file}; delete it or choose another --save_file")
-    if lines:
-        print(f"{args.save_file}: {len(lines)} of {len(records)} records already linked; continuing")
-    return len(lines)
+def prompt_builder(args, spec):
+    shots = (ShotSelector.from_file(args.selectShot_dir, spec, args.shot, args.shot_strategy, args.seed)
+             if args.shot > 0 else None)
+    return PromptBuilder(spec, shots)
 
 
-def write_prompts(path, records, prompts, threshold):
-    """--dry_run: the prompts that would be sent, one JSON line each."""
-    count = chars = 0
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as out:
+def ask_threshold(args):
+    """Spans above it are asked: the lowest threshold scored, so one pass serves the whole sweep."""
+    return min([args.threshold] + args.threshold_sweep)
+
+
+def write_prompts(args, records, prompts):
+    """--dry_run: the prompts that would be sent, one JSON line each, to --prompts_file."""
+    path = args.prompts_file or os.path.splitext(args.save_file)[0] + ".prompts.jsonl"
+    threshold, count, chars = ask_threshold(args), 0, 0
+    with JsonlWriter(path, append=False) as out:
         for rec in records:
             for span in rec["entity"]:
                 if span["uncertainty"] > threshold:
                     prompt = prompts.build(rec, span)
-                    out.write(json.dumps({"id": rec.get("id"), "span": span["span"], "prompt": prompt},
-                                         ensure_ascii=False) + "\n")
+                    out.write({"id": rec.get("id"), "span": span["span"], "prompt": prompt})
                     count, chars = count + 1, chars + len(prompt)
     print(f"dry run: {count} prompts, {chars} characters in all, written to {path}")
 
 
+@contextmanager
+def linking(args, prompts):
+    """A Linker for the LLM flags in `args`, its reply cache next to --save_file.
+
+    Leaving the block closes the cache; a fatal LLM error or Ctrl-C inside it ends the
+    program with a message that the output so far is kept and a rerun continues it.
+    """
+    try:
+        backend = make_backend(args.llm_name, args.model, args.base_url, args.llm_ckpt, args.temperature,
+                               args.max_tokens, args.timeout, batch_size=args.concurrency, seed=args.seed)
+    except NotConfigured as err:
+        sys.exit(f"{err}.\nRun with --dry_run to write the prompts without calling an LLM.")
+    batching = backend.batch_size > 1  # a local model takes its concurrency as batches
+    cache = None if args.no_cache else ReplyCache(
+        args.cache or os.path.join(os.path.dirname(os.path.abspath(args.save_file)), "llm_cache.jsonl"))
+    linker = Linker(backend, prompts, cache, args.threshold, ask_threshold(args), args.max_attempts,
+                    concurrency=1 if batching else args.concurrency, progress=True)
+    try:
+        yield linker
+    except FatalError as err:
+        sys.exit(f"stopped: {err}\nThe records linked so far are in {args.save_file}; rerun to continue.")
+    except KeyboardInterrupt:
+        sys.exit(f"interrupted; the records linked so far are in {args.save_file}; rerun to continue.")
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def resume_point(args, records):
+    """How many records a previous run already wrote; they must be the input's first ones."""
+    done = resume_jsonl(args.save_file, check=lambda rec: None if isinstance(rec, dict) else "not a linked record")
+    for i, rec in enumerate(done):
+        if i >= len(records) or rec.get("id") != records[i].get("id"):
+            raise DataError(f"{args.save_file}: line {i + 1} (id {rec.get('id')!r}) is not record {i + 1} of "
+                            f"{args.input_file}; delete it or choose another --save_file")
+    if done:
+        print(f"{args.save_file}: {len(done)} of {len(records)} records already linked; continuing")
+    return len(done)
+
+
 def link_file(args, records, linker):
     done = resume_point(args, records)
-    os.makedirs(os.path.dirname(os.path.abspath(args.save_file)), exist_ok=True)
-    with open(args.save_file, "a", encoding="utf-8") as out:
-        for rec in linker.link_records(records[done:]):
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            out.flush()
+    # closing: an error or Ctrl-C landing outside the generator stops its workers all the same
+    with JsonlWriter(args.save_file) as out, closing(linker.link_records(records[done:])) as linked:
+        for rec in linked:
+            out.write(rec)
 
 
-def write_metrics(args, linker):
-    linked = [json.loads(line) for line in complete_lines(args.save_file)]
+def link_metrics(args, linked, linker):
+    """Scores before and after linking at --threshold, the sweep, and the LLM's counts."""
     metrics = link_report(linked, args.threshold, per_label=True)
     if args.threshold_sweep:
         metrics["sweep"] = sweep(linked, args.threshold_sweep)
@@ -200,9 +242,15 @@ def write_metrics(args, linker):
             os.makedirs(args.plot_dir, exist_ok=True)
             metrics["plot"] = plot_sweep(metrics["sweep"], os.path.join(args.plot_dir, "threshold_sweep.png"))
     metrics["llm"] = {**linker.summary(), "backend": linker.identity}
+    return metrics
+
+
+def write_outputs(args, records, metrics):
+    """SAVE_FILE.metrics.json, and with --html the page of the final `records`."""
     with open(args.save_file + ".metrics.json", "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2)
-    return metrics
+    if args.html:
+        write_html(records, args.html, title=os.path.basename(args.save_file))
 
 
 def report(metrics):
@@ -220,34 +268,14 @@ def report(metrics):
 def main(argv=None):
     args = parse_args(argv)
     records = read_records(args.input_file)
-    spec = resolve_spec(args, records)
-    shots = (ShotSelector.from_file(args.selectShot_dir, spec, args.shot, args.shot_strategy, args.seed)
-             if args.shot > 0 else None)
-    prompts = PromptBuilder(spec, shots)
-    ask_threshold = min([args.threshold] + args.threshold_sweep)
+    prompts = prompt_builder(args, resolve_spec(args, records))
     if args.dry_run:
-        path = args.prompts_file or os.path.splitext(args.save_file)[0] + ".prompts.jsonl"
-        return write_prompts(path, records, prompts, ask_threshold)
-    try:
-        backend = make_backend(args.llm_name, args.model, args.base_url, args.llm_ckpt, args.temperature,
-                               args.max_tokens, args.timeout, batch_size=args.concurrency, seed=args.seed)
-    except NotConfigured as err:
-        sys.exit(f"{err}.\nRun with --dry_run to write the prompts without calling an LLM.")
-    batching = backend.batch_size > 1  # a local model takes its concurrency as batches
-    cache = None if args.no_cache else ReplyCache(
-        args.cache or os.path.join(os.path.dirname(os.path.abspath(args.save_file)), "llm_cache.jsonl"))
-    linker = Linker(backend, prompts, cache, args.threshold, ask_threshold, args.max_attempts,
-                    concurrency=1 if batching else args.concurrency, progress=True)
-    try:
+        return write_prompts(args, records, prompts)
+    with linking(args, prompts) as linker:
         link_file(args, records, linker)
-    except FatalError as err:
-        sys.exit(f"stopped: {err}\nThe records linked so far are in {args.save_file}; rerun to continue.")
-    except KeyboardInterrupt:
-        sys.exit(f"interrupted; the records linked so far are in {args.save_file}; rerun to continue.")
-    finally:
-        if cache is not None:
-            cache.close()
-    metrics = write_metrics(args, linker)
+    linked = read_jsonl(args.save_file)
+    metrics = link_metrics(args, linked, linker)
+    write_outputs(args, linked, metrics)
     report(metrics)
     return metrics
 

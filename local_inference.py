@@ -1,18 +1,29 @@
 """Stage one: tag every span with a trained SpanNER / E-NER checkpoint, give each entity an
 uncertainty, list the spans the model is unsure of as candidates for the LLM, and measure.
 
-    python local_inference.py --inference_model M --data_dir ../shared/data/conll03 --test_mode typos \
+    python local_inference.py --inference_model M --data_dir ../shared/data/conll03 --test_mode typos \\
         --uncertainty_type evidential --save_file results/typos.jsonl --plot_dir results/plots
-    python local_inference.py --inference_model M --input_file notes.txt --save_file notes.jsonl
+    python local_inference.py --inference_model M --input_file notes.txt --save_file notes.jsonl --html notes.html
 
 Output: one JSON line per sentence in input order (written as it goes; a rerun continues
-where a killed one stopped), and SAVE_FILE.metrics.json beside it.
+where a killed one stopped), and SAVE_FILE.metrics.json beside it. Raw text (a file, or - for
+stdin) is split by `dataloaders.text.tokenize`; its records keep the line as "text" and each
+entity a "char_span" [start, end) with text[start:end] == entity.
+
+Online linking: with --llm_name (and the LLM flags of llm_inference.py, whose code does the
+linking) each sentence's spans above --threshold go to the LLM as soon as the sentence is
+tagged, and SAVE_FILE holds what llm_inference.py would write from the local output. A rerun
+continues, and the reply cache keeps it from asking anything twice. --dry_run writes the
+prompts that would be sent to --prompts_file and nothing else.
+
+    OPENAI_API_KEY=... python local_inference.py --inference_model M --input_file notes.txt \\
+        --save_file notes.jsonl --llm_name gpt --model gpt-4o-mini --html notes.html
 """
 import argparse
-import json
 import logging
 import sys
 import time
+from contextlib import closing
 
 import torch
 from tqdm import tqdm
@@ -24,6 +35,8 @@ from inference.decode import decode_sentence
 from inference.predict import default_uncertainty, predict
 from inference.report_table import format_table
 from inference.uncertainty import UNCERTAINTY_TYPES
+from llm_inference import (add_link_args, check_link_args, link_metrics, linking, prompt_builder, report, resolve_spec,
+                           write_outputs, write_prompts)
 from models.checkpoint import load_checkpoint
 from utils.jsonl import JsonlWriter, resume_jsonl
 
@@ -48,8 +61,11 @@ def build_parser():
       help="GOLD-INFORMED: also list every gold span, as the paper's released code does (for comparison only)")
     a("--batch_size", type=int, default=64)
     a("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    a("--plot_dir", help="write a reliability diagram and a risk-coverage curve here (PNG)")
+    a("--plot_dir", help="write a reliability diagram and a risk-coverage curve here (PNG); online with "
+      "--threshold_sweep, also F1 and calls against the thresholds")
+    a("--html", help="also write the records as a self-contained HTML page here")
     a("--overwrite", action="store_true", help="start SAVE_FILE afresh instead of continuing it")
+    add_link_args(p, llm_name=None)
     return p
 
 
@@ -63,13 +79,18 @@ def load_input(args, labels):
     return read_dataset(split_path(args.data_dir, "test", args.test_mode), labels=labels)
 
 
+def input_name(args):
+    return args.input_file or f"{args.data_dir} ({args.test_mode})"
+
+
 def sentence_record(i, sent, entities):
     rec = {"id": i, "sentence": " ".join(sent.words), "tokens": sent.words, "entity": entities}
-    if sent.text is not None:
+    if sent.text is not None:  # the entity as the line writes it, spaces and all
         rec["text"] = sent.text
         for ent in entities:
             s, e = ent["span"]
             ent["char_span"] = [sent.char_spans[s][0], sent.char_spans[e][1]]
+            ent["entity"] = sent.text[slice(*ent["char_span"])]
     if sent.entities is not None:
         rec["gold"] = [list(g) for g in sent.entities]
     return rec
@@ -82,7 +103,7 @@ def iter_records(model, featurizer, config, sentences, args, device, start=0):
     bar = tqdm(total=len(sentences), initial=start, desc="local inference", unit="sent")
     for lo in range(start, len(sentences), CHUNK):
         chunk = sentences[lo:lo + CHUNK]
-        dataset = SpanDataset(chunk, featurizer, labels, config["max_span_len"], args.save_file)
+        dataset = SpanDataset(chunk, featurizer, labels, config["max_span_len"], input_name(args))
         entities = [None] * len(chunk)
         for j, spans, probs, unc in predict(model, dataset, config, kind, args.mc_samples, args.batch_size,
                                             device, progress=False):
@@ -94,17 +115,17 @@ def iter_records(model, featurizer, config, sentences, args, device, start=0):
     bar.close()
 
 
-def write_metrics(args, config, records, seconds):
+def local_report(args, config, records, seconds, n_new):
+    """The local model's metrics (and plots) for `records`, `n_new` of them tagged in `seconds`
+    (the LLM's time included, online); the table goes to the console."""
     labelled = all("gold" in r for r in records) and records
     preds = [r["entity"] for r in records]
     golds = [[tuple(g) for g in r["gold"]] for r in records] if labelled else None
     metrics = local_metrics(preds, golds)
     metrics.update(labels=config["labels"], uncertainty_type=args.uncertainty_type, checkpoint=args.inference_model,
-                   input=args.input_file or f"{args.data_dir} ({args.test_mode})", paper_protocol=args.paper_protocol,
+                   input=input_name(args), paper_protocol=args.paper_protocol,
                    candidate_threshold=args.candidate_threshold, seconds=round(seconds, 2),
-                   sentences_per_second=round(len(records) / seconds, 1) if seconds else None)
-    with open(args.save_file + ".metrics.json", "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2)
+                   sentences_per_second=round(n_new / seconds, 1) if seconds else None)
     print(format_table(metrics))
     if args.plot_dir and labelled:
         from inference.plots import plot_reliability, plot_risk_coverage
@@ -115,6 +136,38 @@ def write_metrics(args, config, records, seconds):
     return metrics
 
 
+def finish(args, config, records, seconds, n_new, linker=None):
+    """SAVE_FILE.metrics.json, the plots and the page; online, the link report with the local
+    metrics under "local_inference" (and the labels on top, where llm_inference.py reads them)."""
+    metrics = local_report(args, config, records, seconds, n_new)
+    if linker is not None:
+        metrics = {**link_metrics(args, records, linker), "labels": config["labels"], "local_inference": metrics}
+        report(metrics)
+    write_outputs(args, records, metrics)
+    return metrics
+
+
+def resume(args, sentences, online):
+    """The records a killed run of the same command already wrote (none with --overwrite)."""
+    done = [] if args.overwrite else resume_jsonl(args.save_file)
+    if [r.get("tokens") for r in done] != [s.words for s in sentences[:len(done)]]:
+        raise DataError(f"{args.save_file} holds output for other input; use --overwrite or another --save_file")
+    if any(("llm_pred" in ent) != online for r in done for ent in r["entity"]):
+        raise DataError(f"{args.save_file} holds {'local' if online else 'linked'} output; "
+                        "use --overwrite or another --save_file")
+    if done:
+        log.info("%s: continuing after %d sentences already written", args.save_file, len(done))
+    return done
+
+
+def write_records(args, records, done):
+    """Append `records` to SAVE_FILE as they come, after the `done` ones, and to `done`."""
+    with JsonlWriter(args.save_file, append=bool(done)) as out:
+        for rec in records:
+            out.write(rec)
+            done.append(rec)
+
+
 def run(args):
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     model, featurizer, config = load_checkpoint(args.inference_model, device)
@@ -123,22 +176,30 @@ def run(args):
         raise DataError(f"{args.inference_model}: evidential uncertainty needs an E-NER checkpoint (train_ener.py); "
                         "this SpanNER checkpoint supports confidence, entropy and mc_dropout")
     sentences = load_input(args, config["labels"])
-    done = [] if args.overwrite else resume_jsonl(args.save_file)
-    if [r["tokens"] for r in done] != [s.words for s in sentences[:len(done)]]:
-        raise DataError(f"{args.save_file} holds output for other input; use --overwrite or another --save_file")
-    if done:
-        log.info("%s: continuing after %d sentences already written", args.save_file, len(done))
-    start = time.time()
-    with JsonlWriter(args.save_file, append=bool(done)) as out:
-        for rec in iter_records(model, featurizer, config, sentences, args, device, start=len(done)):
-            out.write(rec)
-            done.append(rec)
-    return write_metrics(args, config, done, time.time() - start)
+    if args.paper_protocol and any(s.entities is None for s in sentences):
+        raise DataError(f"{input_name(args)}: --paper_protocol lists the gold spans, so it needs labelled input")
+    online = args.llm_name is not None or args.dry_run
+    prompts = prompt_builder(args, resolve_spec(args, known=config["labels"])) if online else None
+    if args.dry_run:
+        return write_prompts(args, iter_records(model, featurizer, config, sentences, args, device), prompts)
+    done = resume(args, sentences, online)
+    start, before = time.time(), len(done)
+    records = iter_records(model, featurizer, config, sentences, args, device, start=before)
+    if not online:
+        write_records(args, records, done)
+        return finish(args, config, done, time.time() - start, len(done) - before)
+    # closing: an error or Ctrl-C landing outside the generator stops the LLM workers all the same
+    with linking(args, prompts) as linker, closing(linker.link_records(records)) as linked:
+        write_records(args, linked, done)
+    return finish(args, config, done, time.time() - start, len(done) - before, linker)
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")  # others' INFO (a line per request) stays off
+    log.setLevel(logging.INFO)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_link_args(parser, args)
     try:
         return run(args)
     except (DataError, FileNotFoundError, ValueError) as err:

@@ -11,11 +11,11 @@ assets: plain markup and inline CSS, so pages of thousands of sentences open qui
 """
 import argparse
 import html
-import json
 import sys
 from collections import Counter
 
 from dataloaders.readers import DataError
+from utils.jsonl import read_jsonl
 
 KINDS = {"kept": "kept", "retyped": "type changed by the LLM", "added": "added by the LLM",
          "removed": "removed by the LLM", "cand": "sent to the LLM"}
@@ -147,18 +147,6 @@ def write_html(records, path, title="LinkNER predictions"):
     return kinds
 
 
-def _read_jsonl(path):
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise DataError(f"line {lineno}: malformed JSON ({err.msg})") from None
-    return records
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("input", help="local-inference or linked JSONL")
@@ -166,11 +154,12 @@ def main(argv=None):
     parser.add_argument("--title", default="LinkNER predictions")
     args = parser.parse_args(argv)
     try:
-        kinds = write_html(_read_jsonl(args.input), args.output, args.title)
-    except (DataError, UnicodeDecodeError) as err:
-        print(f"error: {args.input}: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
+        records = read_jsonl(args.input)  # its errors name the file
+        try:
+            kinds = write_html(records, args.output, args.title)
+        except DataError as err:
+            raise DataError(f"{args.input}: {err}") from None
+    except (DataError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {args.output}: {sum(kinds.values())} entities shown")

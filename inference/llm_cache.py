@@ -12,23 +12,13 @@ import os
 import threading
 import warnings
 
+from utils.jsonl import JsonlWriter, complete_lines
+
 
 def prompt_key(identity, prompt):
     """Hash of the backend identity (name, model, decoding settings) and the prompt."""
     blob = json.dumps({"backend": identity, "prompt": prompt}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def complete_lines(path):
-    """The lines of an append-only file, after cutting off a last line that a kill left unfinished."""
-    with open(path, "rb") as f:
-        data = f.read()
-    complete = data.rfind(b"\n") + 1
-    if complete < len(data):
-        warnings.warn(f"{path}: dropped a partial last line (a run was killed while writing it)")
-        with open(path, "r+b") as f:
-            f.truncate(complete)
-    return data[:complete].decode("utf-8").splitlines()
 
 
 class ReplyCache:
@@ -38,8 +28,7 @@ class ReplyCache:
         self._lock = threading.Lock()
         if os.path.exists(path):
             self._load()
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._file = open(path, "a", encoding="utf-8")
+        self._out = JsonlWriter(path)
 
     def _load(self):
         bad = 0
@@ -58,17 +47,15 @@ class ReplyCache:
             return self._replies.get((key, attempt))
 
     def put(self, key, attempt, reply):
-        line = json.dumps({"key": key, "attempt": attempt, "reply": reply}, ensure_ascii=False)
         with self._lock:
             self._replies[key, attempt] = reply
-            self._file.write(line + "\n")
-            self._file.flush()
+            self._out.write({"key": key, "attempt": attempt, "reply": reply})
 
     def __len__(self):
         return len(self._replies)
 
     def close(self):
-        self._file.close()
+        self._out.close()
 
     def __enter__(self):
         return self

@@ -5,13 +5,23 @@
 - `tiny_bert_dir`: a 2-layer, 32-wide random BERT with a WordPiece vocabulary trained here,
   saved like a Hugging Face checkpoint (built once per session, offline).
 - `write_data_dir`: writes train/dev(/test) files from `Sentence` lists into a temporary dir.
+- `spanner_ckpt` / `ener_ckpt`: tiny GloVe checkpoints trained on data/sample (once per session).
+
+Tests run tiny models on one torch thread (subprocesses too, through OMP_NUM_THREADS): on a
+busy 2-core machine, two threads spin against each other and run many times slower.
 """
 import os
+import warnings
 
-import pytest
+os.environ["OMP_NUM_THREADS"] = "1"
 
-from dataloaders.convert import write_spanner_json
-from dataloaders.readers import read_dataset
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+from dataloaders.convert import write_spanner_json  # noqa: E402
+from dataloaders.readers import read_dataset  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DIR = os.path.join(REPO, "data", "sample")
@@ -101,3 +111,29 @@ def write_data_dir(tmp_path_factory):
         return str(path)
 
     return write
+
+
+TINY_GLOVE = ["--encoder", "glove", "--lstm_hidden", "16", "--iteration", "2", "--batch_size", "16"]
+
+
+def train_tiny(tmp_path_factory, trainer):
+    """Train `trainer` (the train_spanner or train_ener module) on data/sample; its checkpoint dir."""
+    path = str(tmp_path_factory.mktemp("checkpoint"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's advice on workers and logging
+        trainer.main(["--data_dir", SAMPLE_DIR, "--model_save_dir", path, *TINY_GLOVE])
+    return path
+
+
+@pytest.fixture(scope="session")
+def spanner_ckpt(tmp_path_factory):
+    import train_spanner
+
+    return train_tiny(tmp_path_factory, train_spanner)
+
+
+@pytest.fixture(scope="session")
+def ener_ckpt(tmp_path_factory):
+    import train_ener
+
+    return train_tiny(tmp_path_factory, train_ener)

@@ -164,8 +164,9 @@ def test_a_killed_run_restarts_without_asking_any_span_twice(tmp_path, sig):
         finally:
             proc.kill()
         server.release()
-        if sig == signal.SIGINT:
-            assert "interrupted" in log.read_text() and len(cache.read_text().splitlines()) == 13
+        if sig == signal.SIGINT:  # every reply the server sent before the process stopped was kept
+            assert "interrupted" in log.read_text()
+            assert len(cache.read_text().splitlines()) == sum(server.answered.values()) >= 13
         llm_inference.main(args)
     assert max(server.answered.values()) == 1
     assert sum(server.answered.values()) == 8 * 3

@@ -37,15 +37,6 @@ ENCODER = {"glove": ["--encoder", "glove", "--lstm_hidden", "64", "--lstm_layers
            "bert": ["--encoder", "bert", "--bert_dropout", "0"]}  # + --bert_config_dir
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a busy 2-core machine: two torch threads spin against each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def data_dir(write_data_dir, sample_sentences):
     return write_data_dir(sample_sentences[:30], name="train30")

@@ -1,37 +1,65 @@
 """JSON Lines files that survive being killed: one record per line, flushed as written,
-and on restart a torn last line is cut off and the complete ones are kept."""
+and on restart a torn last line is cut off (with a warning) and the complete ones are kept.
+
+The one JSONL reader and writer of the project: outputs of both stages, the LLM reply cache
+and the HTML report all go through it.
+"""
 import json
 import os
+import warnings
+
+from dataloaders.readers import DataError
 
 
-def read_jsonl(path):
-    """All records of a JSONL file; a malformed line is an error naming the file and line."""
+def read_jsonl(path, check=None):
+    """All records of a JSONL file, blank lines skipped.
+
+    A malformed line, or one for which `check(record)` returns a message, is a DataError
+    naming the file and line.
+    """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
+        raise DataError(f"{path}: no such file")
     records = []
     with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {lineno}: malformed JSON ({err.msg})") from None
+        try:
+            for lineno, line in enumerate(f, 1):
+                if line.strip():
+                    records.append(_parse(line, check, f"{path}: line {lineno}"))
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}: not UTF-8 text ({err.reason})") from None
     return records
 
 
-def resume_jsonl(path):
-    """Records already complete in `path` (for a restarted run), after cutting off a torn
-    last line left by a kill mid-write. A missing file has none."""
-    if not os.path.isfile(path):
-        return []
+def _parse(line, check, where):
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{where}: malformed JSON ({err.msg})") from None
+    problem = check(record) if check else None
+    if problem:
+        raise DataError(f"{where}: {problem}")
+    return record
+
+
+def complete_lines(path):
+    """The lines of an append-only file, after cutting off a last line that a kill left unfinished."""
     with open(path, "rb") as f:
         data = f.read()
-    keep = data.rfind(b"\n") + 1
-    if keep < len(data):
+    complete = data.rfind(b"\n") + 1
+    if complete < len(data):
+        warnings.warn(f"{path}: dropped a partial last line (a run was killed while writing it)")
         with open(path, "r+b") as f:
-            f.truncate(keep)
-    return read_jsonl(path)
+            f.truncate(complete)
+    return data[:complete].decode("utf-8").splitlines()
+
+
+def resume_jsonl(path, check=None):
+    """Records already complete in `path`, for a restarted run (see `complete_lines`).
+    A missing file has none."""
+    if not os.path.isfile(path):
+        return []
+    complete_lines(path)
+    return read_jsonl(path, check)
 
 
 class JsonlWriter:

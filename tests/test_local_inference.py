@@ -1,0 +1,239 @@
+"""local_inference.py end to end on tiny GloVe checkpoints trained on data/sample (issue 3)."""
+import json
+import math
+import os
+from html.parser import HTMLParser
+
+import pytest
+from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+
+import local_inference
+from dataloaders.convert import write_spanner_json
+from dataloaders.readers import Sentence, read_dataset
+from dataloaders.text import tokenize
+from tests.conftest import SAMPLE_DIR
+from utils.jsonl import read_jsonl
+
+TEST_FILE = os.path.join(SAMPLE_DIR, "test.txt")
+def infer(ckpt, save_file, *args):
+    """Run local_inference.py; (records written, metrics file)."""
+    local_inference.main(["--inference_model", ckpt, "--save_file", str(save_file), *args])
+    with open(f"{save_file}.metrics.json", encoding="utf-8") as f:
+        return read_jsonl(str(save_file)), json.load(f)
+
+
+@pytest.fixture(scope="module")
+def run_type(spanner_ckpt, ener_ckpt, tmp_path_factory):
+    """`run_type(kind)`: data/sample/test.txt tagged with uncertainty `kind`, computed once."""
+    runs = {}
+
+    def run(kind):
+        if kind not in runs:
+            # evidential is the E-NER checkpoint's default: not naming it checks that too
+            ckpt, flags = (ener_ckpt, []) if kind == "evidential" else (spanner_ckpt, ["--uncertainty_type", kind])
+            save = tmp_path_factory.mktemp(kind) / "out.jsonl"
+            runs[kind] = infer(ckpt, save, "--input_file", TEST_FILE, "--mc_samples", "3", *flags)
+        return runs[kind]
+
+    return run
+
+
+def bio(n_words, spans):
+    tags = ["O"] * n_words
+    for s, e, label in spans:
+        tags[s:e + 1] = [f"B-{label}"] + [f"I-{label}"] * (e - s)
+    return tags
+
+
+def predicted(rec):
+    return [(*ent["span"], ent["pred"]) for ent in rec["entity"] if ent["pred"] != "O" and not ent["candidate"]]
+
+
+def seqeval_scores(records):
+    """Precision, recall, F1 and per-label F1 from seqeval on BIO tags built from the records."""
+    y_true = [bio(len(r["tokens"]), r["gold"]) for r in records]
+    y_pred = [bio(len(r["tokens"]), predicted(r)) for r in records]
+    per_label = classification_report(y_true, y_pred, output_dict=True, zero_division=0)
+    return (precision_score(y_true, y_pred, zero_division=0), recall_score(y_true, y_pred, zero_division=0),
+            f1_score(y_true, y_pred, zero_division=0),
+            {label: row["f1-score"] for label, row in per_label.items() if "avg" not in label})
+
+
+def assert_metrics_match_seqeval(records, metrics):
+    precision, recall, f1, per_label = seqeval_scores(records)
+    assert (metrics["precision"], metrics["recall"], metrics["f1"]) == pytest.approx((precision, recall, f1))
+    assert {label: s["f1"] for label, s in metrics["per_label"].items() if s["n_gold"]} == pytest.approx(per_label)
+
+
+def uncertainty_bounds(kind, confidence, k):
+    """Where the uncertainty of a span whose top label has probability `confidence` must lie."""
+    if kind in ("confidence", "mc_dropout"):  # 1 - (mean) max probability
+        return 1 - confidence, 1 - confidence
+    if kind == "entropy":  # normalised entropy, the rest of the mass on one label .. spread over K - 1
+        p, h = confidence, lambda x: -x * math.log(x) if x > 0 else 0.0
+        return (h(p) + h(1 - p)) / math.log(k), (h(p) + h(1 - p) + (1 - p) * math.log(k - 1)) / math.log(k)
+    # evidential: u = K / S and confidence = alpha_max / S, every alpha >= 1
+    return 0.0, min(confidence * k, (1 - confidence) * k / (k - 1))
+
+
+@pytest.mark.parametrize("kind", ["confidence", "entropy", "mc_dropout", "evidential"])
+def test_each_uncertainty_type_writes_the_issue_fields_and_honest_metrics(run_type, kind):
+    records, metrics = run_type(kind)
+    sentences = read_dataset(TEST_FILE)
+    k = len(metrics["labels"])
+    assert metrics["uncertainty_type"] == kind and metrics["labels"][0] == "O"
+    assert [r["id"] for r in records] == list(range(len(sentences)))
+    assert [r["tokens"] for r in records] == [s.words for s in sentences]
+    assert [r["sentence"] for r in records] == [" ".join(s.words) for s in sentences]
+    assert [[tuple(g) for g in r["gold"]] for r in records] == [s.entities for s in sentences]
+    listed = 0
+    for rec in records:
+        gold = {(s, e): label for s, e, label in rec["gold"]}
+        taken = set()
+        for ent in rec["entity"]:
+            s, e = ent["span"]
+            assert ent["entity"] == " ".join(rec["tokens"][s:e + 1])
+            assert ent["answer"] == gold.get((s, e), "O")
+            assert ent["candidate"] == (ent["pred"] == "O")
+            assert 0 <= ent["uncertainty"] <= 1 and 0 <= ent["confidence"] <= 1
+            assert not ent["candidate"] or ent["uncertainty"] > 0.4
+            low, high = uncertainty_bounds(kind, ent["confidence"], k)
+            assert low - 1e-5 <= ent["uncertainty"] <= high + 1e-5
+            assert taken.isdisjoint(range(s, e + 1)), "listed spans overlap"
+            taken |= set(range(s, e + 1))
+            listed += 1
+    assert listed > 0
+    entities = sum(map(len, map(predicted, records)))
+    assert (metrics["n_sentences"], metrics["n_entities"]) == (len(records), entities)
+    assert metrics["n_candidates"] == listed - entities
+    assert metrics["seconds"] > 0 and 0 <= metrics["ece"] <= 1
+    assert metrics["auroc"] is None or 0 <= metrics["auroc"] <= 1
+    assert_metrics_match_seqeval(records, metrics)
+
+
+def test_mc_dropout_samples_with_dropout_on(run_type):
+    plain = {(r["id"], *e["span"]): e["confidence"] for r in run_type("confidence")[0] for e in r["entity"]}
+    sampled = {(r["id"], *e["span"]): e["confidence"] for r in run_type("mc_dropout")[0] for e in r["entity"]}
+    shared = plain.keys() & sampled.keys()
+    assert shared and any(abs(plain[key] - sampled[key]) > 1e-4 for key in shared)
+
+
+def without(entities, *keys):
+    return [{k: v for k, v in ent.items() if k not in keys} for ent in entities]
+
+
+def test_candidates_are_chosen_without_reading_gold(run_type, spanner_ckpt, tmp_path):
+    """Gold removed (spanner JSON with no spans) or absent (plain text): the same spans, labels
+    and scores; only the gold-derived `answer` differs."""
+    with_gold, _ = run_type("confidence")
+    sentences = read_dataset(TEST_FILE)
+    write_spanner_json([Sentence(s.words, []) for s in sentences], str(tmp_path / "no_gold.json"))
+    (tmp_path / "text.txt").write_text("".join(" ".join(s.words) + "\n" for s in sentences), encoding="utf-8")
+    flags = ["--uncertainty_type", "confidence"]
+    no_gold, _ = infer(spanner_ckpt, tmp_path / "a.jsonl", "--input_file", str(tmp_path / "no_gold.json"), *flags)
+    text, metrics = infer(spanner_ckpt, tmp_path / "b.jsonl", "--input_file", str(tmp_path / "text.txt"), *flags)
+    expected = [without(r["entity"], "answer") for r in with_gold]
+    assert any(ent["candidate"] for ents in expected for ent in ents)
+    assert [without(r["entity"], "answer") for r in no_gold] == expected
+    assert [without(r["entity"], "char_span") for r in text] == expected
+    assert all(r["gold"] == [] for r in no_gold)
+    assert all("gold" not in r and all("answer" not in e for e in r["entity"]) for r in text)
+    assert "f1" not in metrics and metrics["n_candidates"] == sum(e["candidate"] for ents in expected for e in ents)
+
+
+class Marks(HTMLParser):
+    def __init__(self, page):
+        super().__init__()
+        self.marks = []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "mark":
+            self.marks.append(dict(attrs)["data-type"])
+
+
+def test_plain_text_keeps_character_offsets(spanner_ckpt, tmp_path):
+    lines = ["Anna Berg moved from São  Paulo to Zürich, Switzerland.", "", "  (EU)   rejects\t\"German\" call!  ",
+             "Peter's café in Ærø: 1,000 visitors — on 1996-08-22."]
+    (tmp_path / "notes.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    records, metrics = infer(spanner_ckpt, tmp_path / "notes.jsonl", "--input_file", str(tmp_path / "notes.txt"),
+                             "--candidate_threshold", "0", "--html", str(tmp_path / "notes.html"))
+    texts = [line for line in lines if line.strip()]
+    assert [r["text"] for r in records] == texts
+    assert [r["tokens"] for r in records] == [tokenize(line)[0] for line in texts]
+    assert sum(len(r["entity"]) for r in records) > 10
+    for rec in records:
+        covered = set()
+        for ent in rec["entity"]:
+            start, end = ent["char_span"]
+            assert rec["text"][start:end] == ent["entity"]
+            s, e = ent["span"]
+            assert "".join(ent["entity"].split()) == "".join(rec["tokens"][s:e + 1])
+            covered |= set(range(start, end))
+        # with every unsure span a candidate, the spans tile the line: all its characters are checked
+        assert {i for i, c in enumerate(rec["text"]) if not c.isspace()} <= covered
+    assert "f1" not in metrics and metrics["n_sentences"] == 3
+    shown = [e["pred"] for r in records for e in r["entity"] if not e["candidate"]]
+    with open(tmp_path / "notes.html", encoding="utf-8") as f:
+        assert Marks(f.read()).marks == shown
+
+
+def test_evidential_on_a_softmax_checkpoint_is_a_clear_error(spanner_ckpt, tmp_path):
+    with pytest.raises(SystemExit, match="evidential uncertainty needs an E-NER checkpoint"):
+        infer(spanner_ckpt, tmp_path / "x.jsonl", "--input_file", TEST_FILE, "--uncertainty_type", "evidential")
+
+
+def test_paper_protocol_lists_every_gold_span_marked_gold_informed(run_type, spanner_ckpt, tmp_path):
+    plain, plain_metrics = run_type("confidence")
+    records, metrics = infer(spanner_ckpt, tmp_path / "paper.jsonl", "--input_file", TEST_FILE, "--paper_protocol",
+                             "--uncertainty_type", "confidence")
+    informed = [e for r in records for e in r["entity"] if e.get("gold_informed")]
+    assert informed and all(e["candidate"] and e["answer"] != "O" for e in informed)
+    assert metrics["n_gold_informed"] == len(informed) and metrics["paper_protocol"] is True
+    for rec in records:
+        assert {tuple(g[:2]) for g in rec["gold"]} <= {tuple(e["span"]) for e in rec["entity"]}
+    assert not any(e.get("gold_informed") for r in plain for e in r["entity"])
+    # gold-informed spans are handed to the LLM, never counted as local predictions
+    assert (metrics["f1"], metrics["n_entities"]) == (plain_metrics["f1"], plain_metrics["n_entities"])
+    (tmp_path / "notes.txt").write_text("no gold here\n")
+    with pytest.raises(SystemExit, match="--paper_protocol lists the gold spans, so it needs labelled input"):
+        infer(spanner_ckpt, tmp_path / "x.jsonl", "--input_file", str(tmp_path / "notes.txt"), "--paper_protocol")
+
+
+def test_a_killed_run_is_continued_to_the_same_file(spanner_ckpt, tmp_path):
+    fresh = tmp_path / "fresh.jsonl"
+    # one sentence per batch: batches formed from the remaining sentences would otherwise
+    # differ from a fresh run's, and with them the float rounding (by ~1e-7)
+    args = ["--input_file", TEST_FILE, "--uncertainty_type", "confidence", "--batch_size", "1"]
+    infer(spanner_ckpt, fresh, *args)
+    lines = fresh.read_text(encoding="utf-8").splitlines(keepends=True)
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("".join(lines[:3]) + lines[3][:25], encoding="utf-8")  # killed while writing line 4
+    with pytest.warns(UserWarning, match="partial last line"):
+        records, metrics = infer(spanner_ckpt, partial, *args)
+    assert partial.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8")
+    assert metrics["n_sentences"] == len(records) == len(lines)
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"id": 0, "tokens": ["Something", "else"], "entity": []}) + "\n")
+    with pytest.raises(SystemExit, match="holds output for other input"):
+        infer(spanner_ckpt, other, *args)
+
+
+def test_plot_dir_gets_a_reliability_diagram_and_a_risk_coverage_curve(spanner_ckpt, tmp_path):
+    infer(spanner_ckpt, tmp_path / "out.jsonl", "--input_file", TEST_FILE, "--plot_dir", str(tmp_path / "plots"))
+    for name in ("reliability.png", "risk_coverage.png"):
+        with open(tmp_path / "plots" / name, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.filterwarnings("ignore:.*longer than max_spanLen")
+def test_conll03_test_set_f1_equals_seqeval(shared_data, spanner_ckpt, tmp_path):
+    """The real CoNLL-2003 test set through a GloVe checkpoint (tiny, trained on the sample)."""
+    data_dir = os.path.join(shared_data, "conll03")
+    records, metrics = infer(spanner_ckpt, tmp_path / "conll03.jsonl", "--data_dir", data_dir,
+                             "--batch_size", "256")
+    sentences = read_dataset(os.path.join(data_dir, "spanner.test"))
+    assert len(records) == metrics["n_sentences"] == len(sentences) > 3000
+    assert [[tuple(g) for g in r["gold"]] for r in records] == [s.entities for s in sentences]
+    assert metrics["n_entities"] > 0
+    assert_metrics_match_seqeval(records, metrics)

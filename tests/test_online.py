@@ -1,0 +1,257 @@
+"""Online linking (issue 5): local_inference.py --llm_name against a real OpenAI-compatible
+server on 127.0.0.1, through the official openai client."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from html.parser import HTMLParser
+
+import pytest
+
+import llm_inference
+import local_inference
+from dataloaders.readers import read_dataset
+from inference.html_report import change_kind
+from tests.conftest import REPO, SAMPLE_DIR
+from tests.llm_server import LLMServer, entity_of
+from utils.jsonl import JsonlWriter, read_jsonl
+
+NAMES = ("Location", "Person", "Organization", "Miscellaneous", "Non-entity")
+RAW = ["Anna Berg moved from São  Paulo to Zürich, Switzerland.",
+       "  (EU)   rejects \"German\" call; Peter's café in Ærø stays open!  ",
+       "Talks in Brussels — led by Jean-Claude Juncker — ended on 1996-08-22."]
+
+
+def answer(prompt):
+    """A fixed label per entity surface, the same in every process."""
+    return NAMES[sum(map(ord, entity_of(prompt))) % len(NAMES)]
+
+
+@pytest.fixture(autouse=True)
+def dummy_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-dummy-for-tests")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def server():
+    with LLMServer(answer=answer) as srv:
+        yield srv
+
+
+def local(checkpoint, save_file, *args):
+    return local_inference.main(["--inference_model", checkpoint, "--save_file", str(save_file), *args])
+
+
+def first_sentences(path, n):
+    """The first n sentences of data/sample/test.txt as plain text lines."""
+    path.write_text("".join(" ".join(s.words) + "\n" for s in read_dataset(f"{SAMPLE_DIR}/test.txt")[:n]),
+                    encoding="utf-8")
+    return str(path)
+
+
+class Page(HTMLParser):
+    """The <mark>s of a report: (text, data-type)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.marks, self._open = [], False
+        with open(path, encoding="utf-8") as f:
+            self.feed(f.read())
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "mark":
+            self.marks.append(["", dict(attrs)["data-type"]])
+            self._open = True
+
+    def handle_endtag(self, tag):
+        self._open = self._open and tag != "mark"
+
+    def handle_data(self, data):
+        if self._open:
+            self.marks[-1][0] += data
+
+
+def shown(records):
+    """(text, label) of each entity the page must mark: the LLM's label, or the dropped one."""
+    out = []
+    for rec in records:
+        for ent in sorted(rec["entity"], key=lambda e: e["span"]):
+            kind = change_kind(ent)
+            if kind:
+                out.append([ent["entity"], ent["pred"] if kind == "removed" else ent["llm_pred"]])
+    return out
+
+
+def drop(metrics, *keys):
+    return {k: v for k, v in metrics.items() if k not in keys}
+
+
+@pytest.mark.parametrize("flags", [["--threshold", "0.45"], ["--dataname", "conll03", "--threshold_sweep", "0.5,0.6"]],
+                         ids=["model-labels", "conll03-sweep"])
+def test_online_equals_local_then_llm_inference(spanner_ckpt, server, tmp_path, flags):
+    test_file, llm = f"{SAMPLE_DIR}/test.txt", ["--base_url", server.base_url, *flags]
+    local_metrics = local(spanner_ckpt, tmp_path / "two" / "local.jsonl", "--input_file", test_file)
+    two = llm_inference.main(["--input_file", str(tmp_path / "two" / "local.jsonl"), "--save_file",
+                              str(tmp_path / "two" / "linked.jsonl"), "--html", str(tmp_path / "two.html"), *llm])
+    online = local(spanner_ckpt, tmp_path / "one" / "linked.jsonl", "--input_file", test_file, "--llm_name", "openai",
+                   "--html", str(tmp_path / "one.html"), *llm)
+    text = (tmp_path / "one" / "linked.jsonl").read_text(encoding="utf-8")
+    assert text == (tmp_path / "two" / "linked.jsonl").read_text(encoding="utf-8")
+    records = read_jsonl(str(tmp_path / "one" / "linked.jsonl"))
+    asked = [e for r in records for e in r["entity"] if e["llm_status"] != "below_threshold"]
+    assert asked and {e["llm_status"] for e in asked} == {"linked"}
+    assert sorted(Counter(server.prompts).values()) == [2] * len(asked)  # once per run, each run its own cache
+    on_disk = json.loads((tmp_path / "one" / "linked.jsonl.metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(online))
+    assert drop(online, "llm", "labels", "local_inference") == drop(two, "llm")
+    assert drop(online["llm"], "wall_s", "requests_per_s") == drop(two["llm"], "wall_s", "requests_per_s")
+    per_run = ("seconds", "sentences_per_second")
+    assert drop(online["local_inference"], *per_run) == drop(local_metrics, *per_run)
+    assert online["labels"] == local_metrics["labels"]
+    for page in ("one.html", "two.html"):
+        assert Page(tmp_path / page).marks == shown(records)
+
+
+def test_raw_text_online_keeps_offsets_and_marks_every_entity(spanner_ckpt, server, tmp_path):
+    (tmp_path / "notes.txt").write_text("\n".join(RAW) + "\n", encoding="utf-8")
+    save, html = tmp_path / "notes.jsonl", tmp_path / "notes.html"
+    local(spanner_ckpt, save, "--input_file", str(tmp_path / "notes.txt"), "--candidate_threshold", "0",
+          "--threshold", "0", "--llm_name", "gpt", "--base_url", server.base_url, "--html", str(html))
+    records = read_jsonl(str(save))
+    assert [r["text"] for r in records] == RAW
+    surfaces = [e["entity"] for r in records for e in r["entity"]]
+    assert len(surfaces) > 10 and sorted(map(entity_of, server.prompts)) == sorted(surfaces)
+    for rec in records:
+        for ent in rec["entity"]:
+            start, end = ent["char_span"]
+            assert rec["text"][start:end] == ent["entity"]
+    marks = Page(html).marks
+    assert marks == shown(records) and marks
+    assert {label for _, label in marks} <= {"LOC", "PER", "ORG", "MISC"}
+
+
+def test_dry_run_writes_the_prompts_llm_inference_would_send(spanner_ckpt, tmp_path):
+    text = first_sentences(tmp_path / "notes.txt", 20)
+    local(spanner_ckpt, tmp_path / "local.jsonl", "--input_file", text)
+    llm_inference.main(["--input_file", str(tmp_path / "local.jsonl"), "--save_file", str(tmp_path / "two.jsonl"),
+                        "--dry_run"])
+    local(spanner_ckpt, tmp_path / "one.jsonl", "--input_file", text, "--llm_name", "gpt", "--dry_run")
+    prompts = (tmp_path / "one.prompts.jsonl").read_text(encoding="utf-8")
+    assert prompts and prompts == (tmp_path / "two.prompts.jsonl").read_text(encoding="utf-8")
+    assert not (tmp_path / "one.jsonl").exists()
+
+
+def test_output_of_the_other_mode_or_no_llm_is_a_clear_error(spanner_ckpt, tmp_path, monkeypatch):
+    text = first_sentences(tmp_path / "notes.txt", 3)
+    local(spanner_ckpt, tmp_path / "out.jsonl", "--input_file", text)
+    with pytest.raises(SystemExit, match="holds local output; use --overwrite"):
+        local(spanner_ckpt, tmp_path / "out.jsonl", "--input_file", text, "--llm_name", "gpt", "--base_url", "x")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(SystemExit, match="no LLM configured(.|\n)*--dry_run"):
+        local(spanner_ckpt, tmp_path / "new.jsonl", "--input_file", text, "--llm_name", "gpt")
+
+
+def wait_for(condition, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def lines(path):
+    return path.read_text(encoding="utf-8").count("\n") if path.exists() else 0
+
+
+def test_a_killed_run_from_stdin_continues_and_asks_nothing_twice(spanner_ckpt, tmp_path):
+    text = first_sentences(tmp_path / "notes.txt", 30)
+    with LLMServer(answer=answer) as fresh_server:  # the reference: one uninterrupted run
+        local(spanner_ckpt, tmp_path / "fresh" / "out.jsonl", "--input_file", text, "--llm_name", "openai",
+              "--base_url", fresh_server.base_url)
+    fresh = read_jsonl(str(tmp_path / "fresh" / "out.jsonl"))
+    save, cache = tmp_path / "out.jsonl", tmp_path / "llm_cache.jsonl"
+    with LLMServer(answer=answer) as server:
+        args = ["--inference_model", spanner_ckpt, "--save_file", str(save), "--llm_name", "openai",
+                "--base_url", server.base_url, "--concurrency", "2"]
+        server.hold_after(12)  # answer 12 spans, then hold every request
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        with open(text, "rb") as stdin, open(tmp_path / "killed.log", "wb") as log:
+            proc = subprocess.Popen([sys.executable, "local_inference.py", *args, "--input_file", "-"], cwd=REPO,
+                                    env=env, stdin=stdin, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            def stuck():
+                assert proc.poll() is None, (tmp_path / "killed.log").read_text()
+                return len(server.prompts) == 14 and lines(cache) == 12 and lines(save) > 0
+            wait_for(stuck)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=20)
+        finally:
+            proc.kill()
+        written = lines(save)
+        server.release()
+        local_inference.main(args + ["--input_file", text])
+    records = read_jsonl(str(save))
+    assert 0 < written < len(records) == len(fresh) == 30
+    assert max(server.answered.values()) == 1
+    asked = [e for r in fresh for e in r["entity"] if e["llm_status"] != "below_threshold"]
+    assert sum(server.answered.values()) == len(asked)
+    as_fresh = [{**r, "entity": [{**e, "llm_status": e["llm_status"].replace("cached", "linked")} for e in r["entity"]]}
+                for r in records]
+    assert as_fresh == fresh
+    assert [r["text"] for r in records] == open(text, encoding="utf-8").read().splitlines()
+
+
+@pytest.mark.parametrize("entry", [local_inference, llm_inference])
+def test_ctrl_c_while_a_record_is_written_keeps_every_reply_and_stops(spanner_ckpt, tmp_path, monkeypatch, entry):
+    """Ctrl-C outside the linker's own code: the requests in flight finish into the cache, no
+    new one starts, and the message says how to continue."""
+    class Interrupted(JsonlWriter):  # Ctrl-C lands while the tenth record is written
+        def write(self, record):
+            super().write(record)
+            if lines(tmp_path / "out.jsonl") == 10:
+                raise KeyboardInterrupt
+
+    text = first_sentences(tmp_path / "notes.txt", 30)
+    if entry is llm_inference:
+        local(spanner_ckpt, tmp_path / "local.jsonl", "--input_file", text)
+    monkeypatch.setattr(entry, "JsonlWriter", Interrupted)
+    with LLMServer(answer=answer, latency=0.2) as server:
+        llm = ["--save_file", str(tmp_path / "out.jsonl"), "--base_url", server.base_url, "--concurrency", "4"]
+        with pytest.raises(SystemExit, match="interrupted; the records linked so far are in"):
+            if entry is llm_inference:
+                llm_inference.main(["--input_file", str(tmp_path / "local.jsonl"), *llm])
+            else:
+                local_inference.main(["--inference_model", spanner_ckpt, "--input_file", text,
+                                      "--llm_name", "openai", *llm])
+        asked = len(server.prompts)
+        time.sleep(0.5)  # more than two requests' time
+    assert len(server.prompts) == asked == sum(server.answered.values()) == lines(tmp_path / "llm_cache.jsonl") > 0
+
+
+def run_script(env, cwd):
+    return subprocess.run(["bash", os.path.join(REPO, "scripts", "predict.sh")], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_predict_sh(spanner_ckpt, server, tmp_path):
+    settings = ("CHECKPOINT", "INPUT_FILE", "SAVE_FILE", "HTML", "LLM_NAME", "LLM_MODEL", "BASE_URL", "LLM_CKPT",
+                "DATANAME", "THRESHOLD", "SHOT", "DRY_RUN", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+    env = {k: v for k, v in os.environ.items() if k not in settings}
+    env.update(PYTHON=sys.executable, OMP_NUM_THREADS="1")
+    missing = run_script(env, tmp_path)
+    assert missing.returncode == 1 and "set CHECKPOINT " in missing.stderr and "/path/to/" in missing.stderr
+    (tmp_path / "notes.txt").write_text("\n".join(RAW) + "\n", encoding="utf-8")
+    env.update(CHECKPOINT=spanner_ckpt, INPUT_FILE="notes.txt", SAVE_FILE="out/local.jsonl")
+    alone = run_script(env, tmp_path)  # relative paths are the caller's
+    assert alone.returncode == 0, alone.stderr
+    assert "no LLM configured" in alone.stderr and "BASE_URL" in alone.stderr
+    assert "llm_pred" not in (tmp_path / "out" / "local.jsonl").read_text(encoding="utf-8")
+    env.update(SAVE_FILE="out/linked.jsonl", BASE_URL=server.base_url, LLM_MODEL="test-model", THRESHOLD="0")
+    linked = run_script(env, tmp_path)
+    assert linked.returncode == 0, linked.stderr
+    records = read_jsonl(str(tmp_path / "out" / "linked.jsonl"))
+    assert all(e["llm_status"] == "linked" for r in records for e in r["entity"]) and server.prompts
+    assert Page(tmp_path / "out" / "linked.html").marks == shown(records)
