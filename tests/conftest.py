@@ -113,6 +113,14 @@ def write_data_dir(tmp_path_factory):
     return write
 
 
+def to_bio(spans, n_words):
+    """(start, end, label) spans, end inclusive, as BIO tags: the input seqeval scores."""
+    tags = ["O"] * n_words
+    for s, e, label in spans:
+        tags[s:e + 1] = [f"B-{label}"] + [f"I-{label}"] * (e - s)
+    return tags
+
+
 TINY_GLOVE = ["--encoder", "glove", "--lstm_hidden", "16", "--iteration", "2", "--batch_size", "16"]
 
 

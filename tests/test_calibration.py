@@ -10,6 +10,7 @@ from dataloaders.readers import load_labels, read_dataset
 from inference.calibration import auroc, ece, entity_outcomes, local_metrics, reliability_bins, risk_coverage
 from inference.decode import decode_sentence
 from inference.report_table import format_table
+from tests.conftest import to_bio
 
 
 def test_ece_two_bins_by_hand():
@@ -108,13 +109,6 @@ def random_spans(rng, n, labels):
             spans.append((w, e, labels[int(rng.integers(len(labels)))]))
         w = e + 1
     return spans
-
-
-def to_bio(spans, n):
-    tags = ["O"] * n
-    for s, e, label in spans:
-        tags[s:e + 1] = [f"B-{label}"] + [f"I-{label}"] * (e - s)
-    return tags
 
 
 def test_matches_seqeval_on_random_predictions():

@@ -11,7 +11,7 @@ import local_inference
 from dataloaders.convert import write_spanner_json
 from dataloaders.readers import Sentence, read_dataset
 from dataloaders.text import tokenize
-from tests.conftest import SAMPLE_DIR
+from tests.conftest import SAMPLE_DIR, to_bio
 from utils.jsonl import read_jsonl
 
 TEST_FILE = os.path.join(SAMPLE_DIR, "test.txt")
@@ -38,21 +38,14 @@ def run_type(spanner_ckpt, ener_ckpt, tmp_path_factory):
     return run
 
 
-def bio(n_words, spans):
-    tags = ["O"] * n_words
-    for s, e, label in spans:
-        tags[s:e + 1] = [f"B-{label}"] + [f"I-{label}"] * (e - s)
-    return tags
-
-
 def predicted(rec):
     return [(*ent["span"], ent["pred"]) for ent in rec["entity"] if ent["pred"] != "O" and not ent["candidate"]]
 
 
 def seqeval_scores(records):
     """Precision, recall, F1 and per-label F1 from seqeval on BIO tags built from the records."""
-    y_true = [bio(len(r["tokens"]), r["gold"]) for r in records]
-    y_pred = [bio(len(r["tokens"]), predicted(r)) for r in records]
+    y_true = [to_bio(r["gold"], len(r["tokens"])) for r in records]
+    y_pred = [to_bio(predicted(r), len(r["tokens"])) for r in records]
     per_label = classification_report(y_true, y_pred, output_dict=True, zero_division=0)
     return (precision_score(y_true, y_pred, zero_division=0), recall_score(y_true, y_pred, zero_division=0),
             f1_score(y_true, y_pred, zero_division=0),
