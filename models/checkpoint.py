@@ -2,7 +2,8 @@
 
 A checkpoint is a directory: `config.json` (model and training arguments, label list),
 `model.safetensors` (weights only: loading never unpickles anything), and for BERT the
-tokenizer files. GloVe vectors are read from the installed package, not stored.
+tokenizer files in `tokenizer/` (apart, so that transformers never mistakes our config.json
+for a model's). GloVe vectors are read from the installed package, not stored.
 """
 import json
 import os
@@ -14,7 +15,7 @@ from dataloaders.features import BertFeaturizer, GloveFeaturizer
 from models.encoders import BertEncoder, GloveEncoder, load_glove
 from models.span_ner import SpanNER
 
-CONFIG, WEIGHTS = "config.json", "model.safetensors"
+CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
 MODEL_KEYS = ("max_span_len", "width_dim", "len_dim", "morph_dim", "dropout")
 
 
@@ -58,7 +59,7 @@ def save_checkpoint(path, model, featurizer, config):
     # Own copies: cuDNN packs LSTM weights into one shared buffer, which safetensors refuses.
     save_file({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, os.path.join(path, WEIGHTS))
     if isinstance(featurizer, BertFeaturizer):
-        featurizer.tok.save_pretrained(path)
+        featurizer.tok.save_pretrained(os.path.join(path, TOKENIZER))
     with open(os.path.join(path, CONFIG), "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2, ensure_ascii=False)
 
@@ -74,7 +75,7 @@ def load_checkpoint(path, device="cpu"):
     if config["encoder"] == "bert":
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(os.path.join(path, TOKENIZER))
     model, featurizer = build_model(config, tokenizer=tokenizer)
     model.load_state_dict(load_file(os.path.join(path, WEIGHTS)))
     return model.to(device).eval(), featurizer, config

@@ -120,8 +120,10 @@ def test_checkpoint_is_config_json_and_safetensors(overfit, model_type, encoder)
     extra = files - {"config.json", "model.safetensors"}
     if encoder == "glove":
         assert not extra
-    else:  # the tokenizer, as text files
-        assert "tokenizer_config.json" in extra and all(f.endswith((".json", ".txt")) for f in extra), extra
+    else:  # the tokenizer, as text files in their own folder
+        tokenizer_files = os.listdir(os.path.join(run.path, "tokenizer"))
+        assert extra == {"tokenizer"} and "tokenizer_config.json" in tokenizer_files, extra
+        assert all(f.endswith((".json", ".txt")) for f in tokenizer_files), tokenizer_files
     weights = load_file(os.path.join(run.path, "model.safetensors"))
     state = run.model.state_dict()
     assert weights.keys() == state.keys() and all(torch.equal(weights[k], state[k]) for k in state)
