@@ -76,7 +76,7 @@ class Bench:
         seconds, peak = run_step(argv, os.path.join(self.runs, "logs", f"train_{dataset}_{kind}.log"))
         config = json.load(open(os.path.join(model_dir, "config.json")))
         return {"train_minutes": round(seconds / 60, 1), "peak_rss_mb": peak, "best_dev_f1": config["dev_f1"],
-                "best_epoch": config["epoch"], "epochs_max": self.args.epochs, "model_dir": model_dir}
+                "best_epoch": config["epoch"], "epochs_max": self.args.epochs, "model_dir": os.path.relpath(model_dir, ROOT)}
 
     def infer(self, dataset, kind, mode, unc, tag=""):
         save = os.path.join(self.runs, "pred", f"{dataset}_{kind}_{mode}_{unc}{tag}.jsonl")
@@ -87,7 +87,7 @@ class Bench:
         m = json.load(open(save + ".metrics.json"))
         return {"f1": m["f1"], "precision": m["precision"], "recall": m["recall"], "ece": m["ece"],
                 "auroc": m["auroc"], "sentences": m["n_sentences"], "sentences_per_second": m["sentences_per_second"],
-                "peak_rss_mb": peak, "save_file": save}
+                "peak_rss_mb": peak, "save_file": os.path.relpath(save, ROOT)}
 
     def thresholds(self, save_file):
         """Per threshold: share of wrong local entities above it, share of all listed spans
@@ -120,7 +120,7 @@ class Bench:
                     self.step("eval", f"conll03/{kind}/{mode}/{unc}", lambda: self.infer("conll03", kind, mode, unc))
             for dataset in DATASETS[1:]:
                 self.step("eval", f"{dataset}/{kind}/ori/{types[0]}", lambda: self.infer(dataset, kind, "ori", types[0]))
-            save = self.results["eval"][f"conll03/{kind}/ori/{types[0]}"]["save_file"]
+            save = os.path.join(ROOT, self.results["eval"][f"conll03/{kind}/ori/{types[0]}"]["save_file"])
             self.step("thresholds", f"conll03/{kind}/{types[0]}", lambda: self.thresholds(save))
             self.step("throughput", f"conll03/{kind}/{types[0]}", lambda: self.throughput(kind, types[0]))
         from bench.llm_throughput import run as llm_run
