@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -65,6 +66,8 @@ def build_parser(description=__doc__):
     a("--devices", default="auto", help="e.g. 1, 4, or auto")
     a("--strategy", default="auto", help="e.g. ddp for several GPUs")
     a("--precision", default="32-true", help="e.g. bf16-mixed on recent GPUs")
+    a("--resume", action="store_true",
+      help="continue a killed run from MODEL_SAVE_DIR/resume/last.ckpt (written after every epoch)")
     return p
 
 
@@ -102,6 +105,12 @@ class SaveBest(pl.Callback):
             save_checkpoint(self.path, module.model, self.featurizer, self.config)
             log.info("epoch %d: dev F1 %.4f, checkpoint saved to %s", trainer.current_epoch, f1, self.path)
 
+    def state_dict(self):
+        return {"best": self.best}
+
+    def load_state_dict(self, state):
+        self.best = state["best"]
+
 
 def load_split(args, split, labels=None):
     path = getattr(args, f"{split}_file") or split_path(args.data_dir, split)
@@ -130,17 +139,29 @@ def train(args, model_type="spanner", extra_config=None):
     log.info("train %d sentences, dev %d, labels %s", len(train_set), len(dev_set), labels[1:])
     config["train_args"] = vars(args)
     saver = SaveBest(args.model_save_dir, featurizer, config)
+    # Lightning's own checkpoint of the whole training state, only to resume a killed run:
+    # overwritten after every epoch, read back with weights_only (no arbitrary unpickling).
+    resume_dir = os.path.join(args.model_save_dir, "resume")
+    last = pl.callbacks.ModelCheckpoint(resume_dir, "last", save_top_k=1, enable_version_counter=False)
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=args.devices, strategy=args.strategy, precision=args.precision,
-        max_epochs=args.iteration, max_steps=args.max_steps, logger=False, enable_checkpointing=False,
-        callbacks=[saver, pl.callbacks.EarlyStopping("dev_f1", patience=args.early_stop, mode="max", check_on_train_epoch_end=False)],
-        num_sanity_val_steps=0)
+        max_epochs=args.iteration, max_steps=args.max_steps, logger=False, num_sanity_val_steps=0,
+        callbacks=[saver, last, pl.callbacks.EarlyStopping("dev_f1", patience=args.early_stop, mode="max",
+                                                           check_on_train_epoch_end=False)])
     module = SpanNERModule(model, config, dev_counter(dev_set, config))
     start = time.time()
     # Length-bucketed batches on one device; DDP needs Lightning's own distributed sampler.
     bucket = trainer.world_size == 1
     dev_loader = make_loader(dev_set, args.batch_size, False, bucket=bucket)
-    trainer.fit(module, make_loader(train_set, args.batch_size, True, args.seed, bucket), dev_loader)
+    ckpt_path = os.path.join(resume_dir, "last.ckpt") if args.resume else None
+    if ckpt_path and not os.path.isfile(ckpt_path):
+        raise DataError(f"--resume: {ckpt_path} does not exist (nothing to continue)")
+    try:
+        trainer.fit(module, make_loader(train_set, args.batch_size, True, args.seed, bucket), dev_loader,
+                    ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit:  # Lightning's graceful Ctrl-C ends in sys.exit(1)
+        sys.exit(f"interrupted; continue with the same command and --resume (from {resume_dir})")
+    shutil.rmtree(resume_dir, ignore_errors=True)  # finished: the checkpoint directory is all that stays
     if saver.best < 0:  # --max_steps ended training inside the first epoch
         trainer.validate(module, dev_loader, verbose=False)
     summary = {"best_dev_f1": saver.best, "epochs": trainer.current_epoch, "steps": trainer.global_step,
@@ -152,6 +173,7 @@ def train(args, model_type="spanner", extra_config=None):
 def main(argv=None, model_type="spanner", parser=None, extra_config=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")  # --resume
     args = (parser or build_parser()).parse_args(argv)
     try:
         return train(args, model_type, extra_config(args) if extra_config else None)

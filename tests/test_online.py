@@ -123,8 +123,11 @@ def test_raw_text_online_keeps_offsets_and_marks_every_entity(spanner_ckpt, serv
           "--threshold", "0", "--llm_name", "gpt", "--base_url", server.base_url, "--html", str(html))
     records = read_jsonl(str(save))
     assert [r["text"] for r in records] == RAW
+    # Every listed span asked, nothing else. A surface twice in a sentence (two quote marks) is
+    # the same prompt: asked once if the first reply is cached in time, twice if both were in flight.
     surfaces = [e["entity"] for r in records for e in r["entity"]]
-    assert len(surfaces) > 10 and sorted(map(entity_of, server.prompts)) == sorted(surfaces)
+    assert len(surfaces) > 10 and set(map(entity_of, server.prompts)) == set(surfaces)
+    assert len(server.prompts) <= len(surfaces)
     for rec in records:
         for ent in rec["entity"]:
             start, end = ent["char_span"]

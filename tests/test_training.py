@@ -4,8 +4,10 @@ import copy
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -22,6 +24,7 @@ from inference.metrics import entity_scores
 from inference.predict import predict
 from models.checkpoint import build_model, load_checkpoint, save_checkpoint
 from models.lightning_module import SpanNERModule
+from tests.conftest import SAMPLE_DIR
 
 pytestmark = [pytest.mark.filterwarnings("ignore:.*does not have many workers"),
               pytest.mark.filterwarnings("ignore:`isinstance.treespec, LeafSpec.` is deprecated")]
@@ -236,3 +239,32 @@ def test_clear_errors(data_dir, tmp_path, argv, message):
         # A string exit code is printed as is: one line, no traceback.
         assert isinstance(err.value.code, str) and err.value.code.startswith(fill(message))
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_an_interrupted_training_run_resumes_where_it_stopped(tmp_path):
+    """Ctrl-C once an epoch's resume checkpoint exists; --resume then continues from its step
+    (restored with weights_only) and, finished, leaves only the checkpoint files."""
+    out = str(tmp_path / "model")
+    args = ["--data_dir", SAMPLE_DIR, "--model_save_dir", out, "--encoder", "glove", "--lstm_hidden", "16",
+            "--batch_size", "16", "--iteration", "500"]
+    last = os.path.join(out, "resume", "last.ckpt")
+    proc = subprocess.Popen([sys.executable, "train_ener.py", *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, size = time.monotonic() + 120, -1
+        while proc.poll() is None and time.monotonic() < deadline:  # until the file exists and stops growing
+            time.sleep(0.05)
+            if os.path.isfile(last) and os.path.getsize(last) == size > 0:
+                break
+            size = os.path.getsize(last) if os.path.isfile(last) else -1
+        proc.send_signal(signal.SIGINT)
+        assert "continue with the same command and --resume" in proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    state = torch.load(last, weights_only=True)
+    summary = train_ener.main([*args, "--resume", "--max_steps", str(state["global_step"] + 5)])
+    assert summary["steps"] == state["global_step"] + 5, "training went on from the saved step"
+    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors"]
+    with pytest.raises(SystemExit, match="nothing to continue"):
+        train_ener.main([*args, "--resume"])
