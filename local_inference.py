@@ -32,7 +32,7 @@ from dataloaders.dataset import SpanDataset
 from dataloaders.readers import DataError, read_dataset, split_path
 from inference.calibration import entity_outcomes, local_metrics
 from inference.decode import decode_sentence
-from inference.predict import default_uncertainty, predict
+from inference.predict import check_uncertainty, predict
 from inference.report_table import format_table
 from inference.uncertainty import UNCERTAINTY_TYPES
 from llm_inference import (add_link_args, check_link_args, link_metrics, linking, prompt_builder, report, resolve_spec,
@@ -171,10 +171,7 @@ def write_records(args, records, done):
 def run(args):
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     model, featurizer, config = load_checkpoint(args.inference_model, device)
-    args.uncertainty_type = args.uncertainty_type or default_uncertainty(config)
-    if args.uncertainty_type == "evidential" and config["model_type"] != "ener":
-        raise DataError(f"{args.inference_model}: evidential uncertainty needs an E-NER checkpoint (train_ener.py); "
-                        "this SpanNER checkpoint supports confidence, entropy and mc_dropout")
+    args.uncertainty_type = check_uncertainty(config, args.uncertainty_type)  # fail before reading the input
     sentences = load_input(args, config["labels"])
     if args.paper_protocol and any(s.entities is None for s in sentences):
         raise DataError(f"{input_name(args)}: --paper_protocol lists the gold spans, so it needs labelled input")

@@ -95,9 +95,9 @@ class Bench:
         records = read_jsonl(save_file)
         spans = [s for r in records for s in r["entity"]]
         wrong = [s for s in spans if not s.get("candidate") and s["pred"] != s["answer"]]
+        oracle = [{**r, "entity": [{**s, "llm_answer": s["answer"]} for s in r["entity"]]} for r in records]
         rows = []
         for t in THRESHOLDS:
-            oracle = [{**r, "entity": [{**s, "llm_answer": s["answer"]} for s in r["entity"]]} for r in records]
             rep = link_report(oracle, t)
             rows.append({"threshold": t, "wrong_above": sum(s["uncertainty"] > t for s in wrong) / max(1, len(wrong)),
                          "sent_share": rep["sent"] / max(1, len(spans)), "sent": rep["sent"],

@@ -12,6 +12,15 @@ def default_uncertainty(config):
     return "evidential" if config["model_type"] == "ener" else "confidence"
 
 
+def check_uncertainty(config, uncertainty_type=None):
+    """The uncertainty method to use (the checkpoint's default when None), or a clear error."""
+    uncertainty_type = uncertainty_type or default_uncertainty(config)
+    if uncertainty_type == "evidential" and config["model_type"] != "ener":
+        raise ValueError("evidential uncertainty needs an E-NER checkpoint (train_ener.py); this SpanNER "
+                         "checkpoint was trained with softmax cross-entropy: use confidence, entropy or mc_dropout")
+    return uncertainty_type
+
+
 def _scores(model, batch, uncertainty_type, mc_samples):
     if uncertainty_type != "mc_dropout":
         return model(batch)
@@ -39,10 +48,7 @@ def predict(model, dataset, config, uncertainty_type=None, mc_samples=10, batch_
             progress=True):
     """Yield (index, spans, probs, uncertainty) for every sentence, batched by length
     (so not in input order)."""
-    uncertainty_type = uncertainty_type or default_uncertainty(config)
-    if uncertainty_type == "evidential" and config["model_type"] != "ener":
-        raise ValueError("evidential uncertainty needs an E-NER checkpoint (train_ener.py); this one was "
-                         "trained with softmax cross-entropy: use confidence, entropy or mc_dropout")
+    uncertainty_type = check_uncertainty(config, uncertainty_type)
     loader = make_loader(dataset, batch_size, shuffle=False)
     for batch in tqdm(loader, desc="local inference", unit="batch", disable=not progress):
         batch = to_device(batch, device)
