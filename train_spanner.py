@@ -15,8 +15,9 @@ import warnings
 import pytorch_lightning as pl
 
 from dataloaders.dataset import SpanDataset, make_loader
-from dataloaders.readers import DataError, load_labels, read_dataset, split_path
-from inference.predict import dev_counter
+from dataloaders.readers import load_labels, read_dataset, split_path
+from utils.errors import DataError
+from inference.local.predict import dev_counter
 from models.checkpoint import build_model, save_checkpoint
 from models.lightning_module import SpanNERModule
 

@@ -20,7 +20,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from inference.link_metrics import link_report  # noqa: E402
+from inference.reports.link_metrics import link_report  # noqa: E402
 from utils.jsonl import read_jsonl  # noqa: E402
 
 MODELS = {"spanner": ("train_spanner.py", ("confidence", "entropy", "mc_dropout")),

@@ -15,7 +15,8 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script
 
 from dataloaders.convert import write_spanner_json  # noqa: E402
-from dataloaders.readers import SPLIT_FILES, DataError, read_column_file  # noqa: E402
+from dataloaders.readers import SPLIT_FILES, read_column_file  # noqa: E402
+from utils.errors import DataError  # noqa: E402
 
 WNUT17 = "https://raw.githubusercontent.com/leondz/emerging_entities_17/master/"
 DOWNLOADS = {"wnut17": {"train": WNUT17 + "wnut17train.conll", "dev": WNUT17 + "emerging.dev.conll",

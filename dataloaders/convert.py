@@ -10,7 +10,8 @@ import json
 import os
 import sys
 
-from dataloaders.readers import DataError, read_dataset
+from dataloaders.readers import read_dataset
+from utils.errors import DataError
 
 
 def to_spanner_records(sentences):

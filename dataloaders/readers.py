@@ -13,12 +13,10 @@ from typing import Optional
 
 from seqeval.metrics.sequence_labeling import get_entities
 
+from utils.errors import DataError
+
 DOCSTART = "-DOCSTART-"
 _COLUMNS = re.compile(r"[ \t]+")
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file and the record."""
 
 
 @dataclass

@@ -7,9 +7,9 @@ import pytest
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 
 from dataloaders.readers import load_labels, read_dataset
-from inference.calibration import auroc, ece, entity_outcomes, local_metrics, reliability_bins, risk_coverage
-from inference.decode import decode_sentence
-from inference.report_table import format_table
+from inference.reports.calibration import auroc, ece, entity_outcomes, local_metrics, reliability_bins, risk_coverage
+from inference.local.decode import decode_sentence
+from inference.reports.table import format_table
 from tests.conftest import to_bio
 
 

@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from dataloaders.convert import main, to_spanner_records, write_spanner_json
-from dataloaders.readers import DataError, Sentence, read_dataset
+from dataloaders.readers import Sentence, read_dataset
+from utils.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONLL_DEV = os.path.join(REPO, "..", "shared", "data", "conll03", "spanner.dev")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from inference.decode import decode_sentence
+from inference.local.decode import decode_sentence
 
 LABELS = ["O", "PER", "LOC"]
 WORDS = ["w0", "w1", "w2", "w3", "w4", "w5"]

@@ -5,8 +5,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from dataloaders.readers import DataError
-from inference.html_report import change_kind, main, write_html
+from utils.errors import DataError
+from inference.reports.page import change_kind, main, write_html
 
 SCRIPT = "<script>alert(1)</script>"
 

@@ -1,7 +1,7 @@
 import pytest
 
-from inference.answers import parse_answer
-from inference.prompt import DATASETS
+from inference.llm.answers import parse_answer
+from inference.llm.prompt import DATASETS
 
 
 @pytest.mark.parametrize("reply, label", [

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from inference.llm_cache import ReplyCache, prompt_key
+from inference.llm.cache import ReplyCache, prompt_key
 
 IDENTITY = {"backend": "openai", "model": "m", "temperature": 0.3, "max_tokens": None}
 

@@ -4,10 +4,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from inference.answers import parse_answer  # noqa: E402
-from inference.linker import Linker  # noqa: E402
-from inference.llm_backends import HFBackend, make_backend  # noqa: E402
-from inference.prompt import DATASETS, PromptBuilder  # noqa: E402
+from inference.llm.answers import parse_answer  # noqa: E402
+from inference.llm.linker import Linker  # noqa: E402
+from inference.llm.backends import HFBackend, make_backend  # noqa: E402
+from inference.llm.prompt import DATASETS, PromptBuilder  # noqa: E402
 
 # No label name is in the vocabulary, so whatever the random model says names no label.
 CORPUS = ["the cat sat on a mat", "a dog ran in the park", "green ideas sleep furiously",

@@ -8,9 +8,11 @@ import time
 import pytest
 
 import llm_inference
-from dataloaders.readers import DataError
-from inference.metrics import entity_scores
-from tests.llm_server import LLMServer, entity_of
+from inference.llm.session import read_records, resolve_spec
+from inference.llm.settings import LinkSettings
+from utils.errors import DataError
+from inference.reports.metrics import entity_scores
+from inference.llm.loopback_server import LLMServer, entity_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANSWERS = {"German": "Miscellaneous", "Brussels": "Location", "Peter": "Person", "Smith": "Non-entity"}
@@ -129,7 +131,7 @@ def test_a_partial_output_is_continued(tmp_path):
 def test_an_output_of_another_input_is_refused(tmp_path):
     input_file, save = write_input(tmp_path, n=2), tmp_path / "linked.jsonl"
     save.write_text(json.dumps({"id": 7, "entity": []}) + "\n")
-    with pytest.raises(DataError, match="line 1 \\(id 7\\) is not record 1 of"):
+    with pytest.raises(SystemExit, match="error: .*line 1 \\(id 7\\) is not record 1 of"):
         llm_inference.main(["--input_file", input_file, "--save_file", str(save), "--base_url", "http://127.0.0.1:9"])
 
 
@@ -190,15 +192,15 @@ def test_the_key_appears_in_no_message_log_or_file(tmp_path, monkeypatch, capsys
 
 
 def args_for(tmp_path, *extra):
-    return llm_inference.parse_args(["--input_file", str(tmp_path / "local.jsonl"),
-                                     "--save_file", str(tmp_path / "o.jsonl"), *extra])
+    return LinkSettings.from_args(llm_inference.parse_args(["--input_file", str(tmp_path / "local.jsonl"),
+                                                            "--save_file", str(tmp_path / "o.jsonl"), *extra]))
 
 
 def test_label_set_priority(tmp_path):
     input_file = write_input(tmp_path, n=1, labels=("O", "PER", "LOC", "ORG", "MISC", "DATE"))
-    records = llm_inference.read_records(input_file)
+    records = read_records(input_file)
     (tmp_path / "labels.txt").write_text("O\nGENE\nPROTEIN\n")
-    resolve = llm_inference.resolve_spec
+    resolve = resolve_spec
     assert resolve(args_for(tmp_path, "--labels", "A,B", "--dataname", "conll03"), records).tags == ["A", "B"]
     assert resolve(args_for(tmp_path, "--labels", str(tmp_path / "labels.txt")), records).tags == ["GENE", "PROTEIN"]
     with pytest.warns(UserWarning, match="DATE"):
@@ -222,7 +224,7 @@ def test_bad_input_lines_are_named(tmp_path, line, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"id": 0, "sentence": "a", "entity": []}) + "\n" + line + "\n")
     with pytest.raises(DataError, match=f"bad.jsonl: {message}"):
-        llm_inference.read_records(str(path))
+        read_records(str(path))
 
 
 def test_shot_needs_a_file(tmp_path, capsys):

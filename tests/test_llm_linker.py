@@ -1,10 +1,10 @@
 import pytest
 
-from inference.linker import Linker
-from inference.llm_backends import FatalError, OpenAIBackend
-from inference.llm_cache import ReplyCache
-from inference.prompt import DATASETS, PromptBuilder
-from tests.llm_server import Drop, Fail, Garbage, LLMServer, Reply, entity_of
+from inference.llm.linker import Linker
+from inference.llm.backends import FatalError, OpenAIBackend
+from inference.llm.cache import ReplyCache
+from inference.llm.prompt import DATASETS, PromptBuilder
+from inference.llm.loopback_server import Drop, Fail, Garbage, LLMServer, Reply, entity_of
 
 ANSWERS = {"German": "Miscellaneous", "Brussels": "Answer: Location", "Peter": "Non-entity", "EU": "Organization"}
 

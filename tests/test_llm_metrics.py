@@ -1,6 +1,6 @@
 import pytest
 
-from inference.link_metrics import link_report, plot_sweep, sweep
+from inference.reports.link_metrics import link_report, plot_sweep, sweep
 
 
 def span(s, e, pred, uncertainty, llm_answer):

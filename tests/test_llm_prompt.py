@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from dataloaders.readers import DataError
-from inference.prompt import (DATASETS, Example, PromptBuilder, ShotSelector, dataset_spec, generic_spec,
+from utils.errors import DataError
+from inference.llm.prompt import (DATASETS, Example, PromptBuilder, ShotSelector, dataset_spec, generic_spec,
                               with_descriptions)
 
 RECORD = {"id": 0, "sentence": "EU rejects German call", "tokens": ["EU", "rejects", "German", "call"],

@@ -14,9 +14,9 @@ import pytest
 import llm_inference
 import local_inference
 from dataloaders.readers import read_dataset
-from inference.html_report import change_kind
+from inference.reports.page import change_kind
 from tests.conftest import REPO, SAMPLE_DIR
-from tests.llm_server import LLMServer, entity_of
+from inference.llm.loopback_server import LLMServer, entity_of
 from utils.jsonl import JsonlWriter, read_jsonl
 
 NAMES = ("Location", "Person", "Organization", "Miscellaneous", "Non-entity")

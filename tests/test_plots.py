@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from inference.plots import plot_reliability, plot_risk_coverage
+from inference.reports.plots import plot_reliability, plot_risk_coverage
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

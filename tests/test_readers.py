@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from dataloaders.readers import DataError, Sentence, load_labels, read_dataset, split_path
+from dataloaders.readers import Sentence, load_labels, read_dataset, split_path
+from utils.errors import DataError
 
 
 def write(tmp_path, name, text):

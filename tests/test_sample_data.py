@@ -5,7 +5,8 @@ import urllib.request
 import pytest
 
 from data import make_sample, prepare
-from dataloaders.readers import DataError, read_dataset, split_path
+from dataloaders.readers import read_dataset, split_path
+from utils.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "data", "sample")

@@ -19,9 +19,9 @@ import train_ener
 import train_spanner
 from dataloaders.dataset import SpanDataset
 from dataloaders.readers import read_dataset
-from inference.decode import decode_sentence
-from inference.metrics import entity_scores
-from inference.predict import predict
+from inference.local.decode import decode_sentence
+from inference.reports.metrics import entity_scores
+from inference.local.predict import predict
 from models.checkpoint import build_model, load_checkpoint, save_checkpoint
 from models.lightning_module import SpanNERModule
 from tests.conftest import SAMPLE_DIR

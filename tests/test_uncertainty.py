@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from inference.uncertainty import UNCERTAINTY_TYPES, evidence, mutual_information, span_probabilities
+from inference.local.uncertainty import UNCERTAINTY_TYPES, evidence, mutual_information, span_probabilities
 
 LN3 = math.log(3.0)
 H_QUARTER = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))  # entropy of (1/4, 3/4) in nats

@@ -8,7 +8,7 @@ import json
 import os
 import warnings
 
-from dataloaders.readers import DataError
+from utils.errors import DataError
 
 
 def read_jsonl(path, check=None):

@@ -7,7 +7,7 @@ writes as null, rather than NaN, which strict JSON readers reject.
 """
 import numpy as np
 
-from inference.metrics import entity_scores
+from inference.reports.metrics import entity_scores
 
 
 def _arrays(scores, flags):

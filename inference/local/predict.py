@@ -1,11 +1,11 @@
 """Run a span model over a dataset: per sentence, its spans with label probabilities and
-uncertainties, decoded into entities (and LLM candidates) by `inference.decode`."""
+uncertainties, decoded into entities (and LLM candidates) by `inference.local.decode`."""
 import torch
 from tqdm import tqdm
 
 from dataloaders.dataset import make_loader
-from inference.decode import decode_sentence
-from inference.uncertainty import span_probabilities
+from inference.local.decode import decode_sentence
+from inference.local.uncertainty import span_probabilities
 
 
 def default_uncertainty(config):

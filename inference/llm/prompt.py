@@ -21,7 +21,8 @@ import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 
-from dataloaders.readers import DataError, read_dataset
+from dataloaders.readers import read_dataset
+from utils.errors import DataError
 
 NON_ENTITY = "Non-entity"
 

@@ -40,9 +40,9 @@ from typing import Optional
 
 from tqdm import tqdm
 
-from inference.answers import parse_answer
-from inference.llm_backends import FatalError, TransientError
-from inference.llm_cache import prompt_key
+from inference.llm.answers import parse_answer
+from inference.llm.backends import FatalError, TransientError
+from inference.llm.cache import prompt_key
 
 SUMMARY_KEYS = ("spans", "asked", "linked", "cached", "unparseable", "failed", "changed", "requests",
                 "cache_replies", "transient_errors", "prompt_tokens", "completion_tokens")

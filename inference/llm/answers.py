@@ -7,7 +7,7 @@ first line, or what follows a colon on that line count, so "not a Person" stays 
 """
 import re
 
-from inference.prompt import label_key
+from inference.llm.prompt import label_key
 
 NON_ENTITY_KEYS = {"nonentity", "notanentity", "noentity", "non", "none", "o", "null", "nil", "na"}
 PREFIX = re.compile(r"^\s*(answer|entity type|type|label)\s*[:：]\s*", re.IGNORECASE)

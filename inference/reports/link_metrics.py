@@ -14,8 +14,8 @@ threshold scores every higher one. Change counts, per span whose label changed:
 """
 from collections import Counter
 
-from inference.linker import decide
-from inference.metrics import entity_scores
+from inference.llm.linker import decide
+from inference.reports.metrics import entity_scores
 
 SCORE_KEYS = ("precision", "recall", "f1", "tp", "n_pred", "n_gold")
 

@@ -1,6 +1,6 @@
 """A static, self-contained HTML page of (linked) predictions.
 
-    python -m inference.html_report PRED.jsonl OUT.html [--title TITLE]
+    python -m inference.reports.page PRED.jsonl OUT.html [--title TITLE]
 
 Each sentence is shown with its entities highlighted, one colour per label. Every shown entity
 is exactly one `<mark>`: `data-type` holds its label (the LLM's when it answered; for an
@@ -14,7 +14,7 @@ import html
 import sys
 from collections import Counter
 
-from dataloaders.readers import DataError
+from utils.errors import DataError
 from utils.jsonl import read_jsonl
 
 KINDS = {"kept": "kept", "retyped": "type changed by the LLM", "added": "added by the LLM",

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from inference.calibration import ece, reliability_bins, risk_coverage
+from inference.reports.calibration import ece, reliability_bins, risk_coverage
 
 
 def _new_axes():

@@ -1,0 +1,94 @@
+"""The LLM stage's flags (shared by llm_inference.py and local_inference.py's online mode) and
+`LinkSettings`, the typed settings built once from them."""
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+from inference.llm.prompt import DATASETS
+from utils.cli import float_list
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Everything the linking session reads, from the flags of `add_link_args` plus the run's
+    input and output (`input_file` is None when local_inference.py reads a --data_dir)."""
+    save_file: str
+    input_file: Optional[str] = None
+    html: Optional[str] = None
+    plot_dir: Optional[str] = None
+    labels: Optional[str] = None
+    dataname: Optional[str] = None
+    label_desc: Optional[str] = None
+    shot: int = 0
+    shot_strategy: str = "random"
+    selectShot_dir: Optional[str] = None
+    llm_name: Optional[str] = None
+    model: Optional[str] = None
+    base_url: Optional[str] = None
+    llm_ckpt: Optional[str] = None
+    temperature: float = 0.3
+    max_tokens: Optional[int] = None
+    timeout: float = 60.0
+    max_attempts: int = 5
+    concurrency: int = 8
+    threshold: float = 0.4
+    threshold_sweep: list = field(default_factory=list)
+    cache: Optional[str] = None
+    no_cache: bool = False
+    dry_run: bool = False
+    prompts_file: Optional[str] = None
+    seed: int = 42
+
+    @classmethod
+    def from_args(cls, args):
+        """The settings from parsed flags (attributes this class does not know are left out)."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+
+    @property
+    def online(self):
+        """Whether local_inference.py links (or, with --dry_run, writes prompts) as it tags."""
+        return self.llm_name is not None or self.dry_run
+
+    @property
+    def ask_threshold(self):
+        """Spans above it are asked: the lowest threshold scored, so one pass serves the whole sweep."""
+        return min([self.threshold] + self.threshold_sweep)
+
+
+def add_link_args(p, llm_name="gpt"):
+    """The LLM stage's flags, shared by llm_inference.py and local_inference.py, where no default
+    `llm_name` means "local only unless --llm_name is given"."""
+    labels = p.add_argument_group("labels and prompt")
+    labels.add_argument("--labels", help="the label set: a comma list or a labels.txt file (overrides the rest)")
+    labels.add_argument("--dataname", choices=sorted(DATASETS), type=str.lower,
+                        help="the paper's label set and descriptions")
+    labels.add_argument("--label_desc", help='JSON {"LABEL": "description"} replacing the label descriptions')
+    labels.add_argument("--shot", type=int, default=LinkSettings.shot, help="examples per label in each prompt")
+    labels.add_argument("--shot_strategy", choices=("random", "similar"), default=LinkSettings.shot_strategy)
+    labels.add_argument("--selectShot_dir", help="labelled file (spanner JSON or CoNLL columns) to draw examples from")
+    online = "local only, unless --llm_name links each sentence online as it is tagged"
+    llm = p.add_argument_group("LLM", None if llm_name else online)
+    llm.add_argument("--llm_name", default=llm_name,
+                     help="gpt / openai (any OpenAI-compatible server), or llama / qwen / hf (a local model)")
+    llm.add_argument("--model", help="model name for the server (default gpt-3.5-turbo)")
+    llm.add_argument("--base_url", help="OpenAI-compatible server URL (default: OPENAI_BASE_URL, else OpenAI)")
+    llm.add_argument("--llm_ckpt", help="local Hugging Face model folder, for llama / qwen / hf")
+    llm.add_argument("--temperature", type=float, default=LinkSettings.temperature)
+    llm.add_argument("--max_tokens", type=int, help="reply length cap (hf default: 32)")
+    llm.add_argument("--timeout", type=float, default=LinkSettings.timeout, help="seconds per request")
+    llm.add_argument("--max_attempts", type=int, default=LinkSettings.max_attempts, help="requests per span at most (unparseable or failed)")
+    llm.add_argument("--concurrency", type=int, default=LinkSettings.concurrency, help="requests in flight (hf: prompts per batch)")
+    link = p.add_argument_group("linking")
+    link.add_argument("--threshold", type=float, default=LinkSettings.threshold, help="spans with uncertainty above it go to the LLM")
+    link.add_argument("--threshold_sweep", type=float_list, default=[],
+                      help="comma list of thresholds to score from one pass of calls")
+    link.add_argument("--cache", help="reply cache (JSONL); default: llm_cache.jsonl next to --save_file")
+    link.add_argument("--no_cache", action="store_true", help="ask every span again")
+    link.add_argument("--dry_run", action="store_true", help="call nothing; write the prompts to --prompts_file")
+    link.add_argument("--prompts_file", help="for --dry_run; default: SAVE_FILE with .prompts.jsonl")
+    link.add_argument("--seed", type=int, default=LinkSettings.seed, help="for shot sampling and local sampling")
+
+
+def check_link_args(p, args):
+    if args.shot > 0 and not args.selectShot_dir:
+        p.error("--shot needs --selectShot_dir, a labelled file to draw examples from")

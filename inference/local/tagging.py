@@ -1,0 +1,134 @@
+"""The local stage's run: read the input, tag it chunk by chunk into one record per sentence,
+score the records, and write them (continuing what a killed run of the same command wrote).
+Every function reads a `TagSettings`."""
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Optional
+
+from tqdm import tqdm
+
+from dataloaders.dataset import SpanDataset
+from dataloaders.readers import read_dataset, split_path
+from inference.local.decode import decode_sentence
+from inference.local.predict import predict
+from inference.reports.calibration import entity_outcomes, local_metrics
+from inference.reports.table import format_table
+from utils.errors import DataError
+from utils.jsonl import JsonlWriter, resume_jsonl
+
+log = logging.getLogger("local_inference")
+CHUNK = 2048  # sentences decoded and written per step (batched by length inside)
+
+
+@dataclass(frozen=True)
+class TagSettings:
+    """local_inference.py's own flags (the LLM's are `LinkSettings`)."""
+    inference_model: str
+    save_file: str
+    data_dir: Optional[str] = None
+    test_mode: str = "ori"
+    input_file: Optional[str] = None
+    input_format: str = "auto"
+    uncertainty_type: Optional[str] = None
+    mc_samples: int = 10
+    candidate_threshold: float = 0.4
+    paper_protocol: bool = False
+    batch_size: int = 64
+    device: str = "auto"
+    plot_dir: Optional[str] = None
+    html: Optional[str] = None
+    overwrite: bool = False
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+    @property
+    def input_name(self):
+        return self.input_file or f"{self.data_dir} ({self.test_mode})"
+
+
+def load_input(settings, labels):
+    """The sentences to tag: --input_file (- for stdin), else the --data_dir test split."""
+    if settings.input_file:
+        path = "/dev/stdin" if settings.input_file == "-" else settings.input_file
+        fmt = "text" if settings.input_file == "-" and settings.input_format == "auto" else settings.input_format
+        return read_dataset(path, fmt, labels=labels)
+    if not settings.data_dir:
+        raise DataError("give --input_file or --data_dir")
+    return read_dataset(split_path(settings.data_dir, "test", settings.test_mode), labels=labels)
+
+
+def sentence_record(i, sent, entities):
+    rec = {"id": i, "sentence": " ".join(sent.words), "tokens": sent.words, "entity": entities}
+    if sent.text is not None:  # the entity as the line writes it, spaces and all
+        rec["text"] = sent.text
+        for ent in entities:
+            s, e = ent["span"]
+            ent["char_span"] = [sent.char_spans[s][0], sent.char_spans[e][1]]
+            ent["entity"] = sent.text[slice(*ent["char_span"])]
+    if sent.entities is not None:
+        rec["gold"] = [list(g) for g in sent.entities]
+    return rec
+
+
+def iter_records(model, featurizer, config, sentences, settings, device, start=0):
+    """Records for sentences[start:], in input order, decoded chunk by chunk."""
+    labels, uncertainty_type = config.labels, settings.uncertainty_type
+    threshold = settings.candidate_threshold if settings.candidate_threshold >= 0 else None
+    bar = tqdm(total=len(sentences), initial=start, desc="local inference", unit="sent")
+    for lo in range(start, len(sentences), CHUNK):
+        chunk = sentences[lo:lo + CHUNK]
+        dataset = SpanDataset(chunk, featurizer, labels, config.max_span_len, settings.input_name)
+        entities = [None] * len(chunk)
+        for j, spans, probs, unc in predict(model, dataset, config, uncertainty_type, settings.mc_samples,
+                                            settings.batch_size, device, progress=False):
+            sent = chunk[j]
+            entities[j] = decode_sentence(spans, probs, unc, labels, threshold, sent.entities,
+                                          settings.paper_protocol, sent.words)
+            bar.update()
+        yield from (sentence_record(lo + j, sent, ents) for j, (sent, ents) in enumerate(zip(chunk, entities)))
+    bar.close()
+
+
+def score_records(settings, config, records, seconds, n_new):
+    """The local model's metrics (and plots) for `records`, `n_new` of them tagged in `seconds`
+    (the LLM's time included, online); the table goes to the console."""
+    labelled = all("gold" in r for r in records) and records
+    preds = [r["entity"] for r in records]
+    golds = [[tuple(g) for g in r["gold"]] for r in records] if labelled else None
+    metrics = local_metrics(preds, golds)
+    metrics.update(labels=config.labels, uncertainty_type=settings.uncertainty_type,
+                   checkpoint=settings.inference_model, input=settings.input_name,
+                   paper_protocol=settings.paper_protocol, candidate_threshold=settings.candidate_threshold,
+                   seconds=round(seconds, 2), sentences_per_second=round(n_new / seconds, 1) if seconds else None)
+    print(format_table(metrics))
+    if settings.plot_dir and labelled:
+        from inference.reports.plots import plot_reliability, plot_risk_coverage
+
+        conf, unc, correct = entity_outcomes(preds, golds)
+        plot_reliability(conf, correct, f"{settings.plot_dir}/reliability.png")
+        plot_risk_coverage(unc, ~correct, f"{settings.plot_dir}/risk_coverage.png")
+    return metrics
+
+
+def written_records(settings, sentences, online):
+    """The records a killed run of the same command already wrote (none with --overwrite)."""
+    done = [] if settings.overwrite else resume_jsonl(settings.save_file)
+    if [r.get("tokens") for r in done] != [s.words for s in sentences[:len(done)]]:
+        raise DataError(f"{settings.save_file} holds output for other input; use --overwrite or another --save_file")
+    if any(("llm_pred" in ent) != online for r in done for ent in r["entity"]):
+        raise DataError(f"{settings.save_file} holds {'local' if online else 'linked'} output; "
+                        "use --overwrite or another --save_file")
+    if done:
+        log.info("%s: continuing after %d sentences already written", settings.save_file, len(done))
+    return done
+
+
+def write_records(save_file, records, done):
+    """Append `records` to SAVE_FILE as they come, after the `done` ones, and to `done`."""
+    with JsonlWriter(save_file, append=bool(done)) as out:
+        for rec in records:
+            out.write(rec)
+            done.append(rec)

@@ -1,0 +1,13 @@
+"""What every run leaves beside SAVE_FILE: SAVE_FILE.metrics.json, and the HTML page on request."""
+import json
+import os
+
+from inference.reports.page import write_html
+
+
+def write_outputs(save_file, records, metrics, html=None):
+    """SAVE_FILE.metrics.json, and with `html` the page of the final `records`."""
+    with open(save_file + ".metrics.json", "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=2)
+    if html:
+        write_html(records, html, title=os.path.basename(save_file))
