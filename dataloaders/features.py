@@ -26,7 +26,6 @@ class BertFeaturizer:
     """Subword ids from a fast tokenizer, split into overlapping windows of at most
     `max_length` positions when a sentence is too long, so no word is ever dropped."""
 
-    kind = "bert"
 
     def __init__(self, tokenizer, max_length=128):
         if not tokenizer.is_fast:
@@ -100,7 +99,6 @@ class GloveFeaturizer:
     """Lower-cased GloVe word ids (digits folded to 0 when the number is unknown) and
     character ids from the training data; index 0 pads, index 1 is unknown."""
 
-    kind = "glove"
 
     def __init__(self, glove_words, chars):
         self.word_index = {w: i + 2 for i, w in enumerate(glove_words)}

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from seqeval.metrics.sequence_labeling import get_entities
@@ -25,7 +25,6 @@ class Sentence:
     entities: Optional[list] = None  # [(start, end, label)], None when unlabelled
     text: Optional[str] = None  # the original line, for raw text input
     char_spans: Optional[list] = None  # per word (start, end) into `text`
-    meta: dict = field(default_factory=dict)
 
 
 def _check_entities(entities, n_words, where, labels):

@@ -1,11 +1,10 @@
 """Build a model from its config; save and load checkpoint directories.
 
-A checkpoint is a directory: `config.json` (model and training arguments, label list),
+A checkpoint is a directory: `config.json` (the `ModelConfig`: model and training arguments, label list),
 `model.safetensors` (weights only: loading never unpickles anything), and for BERT the
 tokenizer files in `tokenizer/` (apart, so that transformers never mistakes our config.json
 for a model's). GloVe vectors are read from the installed package, not stored.
 """
-import json
 import os
 
 import torch
@@ -13,37 +12,38 @@ from safetensors.torch import load_file, save_file
 
 from dataloaders.features import BertFeaturizer, GloveFeaturizer
 from models.encoders import BertEncoder, GloveEncoder, load_glove
-from models.span_ner import SpanNER
+from models.config import ModelConfig
+from models.span_ner import SpanNER, upgrade_state_dict
 
 CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
-MODEL_KEYS = ("max_span_len", "width_dim", "len_dim", "morph_dim", "dropout")
 
 
 def build_model(config, sentences=None, tokenizer=None):
-    """(model, featurizer) for `config`. Training passes `sentences` (to collect the
-    character set) and starts BERT from `config["bert_config_dir"]`; loading passes
-    the stored `encoder_config` and `tokenizer`, and the weights follow."""
-    n_labels = len(config["labels"])
-    span_args = {k: config[k] for k in MODEL_KEYS if k in config}
-    enc_cfg = config.setdefault("encoder_config", {})
-    if config["encoder"] == "bert":
+    """(model, featurizer, config) for the `ModelConfig` `config`. Training passes `sentences`
+    (to collect the character set) and starts BERT from `config.bert_config_dir`; loading
+    passes the stored `encoder_config` and `tokenizer`, and the weights follow. The config
+    returned holds the built encoder's `encoder_config`."""
+    enc_cfg = dict(config.encoder_config)
+    if config.encoder == "bert":
         from transformers import AutoTokenizer
 
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(config["bert_config_dir"], **_prefix_space(config["bert_config_dir"]))
-        encoder = BertEncoder(config.get("bert_config_dir"), config.get("bert_dropout", 0.15), enc_cfg.get("hf_config"))
+            tokenizer = AutoTokenizer.from_pretrained(config.bert_config_dir, **_prefix_space(config.bert_config_dir))
+        encoder = BertEncoder(config.bert_config_dir, config.bert_dropout, enc_cfg.get("hf_config"))
         enc_cfg["hf_config"] = encoder.bert.config.to_dict()
-        featurizer = BertFeaturizer(tokenizer, config.get("bert_max_length", 128))
-    elif config["encoder"] == "glove":
+        featurizer = BertFeaturizer(tokenizer, config.bert_max_length)
+    elif config.encoder == "glove":
         words, vectors = load_glove()
         if "chars" not in enc_cfg:
             enc_cfg["chars"] = GloveFeaturizer.from_sentences(words, [s.words for s in sentences]).chars
         featurizer = GloveFeaturizer(words, enc_cfg["chars"])
-        encoder = GloveEncoder(vectors, len(enc_cfg["chars"]), hidden=config.get("lstm_hidden", 200),
-                               layers=config.get("lstm_layers", 2), dropout=config.get("glove_dropout", 0.33))
+        encoder = GloveEncoder(vectors, len(enc_cfg["chars"]), hidden=config.lstm_hidden, layers=config.lstm_layers,
+                               dropout=config.glove_dropout)
     else:
-        raise ValueError(f"unknown encoder {config['encoder']!r} (bert or glove)")
-    return SpanNER(encoder, n_labels, **span_args), featurizer
+        raise ValueError(f"unknown encoder {config.encoder!r} (bert or glove)")
+    model = SpanNER(encoder, len(config.labels), config.max_span_len, config.width_dim, config.len_dim,
+                    config.morph_dim, config.dropout)
+    return model, featurizer, config.replace(encoder_config=enc_cfg)
 
 
 def _prefix_space(bert_dir):
@@ -60,8 +60,7 @@ def save_checkpoint(path, model, featurizer, config):
     save_file({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, os.path.join(path, WEIGHTS))
     if isinstance(featurizer, BertFeaturizer):
         featurizer.tok.save_pretrained(os.path.join(path, TOKENIZER))
-    with open(os.path.join(path, CONFIG), "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2, ensure_ascii=False)
+    config.save(os.path.join(path, CONFIG))
 
 
 def load_checkpoint(path, device="cpu"):
@@ -69,13 +68,12 @@ def load_checkpoint(path, device="cpu"):
     for name in (CONFIG, WEIGHTS):
         if not os.path.isfile(os.path.join(path, name)):
             raise FileNotFoundError(f"{path}: not a checkpoint directory (no {name})")
-    with open(os.path.join(path, CONFIG), encoding="utf-8") as f:
-        config = json.load(f)
+    config = ModelConfig.load(os.path.join(path, CONFIG))
     tokenizer = None
-    if config["encoder"] == "bert":
+    if config.encoder == "bert":
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(os.path.join(path, TOKENIZER))
-    model, featurizer = build_model(config, tokenizer=tokenizer)
-    model.load_state_dict(load_file(os.path.join(path, WEIGHTS)))
+    model, featurizer, config = build_model(config, tokenizer=tokenizer)
+    model.load_state_dict(upgrade_state_dict(load_file(os.path.join(path, WEIGHTS))))
     return model.to(device).eval(), featurizer, config

@@ -1,7 +1,7 @@
 """The Lightning wrapper: optimiser and schedule as in the paper, the loss, and dev entity F1.
 
 Dev F1 needs decoding (overlap resolution), which lives in `inference/`; the training
-script passes it in as `dev_counts(batch, scores) -> (true positives, predicted, gold)`,
+entry points pass it in as `dev_counts(batch, scores) -> (true positives, predicted, gold)`,
 so counts from every device are summed before F1 is computed.
 """
 import pytorch_lightning as pl
@@ -19,10 +19,9 @@ class SpanNERModule(pl.LightningModule):
     def loss(self, batch):
         scores = self.model(batch)
         c = self.config
-        if c["model_type"] == "ener":
-            return ener_loss(scores, batch["labels"], batch["span_mask"], self.current_epoch, c["annealing_step"],
-                             c["etrans_func"], c["neg_span_weight"], c["with_iw"], c["with_kl"], c["with_uc"])
-        return span_cross_entropy(scores, batch["labels"], batch["span_mask"], c["neg_span_weight"])
+        if c.is_ener:
+            return ener_loss(scores, batch["labels"], batch["span_mask"], self.current_epoch, c.ener_loss_options())
+        return span_cross_entropy(scores, batch["labels"], batch["span_mask"], c.neg_span_weight)
 
     def training_step(self, batch, _):
         loss = self.loss(batch)
@@ -42,11 +41,11 @@ class SpanNERModule(pl.LightningModule):
         c = self.config
         no_decay = ("bias", "LayerNorm.weight", "norm.weight")
         params = list(self.model.named_parameters())
-        groups = [{"params": [p for n, p in params if not n.endswith(no_decay)], "weight_decay": c["weight_decay"]},
+        groups = [{"params": [p for n, p in params if not n.endswith(no_decay)], "weight_decay": c.weight_decay},
                   {"params": [p for n, p in params if n.endswith(no_decay)], "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW(groups, lr=c["lr"], betas=(0.9, 0.98), eps=c["adam_epsilon"])
+        optimizer = torch.optim.AdamW(groups, lr=c.learning_rate, betas=(0.9, 0.98), eps=c.adam_epsilon)
         total = max(1, self.trainer.estimated_stepping_batches)
-        warmup = int(c["warmup_proportion"] * total)
+        warmup = int(c.warmup_proportion * total)
         # Linear warm-up, then linear decay to zero (transformers' get_linear_schedule_with_warmup).
         lr_lambda = lambda step: step / max(1, warmup) if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)

@@ -2,10 +2,24 @@
 
 Spans that are not gold entities are down-weighted by `neg_weight` (SpanNER's 0.6).
 """
+from dataclasses import dataclass
+
 import torch
 from torch.nn import functional as F
 
 ETRANS = ("exp", "softplus", "relu")
+NEG_SPAN_WEIGHT = 0.6
+
+
+@dataclass(frozen=True)
+class EnerLossOptions:
+    """E-NER's loss options (see `ener_loss`)."""
+    annealing_step: float = 100.0  # KL and uncertainty terms weighted by min(1, epoch / this)
+    etrans: str = "exp"  # evidence = etrans(span scores), one of ETRANS
+    neg_weight: float = NEG_SPAN_WEIGHT  # weight of spans that are not gold entities
+    with_iw: bool = True  # uncertainty-weighted digamma term
+    with_kl: bool = True  # KL to the uniform Dirichlet on non-target evidence
+    with_uc: bool = True  # uncertainty-guided term
 
 
 def evidence(scores, etrans="exp"):
@@ -24,7 +38,7 @@ def _span_weights(labels, mask, neg_weight):
     return torch.where(labels > 0, 1.0, neg_weight) * mask
 
 
-def span_cross_entropy(scores, labels, mask, neg_weight=0.6):
+def span_cross_entropy(scores, labels, mask, neg_weight=NEG_SPAN_WEIGHT):
     """SpanNER: softmax cross-entropy, weighted per span, averaged over real spans."""
     loss = F.cross_entropy(scores.flatten(0, 1).float(), labels.flatten(), reduction="none").view_as(labels)
     return (loss * _span_weights(labels, mask, neg_weight)).sum() / mask.sum()
@@ -38,8 +52,7 @@ def _kl_to_uniform(alpha):
             + ((alpha - 1) * (torch.digamma(alpha) - torch.digamma(s).unsqueeze(-1))).sum(-1))
 
 
-def ener_loss(scores, labels, mask, epoch, annealing_step=100.0, etrans="exp", neg_weight=0.6,
-              with_iw=True, with_kl=True, with_uc=True):
+def ener_loss(scores, labels, mask, epoch, options=EnerLossOptions()):
     """E-NER's evidential loss, summed over real spans as in the paper's code:
 
     A = sum_k (1 - b_k)^iw * y_k * (digamma(S) - digamma(alpha_k))   (b = e / S, the belief)
@@ -47,16 +60,17 @@ def ener_loss(scores, labels, mask, epoch, annealing_step=100.0, etrans="exp", n
     C = (1 - [argmax = y]) * log(K / S)                                (uncertain when wrong)
     loss = A + lambda_t * B - lambda_t * C,  lambda_t = min(1, epoch / annealing_step)
     """
-    e = evidence(scores.float(), etrans)
+    o = options
+    e = evidence(scores.float(), o.etrans)
     alpha = e + 1
     strength = alpha.sum(-1, keepdim=True)
     y = F.one_hot(labels, alpha.shape[-1]).float()
-    weight = 1 - e / strength if with_iw else 1.0
+    weight = 1 - e / strength if o.with_iw else 1.0
     loss = (weight * y * (torch.digamma(strength) - torch.digamma(alpha))).sum(-1)
-    anneal = min(1.0, epoch / annealing_step)
-    if with_kl:
+    anneal = min(1.0, epoch / o.annealing_step)
+    if o.with_kl:
         loss = loss + anneal * _kl_to_uniform(e * (1 - y) + 1)
-    if with_uc:
+    if o.with_uc:
         wrong = (alpha.argmax(-1) != labels).float()
         loss = loss - anneal * wrong * torch.log(alpha.shape[-1] / strength.squeeze(-1) + 1e-20)
-    return (loss * _span_weights(labels, mask, neg_weight)).sum()
+    return (loss * _span_weights(labels, mask, o.neg_weight)).sum()

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.special import digamma
 
-from models.losses import ETRANS, ener_loss, evidence, span_cross_entropy
+from models.losses import ETRANS, EnerLossOptions, ener_loss, evidence, span_cross_entropy
 
 # One sentence, 3 spans (the last one padding), K = 3 labels. Span 0 is gold "O" but its
 # evidence favours label 2 (wrong); span 1 is gold label 2 and predicted right.
@@ -47,20 +47,20 @@ def tensors():
 @pytest.mark.parametrize("epoch", [0, 30, 100, 250])
 @pytest.mark.parametrize("iw, kl, uc", list(itertools.product([True, False], repeat=3)))
 def test_ener_loss_by_hand(epoch, iw, kl, uc):
-    got = ener_loss(*tensors(), epoch, annealing_step=100.0, etrans="exp", neg_weight=NEG,
-                    with_iw=iw, with_kl=kl, with_uc=uc)
+    options = EnerLossOptions(annealing_step=100.0, etrans="exp", neg_weight=NEG, with_iw=iw, with_kl=kl, with_uc=uc)
+    got = ener_loss(*tensors(), epoch, options)
     assert got.item() == pytest.approx(ener_by_hand(epoch, 100.0, iw, kl, uc), rel=1e-5)
 
 
 @pytest.mark.parametrize("etrans", ETRANS)
 def test_ener_loss_evidence_transforms(etrans):
-    got = ener_loss(*tensors(), epoch=5, annealing_step=10.0, etrans=etrans, neg_weight=NEG)
+    got = ener_loss(*tensors(), 5, EnerLossOptions(annealing_step=10.0, etrans=etrans, neg_weight=NEG))
     assert got.item() == pytest.approx(ener_by_hand(5, 10.0, True, True, True, etrans), rel=1e-5)
 
 
 def test_ener_terms_switch_on_with_annealing():
     # At epoch 0 the KL and uncertainty terms weigh nothing; later they do.
-    base = ener_loss(*tensors(), 0, with_kl=False, with_uc=False)
+    base = ener_loss(*tensors(), 0, EnerLossOptions(with_kl=False, with_uc=False))
     assert ener_loss(*tensors(), 0).item() == pytest.approx(base.item())
     assert ener_loss(*tensors(), 100).item() != pytest.approx(base.item())
 

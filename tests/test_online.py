@@ -11,6 +11,8 @@ from html.parser import HTMLParser
 
 import pytest
 
+import inference.llm.session
+import inference.local.tagging
 import llm_inference
 import local_inference
 from dataloaders.readers import read_dataset
@@ -220,7 +222,8 @@ def test_ctrl_c_while_a_record_is_written_keeps_every_reply_and_stops(spanner_ck
     text = first_sentences(tmp_path / "notes.txt", 30)
     if entry is llm_inference:
         local(spanner_ckpt, tmp_path / "local.jsonl", "--input_file", text)
-    monkeypatch.setattr(entry, "JsonlWriter", Interrupted)
+    writer_module = {local_inference: inference.local.tagging, llm_inference: inference.llm.session}[entry]
+    monkeypatch.setattr(writer_module, "JsonlWriter", Interrupted)
     with LLMServer(answer=answer, latency=0.2) as server:
         llm = ["--save_file", str(tmp_path / "out.jsonl"), "--base_url", server.base_url, "--concurrency", "4"]
         with pytest.raises(SystemExit, match="interrupted; the records linked so far are in"):

@@ -15,14 +15,16 @@ import torch
 from safetensors.torch import load_file
 from torch.nn import functional as F
 
+import models.training
 import train_ener
 import train_spanner
 from dataloaders.dataset import SpanDataset
 from dataloaders.readers import read_dataset
 from inference.local.decode import decode_sentence
-from inference.reports.metrics import entity_scores
 from inference.local.predict import predict
+from inference.reports.metrics import entity_scores
 from models.checkpoint import build_model, load_checkpoint, save_checkpoint
+from models.config import ModelConfig
 from models.lightning_module import SpanNERModule
 from tests.conftest import SAMPLE_DIR
 
@@ -71,7 +73,7 @@ def train_recorded(model_type, argv):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(SpanNERModule, "training_step", training_step)
-        mp.setattr(train_spanner, "save_checkpoint", save)
+        mp.setattr(models.training, "save_checkpoint", save)
         summary = MAIN[model_type](argv)
     return Run(summary, losses, eval_modules, saved["model"], saved["featurizer"], summary["model_save_dir"])
 
@@ -149,7 +151,7 @@ def test_reload_gives_identical_scores(overfit, data_dir, model_type, encoder, m
     sentences = read_dataset(os.path.join(data_dir, "dev.txt"))
     words = [s.words for s in sentences]
     assert featurizer.encode_all(words) == run.featurizer.encode_all(words)
-    dataset = SpanDataset(sentences, featurizer, config["labels"], config["max_span_len"])
+    dataset = SpanDataset(sentences, featurizer, config.labels, config.max_span_len)
     batch = dataset.collate([dataset[i] for i in range(8)])
     with torch.no_grad():
         assert torch.equal(model(batch), run.model(batch))
@@ -157,10 +159,10 @@ def test_reload_gives_identical_scores(overfit, data_dir, model_type, encoder, m
     for (i, spans, probs, unc), (j, spans2, probs2, unc2) in zip(live, loaded, strict=True):
         assert (i, spans) == (j, spans2) and torch.equal(probs, probs2) and torch.equal(unc, unc2)
     # Decoded as in training, the reloaded model scores the dev F1 stored with it.
-    preds = {i: [(*r["span"], r["pred"]) for r in decode_sentence(spans, probs, unc, config["labels"])]
+    preds = {i: [(*r["span"], r["pred"]) for r in decode_sentence(spans, probs, unc, config.labels)]
              for i, spans, probs, unc in loaded}
     f1 = entity_scores([preds[i] for i in range(len(sentences))], [s.entities for s in sentences])["f1"]
-    assert f1 == pytest.approx(config["dev_f1"], abs=1e-6)
+    assert f1 == pytest.approx(config.dev_f1, abs=1e-6)
 
 
 @pytest.mark.slow
@@ -178,9 +180,9 @@ def test_same_seed_same_result(data_dir, tmp_path):
 
 def test_factorised_span_mlp_equals_the_concatenated_one(sample_sentences):
     torch.manual_seed(0)
-    config = {"encoder": "glove", "labels": LABELS, "lstm_hidden": 8, "width_dim": 4, "len_dim": 6, "morph_dim": 5,
-              "max_span_len": 4}
-    model, featurizer = build_model(config, sentences=sample_sentences[:5])
+    config = ModelConfig(encoder="glove", labels=LABELS, lstm_hidden=8, width_dim=4, len_dim=6, morph_dim=5,
+                         max_span_len=4)
+    model, featurizer, _ = build_model(config, sentences=sample_sentences[:5])
     model.eval()
     dataset = SpanDataset(sample_sentences[:5], featurizer, LABELS, max_span_len=4)
     batch = dataset.collate([dataset[i] for i in range(5)])
@@ -213,8 +215,8 @@ def test_cli_max_steps_leaves_a_checkpoint(data_dir, tmp_path, script, model_typ
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert os.listdir(tmp_path) == ["model"], "training writes nothing outside --model_save_dir"
     _, _, config = load_checkpoint(str(out))
-    assert (config["model_type"], config["step"]) == (model_type, 2)
-    assert ("with_uc" in config) == (model_type == "ener")
+    assert (config.model_type, config.step) == (model_type, 2)
+    assert ("with_uc" in config.to_dict()) == (model_type == "ener")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from inference.local.uncertainty import UNCERTAINTY_TYPES, evidence, mutual_information, span_probabilities
+from inference.local.uncertainty import UNCERTAINTY_TYPES, evidence, span_probabilities
 
 LN3 = math.log(3.0)
 H_QUARTER = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))  # entropy of (1/4, 3/4) in nats
@@ -33,12 +33,6 @@ def test_mc_dropout_averages_the_passes():
     assert probs.shape == (1, 2) and unc.shape == (1,)
     close(probs, [[0.5, 0.5]])
     close(unc, [0.5])
-    close(mutual_information(logits), [(math.log(2) - H_QUARTER) / math.log(2)])
-
-
-def test_mutual_information_is_zero_when_passes_agree():
-    logits = torch.tensor([[0.3, 1.2, -0.5]]).expand(4, 5, 3)
-    close(mutual_information(logits), torch.zeros(5))
 
 
 @pytest.mark.parametrize("etrans, logits, ev", [

@@ -9,19 +9,19 @@ from inference.local.uncertainty import span_probabilities
 
 
 def default_uncertainty(config):
-    return "evidential" if config["model_type"] == "ener" else "confidence"
+    return "evidential" if config.is_ener else "confidence"
 
 
 def check_uncertainty(config, uncertainty_type=None):
     """The uncertainty method to use (the checkpoint's default when None), or a clear error."""
     uncertainty_type = uncertainty_type or default_uncertainty(config)
-    if uncertainty_type == "evidential" and config["model_type"] != "ener":
+    if uncertainty_type == "evidential" and not config.is_ener:
         raise ValueError("evidential uncertainty needs an E-NER checkpoint (train_ener.py); this SpanNER "
                          "checkpoint was trained with softmax cross-entropy: use confidence, entropy or mc_dropout")
     return uncertainty_type
 
 
-def _scores(model, batch, uncertainty_type, mc_samples):
+def _span_scores(model, batch, uncertainty_type, mc_samples):
     if uncertainty_type != "mc_dropout":
         return model(batch)
     model.train()  # dropout on: each pass is one sample
@@ -52,18 +52,19 @@ def predict(model, dataset, config, uncertainty_type=None, mc_samples=10, batch_
     loader = make_loader(dataset, batch_size, shuffle=False)
     for batch in tqdm(loader, desc="local inference", unit="batch", disable=not progress):
         batch = to_device(batch, device)
-        scores = _scores(model, batch, uncertainty_type, mc_samples)
-        yield from batch_outputs(dataset, batch, scores, uncertainty_type, config.get("etrans_func", "exp"))
+        scores = _span_scores(model, batch, uncertainty_type, mc_samples)
+        yield from batch_outputs(dataset, batch, scores, uncertainty_type, config.etrans_func)
 
 
 def dev_counter(dataset, config):
     """`dev_counts(batch, scores) -> (tp, n_pred, n_gold)` for training's dev F1, decoded
     exactly as local_inference.py decodes."""
-    labels, kind = config["labels"], default_uncertainty(config)
+    labels, uncertainty_type = config.labels, default_uncertainty(config)
 
     def dev_counts(batch, scores):
         tp = n_pred = n_gold = 0
-        for index, spans, probs, unc in batch_outputs(dataset, batch, scores.detach(), kind, config.get("etrans_func", "exp")):
+        for index, spans, probs, unc in batch_outputs(dataset, batch, scores.detach(), uncertainty_type,
+                                                             config.etrans_func):
             pred = {(*r["span"], r["pred"]) for r in decode_sentence(spans, probs, unc, labels)}
             gold = set(dataset.sentences[index].entities or [])
             tp, n_pred, n_gold = tp + len(pred & gold), n_pred + len(pred), n_gold + len(gold)

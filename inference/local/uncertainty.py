@@ -27,25 +27,13 @@ def _entropy(probs):
     return torch.special.entr(probs).sum(-1) / math.log(probs.shape[-1])
 
 
-def mutual_information(logits_T):
-    """BALD mutual information of T stochastic passes [T, ..., K], normalised by log K.
-
-    H(mean of the softmaxes) - mean of their entropies: the part of the uncertainty that
-    comes from the passes disagreeing (model uncertainty), in [0, 1].
-    """
-    probs_T = torch.softmax(_check_logits(logits_T, min_dim=2), dim=-1)
-    mi = _entropy(probs_T.mean(0)) - _entropy(probs_T).mean(0)
-    return mi.clamp_min(0.0)  # rounding can make it a hair below zero
-
-
 def span_probabilities(logits, uncertainty_type, etrans_func="exp"):
     """Return `(probs [..., K], uncertainty [...])` for span scores `logits` [..., K].
 
     - confidence: 1 - max softmax probability.
     - entropy: softmax entropy / log K.
     - mc_dropout: `logits` is [T, ..., K] from T passes with dropout on; probs are the mean
-      softmax and the uncertainty is 1 - its max (comparable with `confidence`); see
-      `mutual_information` for the spread between passes.
+      softmax and the uncertainty is 1 - its max (comparable with `confidence`).
     - evidential: alpha = evidence + 1, probs = alpha / S, uncertainty = K / S, S = sum(alpha).
     """
     if uncertainty_type not in UNCERTAINTY_TYPES:

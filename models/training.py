@@ -1,0 +1,207 @@
+"""The training library both trainers share (train_spanner.py, train_ener.py): their flags,
+`TrainSettings`, and `train`, which fits a SpanNER / E-NER model with Lightning and keeps the
+checkpoint of the best dev F1.
+
+Dev F1 needs decoding, which lives in `inference/` above this layer: the entry points pass
+`inference.local.predict.dev_counter` in.
+"""
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+
+from dataloaders.dataset import SpanDataset, make_loader
+from dataloaders.readers import load_labels, read_dataset, split_path
+from models.checkpoint import build_model, save_checkpoint
+from models.config import DEFAULT_LR, ModelConfig
+from models.lightning_module import SpanNERModule
+from models.losses import ETRANS
+from utils.cli import str2bool
+from utils.errors import DataError
+
+log = logging.getLogger("train")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train (the model's own hyper-parameters are `ModelConfig`)."""
+    data_dir: str
+    model_save_dir: str
+    train_file: str = None
+    dev_file: str = None
+    batch_size: int = 64
+    iteration: int = 30  # epochs
+    max_steps: int = -1
+    early_stop: int = 5
+    seed: int = 123123
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    precision: str = "32-true"
+    resume: bool = False
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def build_parser(description):
+    """The flags of both trainers; `ModelConfig` fields are filled under their own names."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a, m, t = p.add_argument, ModelConfig, TrainSettings
+    a("--data_dir", required=True, help="spanner.train/dev (paper layout) or train.txt/dev.txt; optional labels.txt")
+    a("--train_file", help="override the training file found in --data_dir")
+    a("--dev_file", help="override the dev file found in --data_dir")
+    a("--model_save_dir", required=True, help="checkpoint directory (best dev F1 is kept)")
+    a("--encoder", choices=["bert", "glove"], default=m.encoder)
+    a("--bert_config_dir", help="Hugging Face checkpoint directory or hub id (bert-base-uncased, roberta-large, ...)")
+    a("--bert_max_length", type=int, default=m.bert_max_length,
+      help="subwords per window; longer sentences get several windows")
+    a("--bert_dropout", type=float, default=m.bert_dropout)
+    a("--lstm_hidden", type=int, default=m.lstm_hidden, help="glove encoder: BiLSTM size per direction")
+    a("--lstm_layers", type=int, default=m.lstm_layers)
+    a("--glove_dropout", type=float, default=m.glove_dropout)
+    a("--max_spanLen", dest="max_span_len", type=int, default=m.max_span_len)
+    a("--tokenLen_emb_dim", dest="width_dim", type=int, default=m.width_dim,
+      help="span width embedding (encoder positions)")
+    a("--spanLen_emb_dim", dest="len_dim", type=int, default=m.len_dim, help="span length embedding (words)")
+    a("--morph_emb_dim", dest="morph_dim", type=int, default=m.morph_dim)
+    a("--model_dropout", dest="dropout", type=float, default=m.dropout)
+    a("--neg_span_weight", type=float, default=m.neg_span_weight, help="loss weight of spans that are not gold entities")
+    a("--lr", type=float, help=f"default {DEFAULT_LR['bert']} for bert, {DEFAULT_LR['glove']} for glove")
+    a("--weight_decay", type=float, default=m.weight_decay)
+    a("--adam_epsilon", type=float, default=m.adam_epsilon)
+    a("--warmup_proportion", type=float, default=m.warmup_proportion)
+    a("--batch_size", type=int, default=t.batch_size)
+    a("--iteration", type=int, default=t.iteration, help="epochs")
+    a("--max_steps", type=int, default=t.max_steps, help="stop after this many optimiser steps (short runs)")
+    a("--early_stop", type=int, default=t.early_stop, help="epochs without dev F1 gain before stopping")
+    a("--seed", type=int, default=t.seed)
+    a("--accelerator", default=t.accelerator)
+    a("--devices", default=t.devices, help="e.g. 1, 4, or auto")
+    a("--strategy", default=t.strategy, help="e.g. ddp for several GPUs")
+    a("--precision", default=t.precision, help="e.g. bf16-mixed on recent GPUs")
+    a("--resume", action="store_true",
+      help="continue a killed run from MODEL_SAVE_DIR/resume/last.ckpt (written after every epoch)")
+    return p
+
+
+def add_ener_args(p):
+    """E-NER's loss options (models/losses.py: EnerLossOptions)."""
+    a, m = p.add_argument, ModelConfig
+    a("--etrans_func", choices=ETRANS, default=m.etrans_func, help="evidence = f(span scores)")
+    a("--annealing_step", type=float, default=m.annealing_step,
+      help="KL and uncertainty terms weighted by min(1, epoch / this)")
+    a("--with_iw", type=str2bool, default=m.with_iw, help="uncertainty-weighted digamma term (weight 1 - belief)")
+    a("--with_kl", type=str2bool, default=m.with_kl, help="KL to the uniform Dirichlet on non-target evidence")
+    a("--with_uc", type=str2bool, default=m.with_uc,
+      help="uncertainty-guided term: wrong spans pushed to high uncertainty")
+    return p
+
+
+def configure_logging():
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")  # --resume
+
+
+def check_encoder(config):
+    """A clear error for a BERT encoder without a readable checkpoint directory."""
+    if config.encoder != "bert":
+        return
+    bert_dir = config.bert_config_dir
+    if not bert_dir:
+        raise DataError("--encoder bert needs --bert_config_dir (a Hugging Face checkpoint directory or hub id)")
+    # Hugging Face takes any non-directory for a hub id, and says so confusingly for a mistyped path.
+    if (os.path.isabs(bert_dir) or bert_dir.startswith(".")) and not os.path.isdir(bert_dir):
+        raise DataError(f"--bert_config_dir {bert_dir}: no such directory")
+
+
+class SaveBest(pl.Callback):
+    """Write the safetensors checkpoint whenever dev F1 improves (rank 0 only)."""
+
+    def __init__(self, path, featurizer, config):
+        self.path, self.featurizer, self.config, self.best = path, featurizer, config, -1.0
+
+    def on_validation_end(self, trainer, module):
+        f1 = float(trainer.callback_metrics.get("dev_f1", -1.0))
+        if trainer.sanity_checking or f1 <= self.best:
+            return
+        self.best = f1
+        if trainer.is_global_zero:
+            self.config = self.config.replace(dev_f1=f1, epoch=trainer.current_epoch, step=trainer.global_step)
+            save_checkpoint(self.path, module.model, self.featurizer, self.config)
+            log.info("epoch %d: dev F1 %.4f, checkpoint saved to %s", trainer.current_epoch, f1, self.path)
+
+    def state_dict(self):
+        return {"best": self.best}
+
+    def load_state_dict(self, state):
+        self.best = state["best"]
+
+
+def load_split(settings, split, labels=None):
+    path = getattr(settings, f"{split}_file") or split_path(settings.data_dir, split)
+    sentences = read_dataset(path, labels=labels)
+    if not sentences or any(s.entities is None for s in sentences):
+        raise DataError(f"{path}: no labelled sentences (training needs spanner JSON or CoNLL columns)")
+    return path, sentences
+
+
+def train(settings, config, dev_counter):
+    """Fit the model of `config` (labels and learning rate filled in here) with the
+    `TrainSettings` `settings`; `dev_counter(dataset, config)` counts dev F1. A summary of the run."""
+    pl.seed_everything(settings.seed, workers=True, verbose=False)
+    train_path, train_sents = load_split(settings, "train")
+    labels = load_labels(settings.data_dir, train_sents)
+    unknown = sorted({label for s in train_sents for *_, label in s.entities} - set(labels))
+    if unknown:
+        raise DataError(f"{train_path}: labels {', '.join(unknown)} are missing from {settings.data_dir}/labels.txt")
+    _, dev_sents = load_split(settings, "dev", labels)
+    check_encoder(config)
+    config = config.replace(labels=labels, lr=config.learning_rate)
+    model, featurizer, config = build_model(config, sentences=train_sents)
+    train_set = SpanDataset(train_sents, featurizer, labels, config.max_span_len, train_path)
+    dev_set = SpanDataset(dev_sents, featurizer, labels, config.max_span_len, "dev")
+    if getattr(featurizer, "n_windowed", 0):
+        log.info("%d sentences were longer than %d subwords and were read in overlapping windows",
+                 featurizer.n_windowed, config.bert_max_length)
+    log.info("train %d sentences, dev %d, labels %s", len(train_set), len(dev_set), labels[1:])
+    saver = SaveBest(settings.model_save_dir, featurizer, config)
+    # Lightning's own checkpoint of the whole training state, only to resume a killed run:
+    # overwritten after every epoch, read back with weights_only (no arbitrary unpickling).
+    resume_dir = os.path.join(settings.model_save_dir, "resume")
+    last = pl.callbacks.ModelCheckpoint(resume_dir, "last", save_top_k=1, enable_version_counter=False)
+    trainer = pl.Trainer(
+        accelerator=settings.accelerator, devices=settings.devices, strategy=settings.strategy, precision=settings.precision,
+        max_epochs=settings.iteration, max_steps=settings.max_steps, logger=False, num_sanity_val_steps=0,
+        callbacks=[saver, last, pl.callbacks.EarlyStopping("dev_f1", patience=settings.early_stop, mode="max",
+                                                           check_on_train_epoch_end=False)])
+    module = SpanNERModule(model, config, dev_counter(dev_set, config))
+    start = time.time()
+    # Length-bucketed batches on one device; DDP needs Lightning's own distributed sampler.
+    bucket = trainer.world_size == 1
+    dev_loader = make_loader(dev_set, settings.batch_size, False, bucket=bucket)
+    ckpt_path = os.path.join(resume_dir, "last.ckpt") if settings.resume else None
+    if ckpt_path and not os.path.isfile(ckpt_path):
+        raise DataError(f"--resume: {ckpt_path} does not exist (nothing to continue)")
+    try:
+        trainer.fit(module, make_loader(train_set, settings.batch_size, True, settings.seed, bucket), dev_loader,
+                    ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit:  # Lightning's graceful Ctrl-C ends in sys.exit(1)
+        sys.exit(f"interrupted; continue with the same command and --resume (from {resume_dir})")
+    shutil.rmtree(resume_dir, ignore_errors=True)  # finished: the checkpoint directory is all that stays
+    if saver.best < 0:  # --max_steps ended training inside the first epoch
+        trainer.validate(module, dev_loader, verbose=False)
+    summary = {"best_dev_f1": saver.best, "epochs": trainer.current_epoch, "steps": trainer.global_step,
+               "train_seconds": round(time.time() - start, 1), "model_save_dir": settings.model_save_dir}
+    log.info("done: %s", json.dumps(summary))
+    return summary
