@@ -17,6 +17,15 @@ die() {
     exit 1
 }
 
+# Names the scripts no longer read: stop rather than ignore them.
+if [[ -n ${THRESHOLD:-} ]]; then
+    die "THRESHOLD is ambiguous and no longer read: set CANDIDATE_THRESHOLD (local_inference.py" \
+        "--candidate_threshold) and/or LINK_THRESHOLD (--threshold, the spans sent to the LLM)"
+fi
+if [[ -n ${CHECKPOINT:-} ]]; then
+    die "CHECKPOINT is no longer read: set MODEL_SAVE_DIR, the checkpoint directory"
+fi
+
 # require VAR...: every VAR must be set to something other than its /path/to/ placeholder.
 require() {
     local name value
@@ -85,33 +94,62 @@ run_local() {
     local uncertainty=()
     if [[ -n $UNCERTAINTY_TYPE ]]; then uncertainty=(--uncertainty_type "$UNCERTAINTY_TYPE"); fi
     "$PYTHON" "$REPO_ROOT/local_inference.py" --inference_model "$MODEL_SAVE_DIR" --data_dir "$DATA_DIR" \
-        --test_mode "$TEST_MODE" "${uncertainty[@]}" --candidate_threshold "$THRESHOLD" \
+        --test_mode "$TEST_MODE" "${uncertainty[@]}" --candidate_threshold "$CANDIDATE_THRESHOLD" \
         --save_file "$RESULTS_DIR/$TEST_MODE.jsonl" --plot_dir "$RESULTS_DIR/plots" "$@"
 }
 
-# llm_flags: llm_inference.py's LLM and prompt flags from the caller's variables, into
-# LLM_FLAGS; with DRY_RUN=1 the prompts are written instead of sent. Stops on a missing setting.
-llm_flags() {
-    if [[ $DRY_RUN == 1 ]]; then
+# pick_llm WHEN_NONE: the LLM and prompt flags from the caller's variables, into LLM_FLAGS;
+# the one place a script chooses its LLM. In order:
+#   DRY_RUN=1                               write the prompts, call nothing (--dry_run)
+#   LLM_NAME llama / qwen / hf              the local chat model LLM_CKPT (required)
+#   LLM_NAME gpt / openai                   OpenAI or a compatible server, model LLM_MODEL
+#   LLM_NAME empty: LLM_CKPT set            hf on LLM_CKPT
+#   LLM_NAME empty: OPENAI_API_KEY, OPENAI_BASE_URL or BASE_URL set    gpt
+#   none of these                           WHEN_NONE: dry_run (a dry run, said on stderr) or
+#                                           local (no LLM flags: the local model tags alone)
+# BASE_URL, when set, goes to --base_url. Stops on a missing setting.
+pick_llm() {
+    local when_none=$1 ckpt=${LLM_CKPT:-}
+    if [[ $ckpt == /path/to/* ]]; then ckpt=""; fi  # a placeholder only counts once LLM_NAME asks for it
+    LLM_FLAGS=()
+    if [[ ${DRY_RUN:-0} != 1 && -z ${LLM_NAME:-} ]]; then
+        if [[ -n $ckpt ]]; then
+            LLM_NAME=hf
+        elif [[ -n ${OPENAI_API_KEY:-}${OPENAI_BASE_URL:-}${BASE_URL:-} ]]; then
+            LLM_NAME=gpt
+        elif [[ $when_none == local ]]; then
+            echo "$SCRIPT_NAME: no LLM configured, so the local model tags alone. To link the spans it is" \
+                 "unsure of, set OPENAI_API_KEY (OpenAI), BASE_URL=http://host:port/v1 and LLM_MODEL (an" \
+                 "OpenAI-compatible server: vLLM, Ollama, llama.cpp), or LLM_CKPT=/path/to/chat-model (a local" \
+                 "Hugging Face model); DRY_RUN=1 writes the prompts instead." >&2
+            return 0
+        else
+            echo "$SCRIPT_NAME: no LLM configured (OPENAI_API_KEY, OPENAI_BASE_URL, BASE_URL or LLM_CKPT):" \
+                 "the linking stage is a dry run" >&2
+            DRY_RUN=1
+        fi
+    fi
+    if [[ ${DRY_RUN:-0} == 1 ]]; then
         LLM_FLAGS=(--dry_run)
     else
         case ${LLM_NAME,,} in
             llama | qwen | hf) require LLM_CKPT; LLM_FLAGS=(--llm_name "$LLM_NAME" --llm_ckpt "$LLM_CKPT") ;;
-            *) LLM_FLAGS=(--llm_name "$LLM_NAME" --model "$LLM_MODEL") ;;
+            *) LLM_FLAGS=(--llm_name "$LLM_NAME" --model "${LLM_MODEL:-gpt-3.5-turbo}") ;;
         esac
+        if [[ -n ${BASE_URL:-} ]]; then LLM_FLAGS+=(--base_url "$BASE_URL"); fi
     fi
-    if [[ -n $DATANAME ]]; then LLM_FLAGS+=(--dataname "$DATANAME"); fi
-    if [[ $SHOT -gt 0 ]]; then
+    if [[ -n ${DATANAME:-} ]]; then LLM_FLAGS+=(--dataname "$DATANAME"); fi
+    if [[ ${SHOT:-0} -gt 0 ]]; then
         require SELECTSHOT_DIR
         LLM_FLAGS+=(--shot "$SHOT" --selectShot_dir "$SELECTSHOT_DIR")
     fi
 }
 
-# run_llm INPUT SAVE [flags]: llm_inference.py on the local JSONL INPUT, into SAVE.
+# run_llm INPUT SAVE [flags]: llm_inference.py on the local JSONL INPUT, into SAVE, with the
+# LLM_FLAGS of pick_llm.
 run_llm() {
     local input=$1 save=$2
     shift 2
-    llm_flags
     "$PYTHON" "$REPO_ROOT/llm_inference.py" --input_file "$input" --save_file "$save" \
-        --threshold "$THRESHOLD" "${LLM_FLAGS[@]}" "$@"
+        --threshold "$LINK_THRESHOLD" "${LLM_FLAGS[@]}" "$@"
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage two: spans whose uncertainty is above THRESHOLD re-labelled by an LLM, as the paper's
+# Stage two: spans whose uncertainty is above LINK_THRESHOLD re-labelled by an LLM, as the paper's
 # scripts/llm_inference.sh. Writes SAVE_FILE and SAVE_FILE.metrics.json.
 # Edit the values below or override them from the environment; extra arguments go to
 # llm_inference.py:
@@ -10,16 +10,19 @@ set -euo pipefail
 
 : "${INPUT_FILE:=/path/to/results/ori.jsonl}"         # written by local_inference.sh
 : "${SAVE_FILE:=${INPUT_FILE%.jsonl}.linked.jsonl}"
-: "${LLM_NAME:=gpt}"                    # gpt / openai (OpenAI or a compatible server), llama / qwen / hf (local)
+: "${LLM_NAME:=}"                       # gpt / openai (OpenAI or a compatible server), llama / qwen / hf (local);
+                                        # empty: picked from LLM_CKPT / OPENAI_API_KEY / OPENAI_BASE_URL, else
+                                        # a dry run (common.sh: pick_llm)
 : "${LLM_MODEL:=gpt-3.5-turbo}"         # model name on the server (gpt / openai)
 : "${LLM_CKPT:=/path/to/llm}"           # local Hugging Face chat model folder (llama / qwen / hf)
 : "${DATANAME:=conll03}"                # the paper's label descriptions: conll03, wnut17, twitter, ontonotes5;
                                         # empty: the local model's labels
 : "${SHOT:=0}"                          # examples per label in each prompt
 : "${SELECTSHOT_DIR:=/path/to/train}"   # labelled file to draw them from (SHOT > 0)
-: "${THRESHOLD:=0.4}"                   # spans with uncertainty above it go to the LLM
+: "${LINK_THRESHOLD:=0.4}"              # spans with uncertainty above it go to the LLM
 : "${DRY_RUN:=0}"                       # 1: write the prompts, call nothing
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 require INPUT_FILE
+pick_llm dry_run
 run_llm "$INPUT_FILE" "$SAVE_FILE" "$@"

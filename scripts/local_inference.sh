@@ -13,7 +13,7 @@ set -euo pipefail
 : "${TEST_MODE:=ori}"                    # ori, typos, oov, ood
 : "${UNCERTAINTY_TYPE:=}"                # confidence, entropy, mc_dropout, evidential; empty: evidential
                                          # for E-NER, confidence for SpanNER
-: "${THRESHOLD:=0.4}"                    # spans tagged O above this uncertainty become LLM candidates
+: "${CANDIDATE_THRESHOLD:=0.4}"          # spans tagged O above this uncertainty become LLM candidates
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 run_local "$@"

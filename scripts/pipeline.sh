@@ -19,8 +19,10 @@ set -euo pipefail
 : "${ITERATION:=100}"                             # epochs (early stopping on dev F1)
 : "${TEST_MODE:=ori}"                             # ori, typos, oov, ood
 : "${UNCERTAINTY_TYPE:=}"                         # empty: evidential for ener, confidence for spanner
-: "${THRESHOLD:=0.4}"                             # LLM candidates and linking threshold
-: "${LLM_NAME:=gpt}"                              # gpt / openai, or llama / qwen / hf (local)
+: "${CANDIDATE_THRESHOLD:=0.4}"                   # spans tagged O above it become LLM candidates
+: "${LINK_THRESHOLD:=0.4}"                        # spans above it go to the LLM
+: "${LLM_NAME:=}"                                 # gpt / openai, or llama / qwen / hf (local); empty:
+                                                  # from the environment, else a dry run (pick_llm)
 : "${LLM_MODEL:=gpt-3.5-turbo}"                   # model name on the server (gpt / openai)
 : "${LLM_CKPT:=/path/to/llm}"                     # local chat model folder (llama / qwen / hf)
 : "${DATANAME:=}"                                 # conll03, wnut17, twitter, ontonotes5; empty: the model's labels
@@ -34,7 +36,7 @@ case $MODEL_TYPE in
     *) die "MODEL_TYPE must be ener or spanner, got '$MODEL_TYPE'" ;;
 esac
 require DATA_DIR MODEL_SAVE_DIR RESULTS_DIR
-llm_flags  # a missing LLM setting stops the run now rather than after training
+pick_llm dry_run  # a missing LLM setting stops the run now rather than after training
 
 words TRAIN_ARGS
 run_train "train_$MODEL_TYPE.py" "${ARGS[@]}" "$@"

