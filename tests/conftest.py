@@ -22,10 +22,8 @@ torch.set_num_threads(1)
 
 from dataloaders.convert import write_spanner_json  # noqa: E402
 from dataloaders.readers import read_dataset  # noqa: E402
+from tests.helpers import SAMPLE_DIR, SHARED_DATA, to_bio  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE_DIR = os.path.join(REPO, "data", "sample")
-SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
 
 
 @pytest.fixture(scope="session")
@@ -76,9 +74,7 @@ def tiny_bert_dir(tmp_path_factory):
 
 
 def _bio_lines(sentence):
-    tags = ["O"] * len(sentence.words)
-    for s, e, label in sentence.entities or []:
-        tags[s:e + 1] = [f"B-{label}"] + [f"I-{label}"] * (e - s)
+    tags = to_bio(sentence.entities or [], len(sentence.words))
     return "".join(f"{w} {t}\n" for w, t in zip(sentence.words, tags))
 
 
@@ -111,14 +107,6 @@ def write_data_dir(tmp_path_factory):
         return str(path)
 
     return write
-
-
-def to_bio(spans, n_words):
-    """(start, end, label) spans, end inclusive, as BIO tags: the input seqeval scores."""
-    tags = ["O"] * n_words
-    for s, e, label in spans:
-        tags[s:e + 1] = [f"B-{label}"] + [f"I-{label}"] * (e - s)
-    return tags
 
 
 TINY_GLOVE = ["--encoder", "glove", "--lstm_hidden", "16", "--iteration", "2", "--batch_size", "16"]

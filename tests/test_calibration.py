@@ -10,7 +10,7 @@ from dataloaders.readers import load_labels, read_dataset
 from inference.reports.calibration import auroc, ece, entity_outcomes, local_metrics, reliability_bins, risk_coverage
 from inference.local.decode import decode_sentence
 from inference.reports.table import format_table
-from tests.conftest import to_bio
+from tests.helpers import to_bio
 
 
 def test_ece_two_bins_by_hand():

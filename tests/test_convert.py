@@ -7,9 +7,9 @@ import pytest
 
 from dataloaders.convert import main, to_spanner_records, write_spanner_json
 from dataloaders.readers import Sentence, read_dataset
+from tests.helpers import REPO
 from utils.errors import DataError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONLL_DEV = os.path.join(REPO, "..", "shared", "data", "conll03", "spanner.dev")
 
 # the same two sentences tagged in three schemes, and the entities all three encode

@@ -3,25 +3,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 import llm_inference
 from inference.llm.session import read_records, resolve_spec
 from inference.llm.settings import LinkSettings
+from tests.helpers import no_real_openai, wait_for  # noqa: F401 (autouse fixture)
 from utils.errors import DataError
 from inference.reports.metrics import entity_scores
 from inference.llm.loopback_server import LLMServer, entity_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANSWERS = {"German": "Miscellaneous", "Brussels": "Location", "Peter": "Person", "Smith": "Non-entity"}
-
-
-@pytest.fixture(autouse=True)
-def no_real_openai(monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
 def answer(prompt):
@@ -135,13 +129,6 @@ def test_an_output_of_another_input_is_refused(tmp_path):
         llm_inference.main(["--input_file", input_file, "--save_file", str(save), "--base_url", "http://127.0.0.1:9"])
 
 
-def wait_for(condition, seconds=30):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_a_killed_run_restarts_without_asking_any_span_twice(tmp_path, sig):
     input_file, save = write_input(tmp_path, n=8), str(tmp_path / "linked.jsonl")
@@ -158,7 +145,7 @@ def test_a_killed_run_restarts_without_asking_any_span_twice(tmp_path, sig):
             def killable():
                 assert proc.poll() is None, log.read_text()
                 return len(server.prompts) == 13 and cache.exists() and len(cache.read_text().splitlines()) == 10
-            wait_for(killable)
+            wait_for(killable, seconds=30)
             proc.send_signal(sig)
             if sig == signal.SIGINT:  # Ctrl-C waits for the 3 requests in flight and keeps their replies
                 server.release()

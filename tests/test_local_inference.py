@@ -1,4 +1,4 @@
-"""local_inference.py end to end on tiny GloVe checkpoints trained on data/sample (issue 3)."""
+"""local_inference.py end to end on tiny GloVe checkpoints trained on data/sample."""
 import json
 import math
 import os
@@ -11,7 +11,7 @@ import local_inference
 from dataloaders.convert import write_spanner_json
 from dataloaders.readers import Sentence, read_dataset
 from dataloaders.text import tokenize
-from tests.conftest import SAMPLE_DIR, to_bio
+from tests.helpers import SAMPLE_DIR, to_bio
 from utils.jsonl import read_jsonl
 
 TEST_FILE = os.path.join(SAMPLE_DIR, "test.txt")
@@ -70,7 +70,7 @@ def uncertainty_bounds(kind, confidence, k):
 
 
 @pytest.mark.parametrize("kind", ["confidence", "entropy", "mc_dropout", "evidential"])
-def test_each_uncertainty_type_writes_the_issue_fields_and_honest_metrics(run_type, kind):
+def test_each_uncertainty_type_writes_the_record_fields_and_honest_metrics(run_type, kind):
     records, metrics = run_type(kind)
     sentences = read_dataset(TEST_FILE)
     k = len(metrics["labels"])

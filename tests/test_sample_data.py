@@ -6,9 +6,9 @@ import pytest
 
 from data import make_sample, prepare
 from dataloaders.readers import read_dataset, split_path
+from tests.helpers import REPO
 from utils.errors import DataError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "data", "sample")
 SPLITS = ("train", "dev", "test")
 

@@ -16,8 +16,8 @@ import sys
 import pytest
 
 from inference.llm.loopback_server import LLMServer, entity_of
+from tests.helpers import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = sorted(glob.glob(os.path.join(REPO, "scripts", "*.sh"))) + [os.path.join(REPO, ".ci", "run")]
 # setup_env's install stamp: the hash of requirement.txt and requirement-models.txt together.
 REQUIREMENTS_HASH = hashlib.sha256(b"".join(open(os.path.join(REPO, name), "rb").read()
@@ -169,7 +169,7 @@ def test_llm_inference_against_a_local_server(tmp_path):
         result = subprocess.run(["bash", os.path.join(REPO, "scripts", "llm_inference.sh"), "--no_cache"], cwd=tmp_path,
                                 env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
-    assert [entity_of(prompt) for prompt in server.answered.elements()] == ["German"]  # above THRESHOLD 0.4 only
+    assert [entity_of(prompt) for prompt in server.answered.elements()] == ["German"]  # above LINK_THRESHOLD 0.4 only
     [linked] = [json.loads(line) for line in (tmp_path / "ori.linked.jsonl").read_text().splitlines()]
     assert [span["llm_pred"] for span in linked["entity"]] == ["ORG", "MISC"]
     metrics = json.loads((tmp_path / "ori.linked.jsonl.metrics.json").read_text())

@@ -26,12 +26,11 @@ from inference.reports.metrics import entity_scores
 from models.checkpoint import build_model, load_checkpoint, save_checkpoint
 from models.config import ModelConfig
 from models.lightning_module import SpanNERModule
-from tests.conftest import SAMPLE_DIR
+from tests.helpers import REPO, SAMPLE_DIR
 
 pytestmark = [pytest.mark.filterwarnings("ignore:.*does not have many workers"),
               pytest.mark.filterwarnings("ignore:`isinstance.treespec, LeafSpec.` is deprecated")]
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MAIN = {"spanner": train_spanner.main, "ener": train_ener.main}
 LABELS = ["O", "LOC", "MISC", "ORG", "PER"]

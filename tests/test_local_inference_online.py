@@ -1,4 +1,4 @@
-"""Online linking (issue 5): local_inference.py --llm_name against a real OpenAI-compatible
+"""Online linking: local_inference.py --llm_name against a real OpenAI-compatible
 server on 127.0.0.1, through the official openai client."""
 import json
 import os
@@ -17,7 +17,7 @@ import llm_inference
 import local_inference
 from dataloaders.readers import read_dataset
 from inference.reports.page import change_kind
-from tests.conftest import REPO, SAMPLE_DIR
+from tests.helpers import REPO, SAMPLE_DIR, wait_for
 from inference.llm.loopback_server import LLMServer, entity_of
 from utils.jsonl import JsonlWriter, read_jsonl
 
@@ -160,13 +160,6 @@ def test_output_of_the_other_mode_or_no_llm_is_a_clear_error(spanner_ckpt, tmp_p
         local(spanner_ckpt, tmp_path / "new.jsonl", "--input_file", text, "--llm_name", "gpt")
 
 
-def wait_for(condition, seconds=60):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def lines(path):
     return path.read_text(encoding="utf-8").count("\n") if path.exists() else 0
 
@@ -243,19 +236,19 @@ def run_script(env, cwd):
 
 
 def test_predict_sh(spanner_ckpt, server, tmp_path):
-    settings = ("CHECKPOINT", "INPUT_FILE", "SAVE_FILE", "HTML", "LLM_NAME", "LLM_MODEL", "BASE_URL", "LLM_CKPT",
-                "DATANAME", "THRESHOLD", "SHOT", "DRY_RUN", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+    settings = ("MODEL_SAVE_DIR", "INPUT_FILE", "SAVE_FILE", "HTML", "LLM_NAME", "LLM_MODEL", "BASE_URL", "LLM_CKPT",
+                "DATANAME", "LINK_THRESHOLD", "SHOT", "DRY_RUN", "OPENAI_API_KEY", "OPENAI_BASE_URL")
     env = {k: v for k, v in os.environ.items() if k not in settings}
     env.update(PYTHON=sys.executable, OMP_NUM_THREADS="1")
     missing = run_script(env, tmp_path)
-    assert missing.returncode == 1 and "set CHECKPOINT " in missing.stderr and "/path/to/" in missing.stderr
+    assert missing.returncode == 1 and "set MODEL_SAVE_DIR " in missing.stderr and "/path/to/" in missing.stderr
     (tmp_path / "notes.txt").write_text("\n".join(RAW) + "\n", encoding="utf-8")
-    env.update(CHECKPOINT=spanner_ckpt, INPUT_FILE="notes.txt", SAVE_FILE="out/local.jsonl")
+    env.update(MODEL_SAVE_DIR=spanner_ckpt, INPUT_FILE="notes.txt", SAVE_FILE="out/local.jsonl")
     alone = run_script(env, tmp_path)  # relative paths are the caller's
     assert alone.returncode == 0, alone.stderr
     assert "no LLM configured" in alone.stderr and "BASE_URL" in alone.stderr
     assert "llm_pred" not in (tmp_path / "out" / "local.jsonl").read_text(encoding="utf-8")
-    env.update(SAVE_FILE="out/linked.jsonl", BASE_URL=server.base_url, LLM_MODEL="test-model", THRESHOLD="0")
+    env.update(SAVE_FILE="out/linked.jsonl", BASE_URL=server.base_url, LLM_MODEL="test-model", LINK_THRESHOLD="0")
     linked = run_script(env, tmp_path)
     assert linked.returncode == 0, linked.stderr
     records = read_jsonl(str(tmp_path / "out" / "linked.jsonl"))

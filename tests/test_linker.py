@@ -4,15 +4,10 @@ from inference.llm.linker import Linker
 from inference.llm.backends import FatalError, OpenAIBackend
 from inference.llm.cache import ReplyCache
 from inference.llm.prompt import DATASETS, PromptBuilder
+from tests.helpers import no_real_openai  # noqa: F401 (autouse fixture)
 from inference.llm.loopback_server import Drop, Fail, Garbage, LLMServer, Reply, entity_of
 
 ANSWERS = {"German": "Miscellaneous", "Brussels": "Answer: Location", "Peter": "Non-entity", "EU": "Organization"}
-
-
-@pytest.fixture(autouse=True)
-def no_real_openai(monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
 def span(entity, s, e, pred, uncertainty):
