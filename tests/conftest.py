@@ -5,6 +5,7 @@
 - `tiny_bert_dir`: a 2-layer, 32-wide random BERT with a WordPiece vocabulary trained here,
   saved like a Hugging Face checkpoint (built once per session, offline).
 - `write_data_dir`: writes train/dev(/test) files from `Sentence` lists into a temporary dir.
+- `tiny_llama`: a tiny random chat Llama (once per session, offline).
 - `spanner_ckpt` / `ener_ckpt`: tiny GloVe checkpoints trained on data/sample (once per session).
 
 Tests run tiny models on one torch thread (subprocesses too, through OMP_NUM_THREADS): on a
@@ -133,3 +134,35 @@ def ener_ckpt(tmp_path_factory):
     import train_ener
 
     return train_tiny(tmp_path_factory, train_ener)
+
+
+CORPUS = ["the cat sat on a mat", "a dog ran in the park", "green ideas sleep furiously",
+          "select type of this context output"]
+CHAT_TEMPLATE = ("{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}"
+                 "{% if add_generation_prompt %}<s> assistant : {% endif %}")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory):
+    """A 1-layer, 16-wide random Llama with a word-level tokenizer and a chat template, saved
+    like a Hugging Face checkpoint. No label name is in its vocabulary, so whatever it
+    generates names no label."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    raw.train_from_iterator(CORPUS + ["user assistant system :"], trainers.WordLevelTrainer(
+        special_tokens=["<pad>", "<unk>", "<s>", "</s>"]))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", pad_token="<pad>",
+                                        bos_token="<s>", eos_token="</s>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)

@@ -1,6 +1,6 @@
 import pytest
 
-from inference.llm.answers import parse_answer
+from inference.llm.answers import parse_answer, parse_reply
 from inference.llm.prompt import DATASETS
 
 
@@ -45,3 +45,14 @@ def test_unparseable_replies_give_none(reply):
 ])
 def test_other_datasets_full_names_and_tags(dataname, reply, label):
     assert parse_answer(reply, DATASETS[dataname]) == label
+
+
+@pytest.mark.parametrize("reply, tag, probs", [
+    ('{"answer": "Location"}', "LOC", {"LOC": 1.0}),
+    ('{"answer": "Non-entity", "probs": {"Location": 0.25, "Non-entity": 0.75}}', "O", {"LOC": 0.25, "O": 0.75}),
+    ('{"answer": "Planet"}', None, None),
+    ("Location", "LOC", None),  # free text: no probabilities
+    ('{"type": "Location"}', "LOC", None),  # JSON without an answer: read as free text
+])
+def test_structured_replies_give_the_answer_and_its_probabilities(reply, tag, probs):
+    assert parse_reply(reply, DATASETS["conll03"]) == (tag, probs)

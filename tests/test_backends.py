@@ -1,42 +1,18 @@
-"""The local-model backend on a tiny random Llama built here: no download, a few seconds on CPU."""
+"""The backends: the local model on a tiny random Llama (conftest `tiny_llama`; no download, a few
+seconds on CPU), and choice mode against the loopback server."""
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+import json  # noqa: E402
+
 from inference.llm.answers import parse_answer  # noqa: E402
 from inference.llm.linker import Linker  # noqa: E402
-from inference.llm.backends import HFBackend, make_backend  # noqa: E402
+from inference.llm.backends import HFBackend, OpenAIBackend, make_backend  # noqa: E402
+from inference.llm.loopback_server import LLMServer, entity_of  # noqa: E402
 from inference.llm.prompt import DATASETS, PromptBuilder  # noqa: E402
-
-# No label name is in the vocabulary, so whatever the random model says names no label.
-CORPUS = ["the cat sat on a mat", "a dog ran in the park", "green ideas sleep furiously",
-          "select type of this context output"]
-CHAT_TEMPLATE = ("{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}"
-                 "{% if add_generation_prompt %}<s> assistant : {% endif %}")
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory):
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    raw = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    raw.train_from_iterator(CORPUS + ["user assistant system :"], trainers.WordLevelTrainer(
-        special_tokens=["<pad>", "<unk>", "<s>", "</s>"]))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", pad_token="<pad>",
-                                        bos_token="<s>", eos_token="</s>")
-    tokenizer.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+from tests.helpers import no_real_openai  # noqa: E402,F401 (autouse fixture)
 
 
 def record(i):
@@ -75,3 +51,52 @@ def test_unparseable_random_replies_fall_back_to_the_local_label(tiny_llama):
     assert [(s["llm_status"], s["llm_pred"]) for s in asked] == [("unparseable", "O"), ("unparseable", "ORG")] * 2
     summary = linker.summary()
     assert (summary["asked"], summary["unparseable"], summary["requests"]) == (4, 4, 4 * 2)
+
+
+# -- choice mode on an OpenAI-compatible server: structured output, or the free fallback --------
+
+OPTIONS = DATASETS["conll03"].option_names()
+ANSWERS = {"German": "Miscellaneous", "EU": "Organization"}
+
+
+def server_answer(prompt):
+    return ANSWERS.get(entity_of(prompt), "Non-entity")
+
+
+def link_through(server, options=OPTIONS):
+    backend = OpenAIBackend(model="m", base_url=server.base_url, timeout=5, options=options)
+    linker = Linker(backend, PromptBuilder(DATASETS["conll03"]), threshold=0.4, max_attempts=2, concurrency=2)
+    return linker, [s for rec in linker.link_records([record(0), record(1)]) for s in rec["entity"]
+                    if s["uncertainty"] > 0.4]
+
+
+def test_structured_output_asks_for_an_enum_of_the_options(capsys):
+    with LLMServer(answer=server_answer, structured="honour") as server:
+        linker, asked = link_through(server)
+    schema = server.formats[0]["json_schema"]["schema"]
+    assert server.formats[0]["type"] == "json_schema" and schema["required"] == ["answer"]
+    assert schema["properties"]["answer"]["enum"] == OPTIONS and len(server.formats) == 4
+    assert [(s["llm_status"], s["llm_pred"], s["llm_probs"]) for s in asked] == \
+        [("linked", "MISC", {"MISC": 1.0}), ("linked", "ORG", {"ORG": 1.0})] * 2
+    assert json.loads(asked[0]["llm_raw"]) == {"answer": "Miscellaneous"}
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_server_that_rejects_structured_output_is_asked_free_and_told_once(capsys):
+    with LLMServer(answer=server_answer, structured="reject") as server:
+        linker, asked = link_through(server)
+    err = capsys.readouterr().err
+    assert err.count("rejected structured output") == 1 and "HTTP 400" in err
+    assert [(s["llm_status"], s["llm_pred"], s["llm_raw"]) for s in asked] == \
+        [("linked", "MISC", "Miscellaneous"), ("linked", "ORG", "Organization")] * 2
+    assert all("llm_probs" not in s for s in asked)
+    assert server.formats.count(None) == 4 and 1 <= len(server.formats) - 4 <= 2  # rejected once per thread at most
+
+
+def test_a_server_that_ignores_structured_output_is_parsed_free_and_told_once(capsys):
+    answers = {"German": "Answer: Miscellaneous", "EU": "I cannot tell"}
+    with LLMServer(answer=lambda p: answers[entity_of(p)], structured="ignore") as server:
+        linker, asked = link_through(server)
+    assert capsys.readouterr().err.count("ignored the structured-output request") == 1
+    assert [(s["llm_status"], s["llm_pred"]) for s in asked] == [("linked", "MISC"), ("unparseable", "ORG")] * 2
+    assert all(f is not None for f in server.formats)  # still asked: a later reply may be structured

@@ -89,6 +89,18 @@ def test_sweep_asks_once_at_the_lowest_threshold_and_plots(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_choice_mode_links_with_structured_answers(tmp_path):
+    input_file, save = write_input(tmp_path, n=2), str(tmp_path / "linked.jsonl")
+    with LLMServer(answer=answer, structured="honour") as server:
+        metrics = llm_inference.main(["--input_file", input_file, "--save_file", save, "--dataname", "conll03",
+                                      "--base_url", server.base_url, "--answer_mode", "choice"])
+    assert all(f["json_schema"]["schema"]["properties"]["answer"]["enum"][-1] == "Non-entity" for f in server.formats)
+    asked = [s for rec in read_jsonl(save) for s in rec["entity"] if s["uncertainty"] > 0.4]
+    assert [s["llm_pred"] for s in asked] == ["MISC", "PER", "O"] * 2
+    assert all(s["llm_status"] == "linked" and sum(s["llm_probs"].values()) == 1 for s in asked)
+    assert metrics["llm"]["backend"]["choice"][0] == "Location" and metrics["llm"]["unparseable"] == 0
+
+
 def test_dry_run_writes_the_prompts_and_calls_nothing(tmp_path, capsys):
     input_file, save = write_input(tmp_path, n=3), str(tmp_path / "linked.jsonl")
     llm_inference.main(["--input_file", input_file, "--save_file", save, "--dataname", "conll03", "--dry_run"])

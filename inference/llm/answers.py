@@ -4,7 +4,11 @@ The reply may differ from an option in case, spacing, punctuation or markdown, s
 "Answer:", give the dataset's tag instead of the option's name (`LOC` for `Location`), or a
 BIO tag (`B-LOC`). `Non-entity`, `None`, `O` and the like map to "O". Only the whole reply, its
 first line, or what follows a colon on that line count, so "not a Person" stays unparseable.
+
+A structured reply (`--answer_mode choice`) is a JSON object `{"answer": OPTION}`, optionally
+with `"probs": {OPTION: p, ...}` (the local model's scored options); `parse_reply` reads both.
 """
+import json
 import re
 
 from inference.llm.prompt import label_key
@@ -41,3 +45,41 @@ def parse_answer(reply, spec):
         if tag is not None:
             return tag
     return None
+
+
+def _structured(reply):
+    """The JSON object of a structured reply, or None for free text."""
+    text = (reply or "").strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) and isinstance(obj.get("answer"), str) else None
+
+
+def parse_reply(reply, spec):
+    """(tag or "O" or None, {tag: probability} or None) of a free or structured reply.
+
+    A structured reply with `probs` gives them per tag ("O" for Non-entity); without them the
+    distribution is all on the answer (a server returns one option, not a distribution).
+    """
+    obj = _structured(reply)
+    if obj is None:
+        return parse_answer(reply, spec), None
+    tag = parse_answer(obj["answer"], spec)
+    if tag is None:
+        return None, None
+    keys = answer_keys(spec)
+    probs = {}
+    for option, p in (obj.get("probs") or {tag: 1.0}).items():
+        option_tag = keys.get(label_key(option), option) if option != tag else tag
+        probs[option_tag] = probs.get(option_tag, 0.0) + float(p)
+    return tag, probs
+
+
+def is_structured(reply, options):
+    """Whether `reply` is the JSON object a schema restricted to `options` asks for."""
+    obj = _structured(reply)
+    return obj is not None and obj["answer"] in options

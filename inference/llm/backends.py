@@ -8,13 +8,24 @@ Raise `TransientError` for what a retry may fix (the linker backs off and retrie
 
 - `OpenAIBackend`: any OpenAI-compatible `/v1/chat/completions` server through the official
   `openai` SDK (OpenAI, vLLM, Ollama, llama.cpp's server, LM Studio ...).
-- `HFBackend`: a local Hugging Face causal LM, batched left-padded generation through the
-  tokenizer's own chat template, on GPU when there is one.
+- `HFBackend`: a local Hugging Face causal LM (a folder, or a `.gguf` file), batched
+  left-padded generation through the tokenizer's own chat template, on GPU when there is one.
+
+With `options` (the prompt's option names, `--answer_mode choice`) both answer with one of them
+as a JSON reply `{"answer": OPTION}`: the OpenAI backend asks the server for structured output
+(`response_format` with a JSON schema whose `answer` is an enum of the options) and falls back
+to free replies, saying so once, where the server rejects or ignores it; the HF backend scores
+every option (`choose`) and adds their probabilities, `"probs"`.
 """
 import email.utils
+import json
 import os
+import sys
+import threading
 import time
 from dataclasses import dataclass
+
+from inference.llm.answers import is_structured
 
 HF_SYSTEM_PROMPT = "You are a helpful assistant."  # as the paper's Llama / Qwen calls
 
@@ -70,13 +81,30 @@ def retry_after(headers):
         return None
 
 
+def choice_schema(options):
+    """The `response_format` restricting a reply to `{"answer": one of options}`."""
+    return {"type": "json_schema", "json_schema": {
+        "name": "entity_type", "strict": True,
+        "schema": {"type": "object", "properties": {"answer": {"type": "string", "enum": list(options)}},
+                   "required": ["answer"], "additionalProperties": False}}}
+
+
+def say_once(flags, key, message):
+    """Print `message` to stderr the first time `key` is seen in the set `flags`."""
+    if key not in flags:
+        flags.add(key)
+        print(f"warning: {message}", file=sys.stderr)
+
+
 class OpenAIBackend(Backend):
     """Chat completions with one user message, the prompt, as in the paper's GPT calls."""
 
     name = "openai"
     RETRY_STATUS = {408, 409, 429}  # and every 5xx
+    REJECT_STATUS = {400, 422}  # what servers answer to a response_format they do not take
 
-    def __init__(self, model="gpt-3.5-turbo", base_url=None, temperature=0.3, max_tokens=None, timeout=60.0):
+    def __init__(self, model="gpt-3.5-turbo", base_url=None, temperature=0.3, max_tokens=None, timeout=60.0,
+                 options=None):
         import openai
 
         self._openai = openai
@@ -86,22 +114,37 @@ class OpenAIBackend(Backend):
             raise NotConfigured("no LLM configured: set OPENAI_API_KEY for OpenAI, or --base_url / OPENAI_BASE_URL "
                                 "for an OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio)")
         self.model, self.temperature, self.max_tokens = model, temperature, max_tokens
+        self.options = list(options) if options else None
+        self.structured = self.options is not None  # until the server rejects response_format
+        self._said, self._lock = set(), threading.Lock()
         # Local servers ignore the key, but the SDK insists on one. Retries are the linker's job.
         self.client = openai.OpenAI(api_key=self._key or "unused", base_url=self.base_url,
                                     timeout=timeout, max_retries=0)
 
     def identity(self):
-        return {"backend": self.name, "model": self.model, "temperature": self.temperature,
-                "max_tokens": self.max_tokens}
+        out = {"backend": self.name, "model": self.model, "temperature": self.temperature,
+               "max_tokens": self.max_tokens}
+        if self.options:
+            out["choice"] = self.options
+        return out
 
     def complete(self, prompt):
         extra = {} if self.max_tokens is None else {"max_tokens": self.max_tokens}
+        structured = self.structured
+        if structured:
+            extra["response_format"] = choice_schema(self.options)
         try:
             reply = self.client.chat.completions.create(
                 model=self.model, messages=[{"role": "user", "content": prompt}],
                 temperature=self.temperature, **extra)
         except self._openai.APIStatusError as err:
             message = self._redact(f"HTTP {err.status_code} from {self.base_url or 'OpenAI'}: {err.message}")
+            if structured and err.status_code in self.REJECT_STATUS:
+                with self._lock:
+                    self.structured = False
+                    say_once(self._said, "rejected", f"the server rejected structured output ({message}); "
+                             "asking for free replies instead (--answer_mode free)")
+                return self.complete(prompt)
             if err.status_code in self.RETRY_STATUS or err.status_code >= 500:
                 raise TransientError(message, retry_after(err.response.headers)) from None
             raise FatalError(message) from None
@@ -109,7 +152,12 @@ class OpenAIBackend(Backend):
             raise TransientError(self._redact(f"{err.message} ({self.base_url or 'OpenAI'})")) from None
         except ValueError:  # a body announced as JSON that is not
             raise TransientError("malformed JSON in the reply") from None
-        return self._completion(reply)
+        completion = self._completion(reply)
+        if structured and not is_structured(completion.text, self.options):
+            with self._lock:
+                say_once(self._said, "ignored", "the server ignored the structured-output request (the reply "
+                         f"{completion.text[:60]!r} is not {{\"answer\": OPTION}}); parsing replies as free text")
+        return completion
 
     def _completion(self, reply):
         try:
@@ -125,35 +173,52 @@ class OpenAIBackend(Backend):
 
 
 class HFBackend(Backend):
-    """A local causal LM; `batch_size` prompts per `generate` call."""
+    """A local causal LM (a folder or a `.gguf` file); `batch_size` prompts per `generate` call,
+    or with `options` each prompt's options scored (`inference/llm/choice.py`)."""
 
     name = "hf"
 
-    def __init__(self, ckpt, temperature=0.3, max_tokens=32, batch_size=8, device=None, seed=None):
+    def __init__(self, ckpt, temperature=0.3, max_tokens=32, batch_size=8, device=None, seed=None, options=None):
         if not ckpt:
-            raise NotConfigured("no LLM configured: --llm_name hf (llama, qwen) needs --llm_ckpt, a local model folder")
+            raise NotConfigured("no LLM configured: --llm_name hf (llama, qwen) needs --llm_ckpt, "
+                                "a local model folder or .gguf file")
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from inference.llm.gguf import load_causal_lm, load_tokenizer
 
         self._torch = torch
         if seed is not None:
             torch.manual_seed(seed)
         self.ckpt, self.temperature, self.max_tokens, self.batch_size = ckpt, temperature, max_tokens, batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(ckpt, padding_side="left")
+        self.tokenizer = load_tokenizer(ckpt, padding_side="left")
         if not self.tokenizer.chat_template:
             raise FatalError(f"{ckpt}: the tokenizer has no chat template; use an instruction-tuned model")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=dtype).to(self.device).eval()
+        self.model = load_causal_lm(ckpt, dtype=dtype).to(self.device).eval()
+        self.options = list(options) if options else None
+        if self.options:
+            from inference.llm.choice import OptionScorer
+
+            self.scorer = OptionScorer(self.model, self.tokenizer, self.options)
 
     def identity(self):
-        return {"backend": self.name, "model": os.path.abspath(self.ckpt), "temperature": self.temperature,
-                "max_tokens": self.max_tokens, "system": HF_SYSTEM_PROMPT}
+        out = {"backend": self.name, "model": os.path.abspath(self.ckpt), "temperature": self.temperature,
+               "max_tokens": self.max_tokens, "system": HF_SYSTEM_PROMPT}
+        if self.options:  # scored, not generated: decoding settings play no part
+            out.update(temperature=None, max_tokens=None, choice=self.options)
+        return out
+
+    @staticmethod
+    def chat(prompt):
+        return [{"role": "system", "content": HF_SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
 
     def complete_batch(self, prompts):
-        chats = [[{"role": "system", "content": HF_SYSTEM_PROMPT}, {"role": "user", "content": p}] for p in prompts]
+        if self.options:
+            return [self.choose(p) for p in prompts]
+        chats = [self.chat(p) for p in prompts]
         texts = self.tokenizer.apply_chat_template(chats, tokenize=False, add_generation_prompt=True)
         # The chat template already holds the special tokens the model expects.
         inputs = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
@@ -168,13 +233,23 @@ class HFBackend(Backend):
         n_new = (new != self.tokenizer.pad_token_id).sum(dim=1).tolist()
         return [Completion(text, p, c) for text, p, c in zip(replies, n_prompt, n_new)]
 
+    def choose(self, prompt):
+        """The likeliest option as `{"answer": OPTION, "probs": {OPTION: p}}`; completion tokens
+        count the option tokens scored."""
+        scored = self.scorer.score(self.chat(prompt))
+        best = max(range(len(self.options)), key=scored.probs.__getitem__)
+        reply = {"answer": self.options[best],
+                 "probs": dict(zip(self.options, scored.probs))}
+        return Completion(json.dumps(reply), scored.prompt_tokens, scored.option_tokens)
+
 
 def make_backend(llm_name, model=None, base_url=None, llm_ckpt=None, temperature=0.3, max_tokens=None,
-                 timeout=60.0, batch_size=8, seed=None):
-    """The backend that `--llm_name` names: gpt / openai, or llama / qwen / hf."""
+                 timeout=60.0, batch_size=8, seed=None, options=None):
+    """The backend that `--llm_name` names: gpt / openai, or llama / qwen / hf; with `options`
+    (the option names) it answers in choice mode."""
     name = llm_name.lower()
     if name == "openai" or name.startswith("gpt"):
-        return OpenAIBackend(model or "gpt-3.5-turbo", base_url, temperature, max_tokens, timeout)
+        return OpenAIBackend(model or "gpt-3.5-turbo", base_url, temperature, max_tokens, timeout, options)
     if name in ("llama", "qwen", "hf"):
-        return HFBackend(llm_ckpt, temperature, max_tokens or 32, batch_size, seed=seed)
+        return HFBackend(llm_ckpt, temperature, max_tokens or 32, batch_size, seed=seed, options=options)
     raise ValueError(f"unknown --llm_name {llm_name!r} (gpt, openai, llama, qwen, hf)")

@@ -21,6 +21,8 @@ copy keeps every field and adds to each span of `entity`:
     llm_answer  the label the LLM chose ("O" = not an entity), or None
     llm_pred    the final label: llm_answer where uncertainty > threshold and there is one, else pred
     llm_error   for "failed" spans, the last error
+    llm_probs   for a structured reply (`--answer_mode choice`): {label: probability}, summing
+                to 1; a local model's scored options, or all on the answer a server returned
 
 Spans whose uncertainty is above `ask_threshold` (default `threshold`; lower it to sweep
 thresholds from one pass) are asked. A span gets at most `max_attempts` requests: an
@@ -40,7 +42,7 @@ from typing import Optional
 
 from tqdm import tqdm
 
-from inference.llm.answers import parse_answer
+from inference.llm.answers import parse_reply
 from inference.llm.backends import FatalError, TransientError
 from inference.llm.cache import prompt_key
 
@@ -62,6 +64,7 @@ class _Ask:
     key: str
     replies: list = field(default_factory=list)
     answer: Optional[str] = None
+    probs: Optional[dict] = None
     attempts: int = 0
     requests: int = 0
     from_cache: int = 0
@@ -188,6 +191,8 @@ class Linker:
         span.update(llm_status=status, llm_raw=ask.replies[-1] if ask.replies else None, llm_answer=ask.answer)
         if status == "failed":
             span["llm_error"] = ask.error
+        if ask.probs is not None:
+            span["llm_probs"] = ask.probs
         span["llm_pred"] = decide(span, self.threshold)
         self.counts.update({"asked": 1, status: 1, "changed": span["llm_pred"] != span["pred"],
                             "requests": ask.requests, "cache_replies": ask.from_cache,
@@ -237,7 +242,7 @@ class Linker:
     def _take(self, ask, reply):
         ask.replies.append(reply)
         ask.attempts += 1
-        ask.answer = parse_answer(reply, self.prompts.spec)
+        ask.answer, ask.probs = parse_reply(reply, self.prompts.spec)
 
     def _delay(self, failures, retry_after):
         if retry_after is not None:

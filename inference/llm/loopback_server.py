@@ -11,6 +11,12 @@ retry_after)` (429, 500, ...), `Drop()` (the connection is closed with no respon
 `Garbage(body, content_type)`. With `api_key` set, requests bearing another key get a 401 whose
 message quotes the key they sent, as some servers do. `hold_after(n)` answers n more requests and
 holds later ones until `release()`; a held or slow request whose client has gone is not answered.
+
+Structured output (`response_format`, recorded in `formats`) is handled as `structured` says:
+"ignore" (the default; answers free text, as `transformers serve` does), "honour" (a JSON schema
+whose `answer` is an enum gets `{"answer": OPTION}`: `answer(prompt)` when it is one of the enum,
+else the first option, as constrained decoding would force) or "reject" (HTTP 400, as servers
+without structured output do).
 """
 import json
 import re
@@ -57,9 +63,12 @@ class Garbage:
 
 
 class LLMServer:
-    def __init__(self, answer=None, latency=0.0, script=(), api_key=None):
+    def __init__(self, answer=None, latency=0.0, script=(), api_key=None, structured="ignore"):
+        if structured not in ("ignore", "honour", "reject"):
+            raise ValueError(f"structured must be ignore, honour or reject, not {structured!r}")
         self.answer = answer or (lambda prompt: "Non-entity")
-        self.latency, self.api_key = latency, api_key
+        self.latency, self.api_key, self.structured = latency, api_key, structured
+        self.formats = []  # the response_format of every request (None when it had none)
         self.script = deque(script)
         self.prompts = []  # every prompt received, in arrival order
         self.times = []  # arrival time of each
@@ -132,6 +141,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             return self._json(404, {"error": {"message": f"no route {self.path}"}})
         prompt = body["messages"][-1]["content"]
+        with llm._lock:
+            llm.formats.append(body.get("response_format"))
+        if body.get("response_format") and llm.structured == "reject":
+            return self._json(400, {"error": {"message": "response_format is not supported by this server",
+                                              "type": "invalid_request_error"}})
         action = llm._arrive(prompt)
         try:
             self._serve(llm, body, prompt, action)
@@ -156,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(action.status, {"error": {"message": action.message}}, headers)
         if isinstance(action, Garbage):
             return self._send(200, action.body, action.content_type)
-        self._json(200, _completion(body, action.text))
+        self._json(200, _completion(body, _structured(body, action.text) if llm.structured == "honour" else action.text))
         with llm._lock:  # counted once the reply is out
             llm.answered[prompt] += 1
         return None
@@ -180,6 +194,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+
+def _structured(body, text):
+    """`text` as the JSON object a json_schema response_format with an enum `answer` asks for."""
+    try:
+        options = body["response_format"]["json_schema"]["schema"]["properties"]["answer"]["enum"]
+    except (KeyError, TypeError):
+        return text
+    chosen = next((o for o in options if o.lower() == text.strip().lower()), options[0])
+    return json.dumps({"answer": chosen})
 
 
 def _completion(body, text):

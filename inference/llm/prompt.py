@@ -41,6 +41,10 @@ class LabelSpec:
     def name_of(self, tag):
         return dict(self.options)[tag]
 
+    def option_names(self):
+        """The options as the prompt lists them, `Non-entity` last."""
+        return [name for _, name in self.options] + [NON_ENTITY]
+
     def option_list(self):
         return "".join(f"\n {name}" for _, name in self.options) + f"\n {NON_ENTITY}"
 

@@ -28,6 +28,7 @@ class LinkSettings:
     llm_ckpt: Optional[str] = None
     temperature: float = 0.3
     max_tokens: Optional[int] = None
+    answer_mode: str = "free"
     timeout: float = 60.0
     max_attempts: int = 5
     concurrency: int = 8
@@ -72,9 +73,12 @@ def add_link_args(p, llm_name="gpt"):
                      help="gpt / openai (any OpenAI-compatible server), or llama / qwen / hf (a local model)")
     llm.add_argument("--model", help="model name for the server (default gpt-3.5-turbo)")
     llm.add_argument("--base_url", help="OpenAI-compatible server URL (default: OPENAI_BASE_URL, else OpenAI)")
-    llm.add_argument("--llm_ckpt", help="local Hugging Face model folder, for llama / qwen / hf")
+    llm.add_argument("--llm_ckpt", help="local Hugging Face model folder or .gguf file, for llama / qwen / hf")
     llm.add_argument("--temperature", type=float, default=LinkSettings.temperature)
     llm.add_argument("--max_tokens", type=int, help="reply length cap (hf default: 32)")
+    llm.add_argument("--answer_mode", choices=("free", "choice"), default=LinkSettings.answer_mode,
+                     help="free: the paper's free-text reply, parsed; choice: one of the options, by scoring "
+                          "them (llama / qwen / hf) or by structured output (openai)")
     llm.add_argument("--timeout", type=float, default=LinkSettings.timeout, help="seconds per request")
     llm.add_argument("--max_attempts", type=int, default=LinkSettings.max_attempts, help="requests per span at most (unparseable or failed)")
     llm.add_argument("--concurrency", type=int, default=LinkSettings.concurrency, help="requests in flight (hf: prompts per batch)")

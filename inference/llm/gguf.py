@@ -1,0 +1,70 @@
+"""A local chat model from a Hugging Face folder or a GGUF file, and a GGUF file written out as a
+folder (for servers such as `transformers serve` that take folders).
+
+transformers reads GGUF files (`from_pretrained(folder, gguf_file=name)`, which needs the
+`gguf` package) and de-quantises the weights to float; the tokenizer and its chat template
+come from the file's metadata.
+
+    python -m inference.llm.gguf MODEL.gguf OUT_DIR   # a plain folder: config, safetensors, tokenizer
+"""
+import argparse
+import os
+import sys
+
+
+def is_gguf(ckpt):
+    return str(ckpt).lower().endswith(".gguf")
+
+
+def _source(ckpt):
+    """(folder, extra from_pretrained arguments) for a folder or a .gguf file."""
+    if is_gguf(ckpt):
+        if not os.path.isfile(ckpt):
+            raise FileNotFoundError(f"{ckpt}: no such GGUF file")
+        return os.path.dirname(os.path.abspath(ckpt)), {"gguf_file": os.path.basename(ckpt)}
+    return ckpt, {}
+
+
+def load_tokenizer(ckpt, **kwargs):
+    from transformers import AutoTokenizer
+
+    folder, extra = _source(ckpt)
+    return AutoTokenizer.from_pretrained(folder, **extra, **kwargs)
+
+
+def load_causal_lm(ckpt, **kwargs):
+    from transformers import AutoModelForCausalLM
+
+    folder, extra = _source(ckpt)
+    return AutoModelForCausalLM.from_pretrained(folder, **extra, **kwargs)
+
+
+def export_folder(gguf_file, out_dir):
+    """Write `gguf_file` as a Hugging Face folder `out_dir` (float weights); reuse a finished one.
+
+    The folder is written next to itself and renamed into place, so a killed export leaves
+    no half-written folder that a later call would take for finished.
+    """
+    if os.path.isfile(os.path.join(out_dir, "config.json")):
+        return out_dir
+    tokenizer, model = load_tokenizer(gguf_file), load_causal_lm(gguf_file)
+    model.hf_quantizer = None  # the weights are de-quantised floats; GGUF models refuse to save otherwise
+    partial = out_dir.rstrip("/") + ".partial"
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    os.replace(partial, out_dir)
+    return out_dir
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Write a GGUF chat model as a Hugging Face folder.")
+    p.add_argument("gguf_file")
+    p.add_argument("out_dir")
+    args = p.parse_args(argv)
+    if not is_gguf(args.gguf_file) or not os.path.isfile(args.gguf_file):
+        sys.exit(f"error: {args.gguf_file}: not a .gguf file")
+    print(export_folder(args.gguf_file, args.out_dir))
+
+
+if __name__ == "__main__":
+    main()
