@@ -47,7 +47,11 @@ def export_folder(gguf_file, out_dir):
     """
     if os.path.isfile(os.path.join(out_dir, "config.json")):
         return out_dir
-    tokenizer, model = load_tokenizer(gguf_file), load_causal_lm(gguf_file)
+    return save_folder(load_tokenizer(gguf_file), load_causal_lm(gguf_file), out_dir)
+
+
+def save_folder(tokenizer, model, out_dir):
+    """Write a model loaded from a GGUF file (and its tokenizer) as a plain folder `out_dir`."""
     model.hf_quantizer = None  # the weights are de-quantised floats; GGUF models refuse to save otherwise
     partial = out_dir.rstrip("/") + ".partial"
     model.save_pretrained(partial)
