@@ -21,7 +21,9 @@ The linking session (inference/llm/session.py) is also local_inference.py's onli
 (`--llm_name`), which links each sentence as the local model tags it.
 """
 import argparse
+import dataclasses
 
+from inference.llm.budget import threshold_for_budget
 from inference.llm.session import (link_file, link_metrics, linking, print_link_summary, prompt_builder, read_records,
                                    resolve_spec, write_prompts)
 from inference.llm.settings import LinkSettings, add_link_args, check_link_args
@@ -46,6 +48,9 @@ def parse_args(argv=None):
 def run(settings):
     """Link the local records of settings.input_file; the metrics (None for a dry run)."""
     records = read_records(settings.input_file)
+    if settings.budget is not None:  # the threshold that sends the most uncertain FRACTION of these spans
+        threshold = threshold_for_budget([s["uncertainty"] for r in records for s in r["entity"]], settings.budget)
+        settings = dataclasses.replace(settings, threshold=settings.threshold if threshold is None else threshold)
     prompts = prompt_builder(settings, resolve_spec(settings, records))
     if settings.dry_run:
         return write_prompts(settings, records, prompts)

@@ -32,7 +32,10 @@ from inference.llm.settings import LinkSettings, add_link_args, check_link_args
 from inference.local.predict import check_uncertainty
 from inference.local.tagging import (TagSettings, iter_records, load_input, score_records, write_records,
                                      written_records)
-from inference.local.uncertainty import UNCERTAINTY_TYPES
+from inference.local.dev_calibration import DevCalibration
+from inference.local.rescoring import Rescorer
+from inference.local.uncertainty import LEARNED, UNCERTAINTY_TYPES
+from inference.reports.calibration import calibrated_ece
 from inference.reports.outputs import write_outputs
 from models.checkpoint import load_checkpoint
 from utils.cli import run_cli
@@ -50,10 +53,12 @@ def build_parser():
     a("--input_file", help="spanner JSON, CoNLL column file, or plain text (one sentence per line; - for stdin)")
     a("--input_format", default=TagSettings.input_format, choices=["auto", "spanner", "column", "text"])
     a("--save_file", required=True, help="output JSONL")
-    a("--uncertainty_type", choices=UNCERTAINTY_TYPES, help="default: evidential for E-NER, confidence for SpanNER")
+    a("--uncertainty_type", choices=(*UNCERTAINTY_TYPES, LEARNED),
+      help="default: evidential for E-NER, confidence for SpanNER; learned: the checkpoint's error predictor")
     a("--mc_samples", type=int, default=TagSettings.mc_samples, help="stochastic passes for mc_dropout")
     a("--candidate_threshold", type=float, default=TagSettings.candidate_threshold,
-      help="spans tagged O with uncertainty above this become LLM candidates (negative: none)")
+      help="spans tagged O with uncertainty above this become LLM candidates (negative: none; default: the "
+      "checkpoint's dev-calibrated one, else 0.4)")
     a("--paper_protocol", action="store_true",
       help="GOLD-INFORMED: also list every gold span, as the paper's released code does (for comparison only)")
     a("--batch_size", type=int, default=TagSettings.batch_size)
@@ -73,10 +78,14 @@ def parse_args(argv=None):
     return args
 
 
-def finish(settings, link, config, records, seconds, n_new, linker=None):
+def finish(settings, link, config, records, seconds, n_new, linker=None, rescorer=None):
     """SAVE_FILE.metrics.json, the plots and the page; online, the link scores with the local
     metrics under "local_inference" (and the labels on top, where llm_inference.py reads them)."""
     metrics = score_records(settings, config, records, seconds, n_new)
+    if rescorer is not None and rescorer.temperature is not None and "ece" in metrics:
+        golds = [[tuple(g) for g in r["gold"]] for r in records]
+        metrics.update(temperature=rescorer.temperature,
+                       ece_calibrated=calibrated_ece([r["entity"] for r in records], golds))
     if linker is not None:
         metrics = {**link_metrics(link, records, linker), "labels": config.labels, "local_inference": metrics}
         print_link_summary(metrics)
@@ -84,28 +93,42 @@ def finish(settings, link, config, records, seconds, n_new, linker=None):
     return metrics
 
 
+def calibrated_settings(settings, link, config, featurizer):
+    """The uncertainty type, the candidate threshold (the checkpoint's dev default when not
+    given) and, for an online --budget, the threshold it implies on dev; and the `Rescorer`."""
+    calibration = DevCalibration.load(settings.inference_model)
+    unc = check_uncertainty(config, settings.uncertainty_type)
+    candidate = settings.candidate_threshold
+    settings = dataclasses.replace(settings, uncertainty_type=unc, candidate_threshold=(
+        calibration.candidate_default(unc) if candidate is None else candidate))
+    if link.online and link.budget is not None:
+        link = dataclasses.replace(link, threshold=calibration.budget_threshold(unc, link.budget, settings.inference_model))
+    return settings, link, Rescorer(settings.inference_model, config, featurizer, unc, calibration)
+
+
 def run(settings, link):
     """Tag the input with the checkpoint; online (`link.online`), link each sentence as it comes."""
     device = ("cuda" if torch.cuda.is_available() else "cpu") if settings.device == "auto" else settings.device
     model, featurizer, config = load_checkpoint(settings.inference_model, device)
     # fail before reading the input
-    settings = dataclasses.replace(settings, uncertainty_type=check_uncertainty(config, settings.uncertainty_type))
+    settings, link, rescorer = calibrated_settings(settings, link, config, featurizer)
     sentences = load_input(settings, config.labels)
     if settings.paper_protocol and any(s.entities is None for s in sentences):
         raise DataError(f"{settings.input_name}: --paper_protocol lists the gold spans, so it needs labelled input")
     prompts = prompt_builder(link, resolve_spec(link, known=config.labels)) if link.online else None
     if link.dry_run:
-        return write_prompts(link, iter_records(model, featurizer, config, sentences, settings, device), prompts)
+        return write_prompts(link, iter_records(model, featurizer, config, sentences, settings, device,
+                                                rescorer=rescorer), prompts)
     done = written_records(settings, sentences, link.online)
     start, before = time.time(), len(done)
-    records = iter_records(model, featurizer, config, sentences, settings, device, start=before)
+    records = iter_records(model, featurizer, config, sentences, settings, device, start=before, rescorer=rescorer)
     if not link.online:
         write_records(settings.save_file, records, done)
-        return finish(settings, link, config, done, time.time() - start, len(done) - before)
+        return finish(settings, link, config, done, time.time() - start, len(done) - before, rescorer=rescorer)
     # closing: an error or Ctrl-C landing outside the generator stops the LLM workers all the same
     with linking(link, prompts) as linker, closing(linker.link_records(records)) as linked:
         write_records(settings.save_file, linked, done)
-    return finish(settings, link, config, done, time.time() - start, len(done) - before, linker)
+    return finish(settings, link, config, done, time.time() - start, len(done) - before, linker, rescorer)
 
 
 def main(argv=None):

@@ -3,6 +3,7 @@ uncertainty-aware loss of the E-NER paper (models/losses.py: ener_loss).
 
     python train_ener.py --data_dir ../shared/data/conll03 --encoder glove --model_save_dir M
 """
+from inference.local.calibrate import calibrate_checkpoint
 from inference.local.predict import dev_counter
 from models.config import ModelConfig, ModelType
 from models.training import TrainSettings, add_ener_args, build_parser, configure_logging, train
@@ -13,7 +14,7 @@ def main(argv=None):
     configure_logging()
     args = add_ener_args(build_parser(__doc__)).parse_args(argv)
     config = ModelConfig.from_args(args, model_type=ModelType.ENER, train_args=vars(args))
-    return run_cli(train, TrainSettings.from_args(args), config, dev_counter)
+    return run_cli(train, TrainSettings.from_args(args), config, dev_counter, calibrate_checkpoint)
 
 
 if __name__ == "__main__":

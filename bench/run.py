@@ -20,6 +20,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.budget import BUDGETS, budget_report, plot_caught  # noqa: E402
 from inference.reports.link_metrics import link_report  # noqa: E402
 from utils.jsonl import read_jsonl  # noqa: E402
 
@@ -28,6 +29,8 @@ MODELS = {"spanner": ("train_spanner.py", ("confidence", "entropy", "mc_dropout"
 DATASETS = ("conll03", "wnut17", "twitter")
 TEST_MODES = ("ori", "typos", "oov", "ood")
 THRESHOLDS = [round(0.1 * i, 1) for i in range(1, 10)]
+LEARNED = "learned"
+NAMES = {"spanner": "SpanNER", "ener": "E-NER"}
 
 
 def machine():
@@ -78,6 +81,30 @@ class Bench:
         return {"train_minutes": round(seconds / 60, 1), "peak_rss_mb": peak, "best_dev_f1": config["dev_f1"],
                 "best_epoch": config["epoch"], "epochs_max": self.args.epochs, "model_dir": os.path.relpath(model_dir, ROOT)}
 
+    def calibrate(self, dataset, kind):
+        """The checkpoint's dev calibration and error predictor (python -m inference.local.calibrate)."""
+        model_dir = os.path.join(self.runs, f"{dataset}_{kind}")
+        argv = ["-m", "inference.local.calibrate", model_dir, "--data_dir", os.path.join(self.args.data_dir, dataset)]
+        seconds, peak = run_step(argv, os.path.join(self.runs, "logs", f"calibrate_{dataset}_{kind}.log"))
+        return {"seconds": seconds, "peak_rss_mb": peak}
+
+    def budget(self, kind, mode, unc):
+        """Errors caught per budget with the checkpoint's dev-calibrated candidates (bench/budget.py)."""
+        run = self.infer("conll03", kind, mode, unc, tag="_budget")
+        metrics = json.load(open(os.path.join(ROOT, run["save_file"]) + ".metrics.json"))
+        return {**budget_report(os.path.join(ROOT, run["save_file"])), "f1": run["f1"], "auroc": run["auroc"],
+                "ece": run["ece"], "ece_calibrated": metrics.get("ece_calibrated"),
+                "candidate_threshold": metrics["candidate_threshold"]}
+
+    def budget_plots(self):
+        paths = {}
+        for kind, (_, types) in MODELS.items():
+            curves = {f"{unc} ({mode})": self.results["budget"][f"conll03/{kind}/{mode}/{unc}"]
+                      for mode in ("ori", "oov") for unc in (types[0], LEARNED)}
+            path = os.path.join(ROOT, "bench", "plots", f"caught_vs_budget_{kind}.png")
+            paths[kind] = os.path.relpath(plot_caught(curves, path, f"{NAMES[kind]}, CoNLL-03 test: errors sent"), ROOT)
+        return paths
+
     def infer(self, dataset, kind, mode, unc, tag=""):
         save = os.path.join(self.runs, "pred", f"{dataset}_{kind}_{mode}_{unc}{tag}.jsonl")
         argv = ["local_inference.py", "--inference_model", os.path.join(self.runs, f"{dataset}_{kind}"),
@@ -123,6 +150,11 @@ class Bench:
             save = os.path.join(ROOT, self.results["eval"][f"conll03/{kind}/ori/{types[0]}"]["save_file"])
             self.step("thresholds", f"conll03/{kind}/{types[0]}", lambda: self.thresholds(save))
             self.step("throughput", f"conll03/{kind}/{types[0]}", lambda: self.throughput(kind, types[0]))
+            self.step("calibrate", f"conll03/{kind}", lambda: self.calibrate("conll03", kind))
+            for mode in TEST_MODES:
+                for unc in (types[0], LEARNED):
+                    self.step("budget", f"conll03/{kind}/{mode}/{unc}", lambda: self.budget(kind, mode, unc))
+        self.results["budget_plots"] = self.budget_plots()
         from bench.llm_throughput import run as llm_run
 
         self.step("llm", "latency_0.1", lambda: llm_run(n_requests=64, latency=0.1, concurrencies=(1, 16)))
@@ -141,7 +173,7 @@ def num(x):
 
 def markdown(r, args):
     m, train, ev = r["machine"], r["train"], r["eval"]
-    name = {"spanner": "SpanNER", "ener": "E-NER"}
+    name = NAMES
     out = [f"Measured by `python bench/run.py --data_dir ../shared/data --out bench/results.json --readme README.md` "
            f"on {m['cpu']}, {m['cores']} cores, no GPU (torch {m['torch']}, {m['torch_threads']} threads); "
            f"glove encoder, at most {args.epochs} epochs, seed {args.seed}. Entity-level micro scores in %.", "",
@@ -172,6 +204,7 @@ def markdown(r, args):
         cells = [r["thresholds"][f"conll03/{k}/{types[0]}"][i] for k, (_, types) in MODELS.items()]
         out.append(f"| {t} | " + " | ".join(
             f"{pct(c['wrong_above'])} / {pct(c['sent_share'])} / {pct(c['oracle_f1'])}" for c in cells) + " |")
+    out += budget_markdown(r)
     llm = r["llm"]["latency_0.1"]["runs"]
     out += ["", "| speed | value |", "| --- | --- |"]
     for kind, (_, types) in MODELS.items():
@@ -181,6 +214,33 @@ def markdown(r, args):
     for c, v in sorted(llm.items(), key=lambda kv: int(kv[0])):
         out.append(f"| LLM stage, local server with 100 ms latency, concurrency {c} | {v['requests_per_s']:.1f} requests/s |")
     return "\n".join(out)
+
+
+def budget_markdown(r):
+    """The budget table: errors caught when the most uncertain share of listed spans is sent."""
+    per = " / ".join(f"{round(100 * b)}" for b in BUDGETS)
+    out = ["", "Errors caught per LLM budget (CoNLL-03 test sets; `local_inference.py` with the checkpoint's "
+           "dev-calibrated candidate threshold, then the most uncertain share of the listed spans sent, as "
+           "`--budget` does). An error is a listed span, entity or candidate, whose local label is not its gold "
+           "label. *caught*: share of the errors sent; *ceiling*: the same for a perfect ranking; AUROC of the "
+           "uncertainty for wrong vs right predicted entities; ECE raw / after the dev temperature (learned: of "
+           "1 − P(wrong)); **ORACLE F1**: the F1 if an always-right LLM answered every sent span, an **upper "
+           f"bound computed from gold labels**, not an LLM result. Budgets {per} % of the listed spans. `learned`: "
+           "the error predictor fitted on the dev split (`--uncertainty_type learned`). Plots: "
+           + ", ".join(f"`{p}`" for p in r.get("budget_plots", {}).values()) + ".", "",
+           f"| model | uncertainty | test set | errors / listed | caught {per} % | ceiling {per} % | AUROC | ECE "
+           f"| ORACLE F1 {per} % (local F1) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for kind, (_, types) in MODELS.items():
+        for unc in (types[0], LEARNED):
+            for mode in TEST_MODES:
+                c = r["budget"][f"conll03/{kind}/{mode}/{unc}"]
+                rows = c["budgets"]
+                ece = num(c["ece"]) + ("" if unc == LEARNED else f" / {num(c['ece_calibrated'])}")
+                out.append(f"| {NAMES[kind]} | {unc} | {mode} | {c['errors']} / {c['listed']} | "
+                           + " / ".join(f"{100 * x['caught']:.0f}" for x in rows) + " | "
+                           + " / ".join(f"{100 * x['ceiling']:.0f}" for x in rows) + f" | {num(c['auroc'])} | {ece} | "
+                           + " / ".join(pct(x["oracle_f1"]) for x in rows) + f" ({pct(c['f1'])}) |")
+    return out
 
 
 def update_readme(path, table):

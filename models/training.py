@@ -47,6 +47,7 @@ class TrainSettings:
     strategy: str = "auto"
     precision: str = "32-true"
     resume: bool = False
+    calibrate: bool = True
 
     @classmethod
     def from_args(cls, args):
@@ -89,6 +90,8 @@ def build_parser(description):
     a("--devices", default=t.devices, help="e.g. 1, 4, or auto")
     a("--strategy", default=t.strategy, help="e.g. ddp for several GPUs")
     a("--precision", default=t.precision, help="e.g. bf16-mixed on recent GPUs")
+    a("--no_calibrate", dest="calibrate", action="store_false",
+      help="skip the dev calibration that training ends with (python -m inference.local.calibrate adds it later)")
     a("--resume", action="store_true",
       help="continue a killed run from MODEL_SAVE_DIR/resume/last.ckpt (written after every epoch)")
     return p
@@ -156,16 +159,18 @@ def load_split(settings, split, labels=None):
     return path, sentences
 
 
-def train(settings, config, dev_counter):
+def train(settings, config, dev_counter, calibrate=None):
     """Fit the model of `config` (labels and learning rate filled in here) with the
-    `TrainSettings` `settings`; `dev_counter(dataset, config)` counts dev F1. A summary of the run."""
+    `TrainSettings` `settings`; `dev_counter(dataset, config)` counts dev F1. Then, unless
+    `settings.calibrate` is off, `calibrate(model_save_dir, dev_sentences, train_sentences,
+    dev_path)` fits the checkpoint's dev calibration. A summary of the run."""
     pl.seed_everything(settings.seed, workers=True, verbose=False)
     train_path, train_sents = load_split(settings, "train")
     labels = load_labels(settings.data_dir, train_sents)
     unknown = sorted({label for s in train_sents for *_, label in s.entities} - set(labels))
     if unknown:
         raise DataError(f"{train_path}: labels {', '.join(unknown)} are missing from {settings.data_dir}/labels.txt")
-    _, dev_sents = load_split(settings, "dev", labels)
+    dev_path, dev_sents = load_split(settings, "dev", labels)
     check_encoder(config)
     config = config.replace(labels=labels, lr=config.learning_rate)
     model, featurizer, config = build_model(config, sentences=train_sents)
@@ -203,5 +208,9 @@ def train(settings, config, dev_counter):
         trainer.validate(module, dev_loader, verbose=False)
     summary = {"best_dev_f1": saver.best, "epochs": trainer.current_epoch, "steps": trainer.global_step,
                "train_seconds": round(time.time() - start, 1), "model_save_dir": settings.model_save_dir}
+    if calibrate is not None and settings.calibrate and trainer.is_global_zero and saver.best >= 0:
+        start = time.time()
+        calibrate(settings.model_save_dir, dev_sents, train_sents, dev_path)
+        summary["calibrate_seconds"] = round(time.time() - start, 1)
     log.info("done: %s", json.dumps(summary))
     return summary

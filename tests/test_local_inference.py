@@ -89,7 +89,7 @@ def test_each_uncertainty_type_writes_the_record_fields_and_honest_metrics(run_t
             assert ent["answer"] == gold.get((s, e), "O")
             assert ent["candidate"] == (ent["pred"] == "O")
             assert 0 <= ent["uncertainty"] <= 1 and 0 <= ent["confidence"] <= 1
-            assert not ent["candidate"] or ent["uncertainty"] > 0.4
+            assert not ent["candidate"] or ent["uncertainty"] > metrics["candidate_threshold"]
             low, high = uncertainty_bounds(kind, ent["confidence"], k)
             assert low - 1e-5 <= ent["uncertainty"] <= high + 1e-5
             assert taken.isdisjoint(range(s, e + 1)), "listed spans overlap"
@@ -115,14 +115,14 @@ def without(entities, *keys):
     return [{k: v for k, v in ent.items() if k not in keys} for ent in entities]
 
 
-def test_candidates_are_chosen_without_reading_gold(run_type, spanner_ckpt, tmp_path):
+def test_candidates_are_chosen_without_reading_gold(spanner_ckpt, tmp_path):
     """Gold removed (spanner JSON with no spans) or absent (plain text): the same spans, labels
     and scores; only the gold-derived `answer` differs."""
-    with_gold, _ = run_type("confidence")
+    flags = ["--uncertainty_type", "confidence", "--candidate_threshold", "0.4"]
+    with_gold, _ = infer(spanner_ckpt, tmp_path / "gold.jsonl", "--input_file", TEST_FILE, *flags)
     sentences = read_dataset(TEST_FILE)
     write_spanner_json([Sentence(s.words, []) for s in sentences], str(tmp_path / "no_gold.json"))
     (tmp_path / "text.txt").write_text("".join(" ".join(s.words) + "\n" for s in sentences), encoding="utf-8")
-    flags = ["--uncertainty_type", "confidence"]
     no_gold, _ = infer(spanner_ckpt, tmp_path / "a.jsonl", "--input_file", str(tmp_path / "no_gold.json"), *flags)
     text, metrics = infer(spanner_ckpt, tmp_path / "b.jsonl", "--input_file", str(tmp_path / "text.txt"), *flags)
     expected = [without(r["entity"], "answer") for r in with_gold]

@@ -120,8 +120,8 @@ def test_learns_train_set_by_heart(overfit, model_type, encoder):
 def test_checkpoint_is_config_json_and_safetensors(overfit, model_type, encoder):
     run = overfit(model_type, encoder)
     files = set(os.listdir(run.path))
-    assert {"config.json", "model.safetensors"} <= files
-    extra = files - {"config.json", "model.safetensors"}
+    assert {"config.json", "model.safetensors", "calibration.json"} <= files  # dev calibration: plain JSON too
+    extra = files - {"config.json", "model.safetensors", "calibration.json", "error_predictor.json"}
     if encoder == "glove":
         assert not extra
     else:  # the tokenizer, as text files in their own folder
@@ -266,6 +266,7 @@ def test_an_interrupted_training_run_resumes_where_it_stopped(tmp_path):
     state = torch.load(last, weights_only=True)
     summary = train_ener.main([*args, "--resume", "--max_steps", str(state["global_step"] + 5)])
     assert summary["steps"] == state["global_step"] + 5, "training went on from the saved step"
-    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors"]
+    assert {"config.json", "model.safetensors", "calibration.json"} <= set(os.listdir(out)) <= {
+        "config.json", "model.safetensors", "calibration.json", "error_predictor.json"}  # resume/ is gone
     with pytest.raises(SystemExit, match="nothing to continue"):
         train_ener.main([*args, "--resume"])

@@ -154,6 +154,9 @@ def link_file(settings, records, linker):
 def link_metrics(settings, linked, linker):
     """Scores before and after linking at --threshold, the sweep, and the LLM's counts."""
     metrics = link_report(linked, settings.threshold, per_label=True)
+    if settings.budget is not None:
+        listed = sum(len(rec["entity"]) for rec in linked)
+        metrics.update(budget=settings.budget, listed=listed, sent_share=metrics["sent"] / listed if listed else 0.0)
     if settings.threshold_sweep:
         metrics["sweep"] = sweep(linked, settings.threshold_sweep)
         if settings.plot_dir:

@@ -33,6 +33,7 @@ class LinkSettings:
     max_attempts: int = 5
     concurrency: int = 8
     threshold: float = 0.4
+    budget: Optional[float] = None  # share of listed spans to send; sets `threshold` (see inference/llm/budget.py)
     threshold_sweep: list = field(default_factory=list)
     cache: Optional[str] = None
     no_cache: bool = False
@@ -84,6 +85,9 @@ def add_link_args(p, llm_name="gpt"):
     llm.add_argument("--concurrency", type=int, default=LinkSettings.concurrency, help="requests in flight (hf: prompts per batch)")
     link = p.add_argument_group("linking")
     link.add_argument("--threshold", type=float, default=LinkSettings.threshold, help="spans with uncertainty above it go to the LLM")
+    link.add_argument("--budget", type=float, metavar="FRACTION",
+                      help="send the most uncertain FRACTION of the listed spans, e.g. 0.1 (replaces --threshold; "
+                      "online: the threshold that sends FRACTION on the checkpoint's dev split)")
     link.add_argument("--threshold_sweep", type=float_list, default=[],
                       help="comma list of thresholds to score from one pass of calls")
     link.add_argument("--cache", help="reply cache (JSONL); default: llm_cache.jsonl next to --save_file")
@@ -94,5 +98,7 @@ def add_link_args(p, llm_name="gpt"):
 
 
 def check_link_args(p, args):
+    if args.budget is not None and not 0.0 < args.budget <= 1.0:
+        p.error(f"--budget is the share of listed spans to send, in (0, 1]; got {args.budget}")
     if args.shot > 0 and not args.selectShot_dir:
         p.error("--shot needs --selectShot_dir, a labelled file to draw examples from")

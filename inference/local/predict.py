@@ -5,7 +5,7 @@ from tqdm import tqdm
 
 from dataloaders.dataset import make_loader
 from inference.local.decode import decode_sentence
-from inference.local.uncertainty import span_probabilities
+from inference.local.uncertainty import LEARNED, span_probabilities
 
 
 def default_uncertainty(config):
@@ -15,6 +15,8 @@ def default_uncertainty(config):
 def check_uncertainty(config, uncertainty_type=None):
     """The uncertainty method to use (the checkpoint's default when None), or a clear error."""
     uncertainty_type = uncertainty_type or default_uncertainty(config)
+    if uncertainty_type == LEARNED:  # needs the checkpoint's error predictor: see inference/local/rescoring.py
+        return uncertainty_type
     if uncertainty_type == "evidential" and not config.is_ener:
         raise ValueError("evidential uncertainty needs an E-NER checkpoint (train_ener.py); this SpanNER "
                          "checkpoint was trained with softmax cross-entropy: use confidence, entropy or mc_dropout")

@@ -11,7 +11,8 @@ from tqdm import tqdm
 from dataloaders.dataset import SpanDataset
 from dataloaders.readers import read_dataset, split_path
 from inference.local.decode import decode_sentence
-from inference.local.predict import predict
+from inference.local.predict import default_uncertainty, predict
+from inference.local.uncertainty import LEARNED
 from inference.reports.calibration import entity_outcomes, local_metrics
 from inference.reports.table import format_table
 from utils.errors import DataError
@@ -32,7 +33,7 @@ class TagSettings:
     input_format: str = "auto"
     uncertainty_type: Optional[str] = None
     mc_samples: int = 10
-    candidate_threshold: float = 0.4
+    candidate_threshold: Optional[float] = None  # None: the checkpoint's dev-calibrated default
     paper_protocol: bool = False
     batch_size: int = 64
     device: str = "auto"
@@ -73,9 +74,12 @@ def sentence_record(i, sent, entities):
     return rec
 
 
-def iter_records(model, featurizer, config, sentences, settings, device, start=0):
-    """Records for sentences[start:], in input order, decoded chunk by chunk."""
+def iter_records(model, featurizer, config, sentences, settings, device, start=0, rescorer=None):
+    """Records for sentences[start:], in input order, decoded chunk by chunk; `rescorer`
+    (inference/local/rescoring.py) applies the checkpoint's dev calibration."""
     labels, uncertainty_type = config.labels, settings.uncertainty_type
+    if uncertainty_type == LEARNED:  # decoded with the default type, then rescored
+        uncertainty_type = default_uncertainty(config)
     threshold = settings.candidate_threshold if settings.candidate_threshold >= 0 else None
     bar = tqdm(total=len(sentences), initial=start, desc="local inference", unit="sent")
     for lo in range(start, len(sentences), CHUNK):
@@ -87,6 +91,8 @@ def iter_records(model, featurizer, config, sentences, settings, device, start=0
             sent = chunk[j]
             entities[j] = decode_sentence(spans, probs, unc, labels, threshold, sent.entities,
                                           settings.paper_protocol, sent.words)
+            if rescorer is not None and rescorer.active:
+                rescorer.rescore(entities[j], spans, probs, unc, sent.words)
             bar.update()
         yield from (sentence_record(lo + j, sent, ents) for j, (sent, ents) in enumerate(zip(chunk, entities)))
     bar.close()

@@ -6,11 +6,13 @@ Work is done in float32 so half-precision logits from a GPU stay stable.
 """
 import math
 
+import numpy as np
 import torch
 
 from models.losses import evidence
 
 UNCERTAINTY_TYPES = ("confidence", "entropy", "mc_dropout", "evidential")
+LEARNED = "learned"  # the checkpoint's error predictor over the default type (inference/local/rescoring.py)
 
 def _check_logits(logits, min_dim=1):
     if not torch.is_tensor(logits) or not logits.is_floating_point():
@@ -49,3 +51,12 @@ def span_probabilities(logits, uncertainty_type, etrans_func="exp"):
     if uncertainty_type == "entropy":
         return probs, _entropy(probs)
     return probs, 1.0 - probs.max(-1).values
+
+
+def tempered(probs, temperature):
+    """Probabilities [..., K] re-scaled by a post-hoc temperature on their logarithms: for a
+    softmax this is softmax(logits / T); T > 1 softens, T < 1 sharpens, T = 1 is the identity."""
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None)) / temperature
+    logp -= logp.max(-1, keepdims=True)
+    p = np.exp(logp)
+    return p / p.sum(-1, keepdims=True)

@@ -100,6 +100,19 @@ def _counts(predictions):
             "n_gold_informed": sum(bool(r.get("gold_informed")) for r in recs)}
 
 
+def calibrated_ece(predictions, golds, n_bins=10):
+    """ECE of the entities' "calibrated_confidence" (dev temperature), None where they have none."""
+    conf, correct = [], []
+    for sent, gold in zip(predictions, golds):
+        gold = {(s, e, label) for s, e, label in gold}
+        for r in filter(is_entity, sent):
+            if "calibrated_confidence" not in r:
+                return None
+            conf.append(r["calibrated_confidence"])
+            correct.append((*r["span"], r["pred"]) in gold)
+    return ece(conf, correct, n_bins) if conf else None
+
+
 def entity_outcomes(predictions, golds):
     """(confidence, uncertainty, correct) arrays over all predicted entities, in order.
 

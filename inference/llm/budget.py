@@ -1,0 +1,56 @@
+"""A budget instead of a threshold: the uncertainty threshold that sends the most uncertain
+FRACTION of the listed spans (entities and candidates) to the LLM.
+
+A span is sent when its uncertainty is strictly above the threshold, so equally uncertain
+spans are sent or kept together and the share sent is at most the budget. Offline, the
+threshold comes from the spans of the file being linked (`threshold_for_budget`); online,
+where one sentence is seen at a time, from a table of dev-set uncertainties stored with the
+checkpoint (`uncertainty_table`, `table_threshold`, see inference/local/dev_calibration.py).
+"""
+import numpy as np
+
+TABLE_POINTS = 1001  # quantiles stored per uncertainty type: budgets resolved to 0.1 %
+
+
+def check_budget(fraction):
+    """The budget as a float in (0, 1], or a ValueError naming the problem."""
+    fraction = float(fraction)
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"--budget is the share of listed spans to send, in (0, 1]; got {fraction}")
+    return fraction
+
+
+def threshold_for_budget(uncertainties, fraction):
+    """The threshold above which at most `fraction` of `uncertainties` lie, as many as possible.
+
+    With n values and k = floor(fraction * n), the threshold is the (k + 1)-th largest value
+    (spans equal to it stay below); k = n gives one less than the smallest. None when empty.
+    """
+    fraction = check_budget(fraction)
+    values = np.sort(np.asarray(uncertainties, dtype=np.float64))[::-1]
+    if not len(values):
+        return None
+    k = int(np.floor(fraction * len(values) + 1e-9))
+    return float(values[k]) if k < len(values) else float(np.nextafter(values[-1], -np.inf))
+
+
+def uncertainty_table(uncertainties, points=TABLE_POINTS):
+    """The quantiles of the dev uncertainties at `points` evenly spaced levels, for `table_threshold`."""
+    values = np.asarray(uncertainties, dtype=np.float64)
+    if not len(values):
+        raise ValueError("no listed spans to build a budget table from")
+    return [float(v) for v in np.quantile(values, np.linspace(0.0, 1.0, points))]
+
+
+def table_threshold(table, fraction):
+    """The threshold that sends `fraction` of the spans whose quantiles `table` holds."""
+    fraction = check_budget(fraction)
+    if fraction >= 1.0:
+        return float(np.nextafter(table[0], -np.inf))
+    levels = np.linspace(0.0, 1.0, len(table))
+    return float(np.interp(1.0 - fraction, levels, table))
+
+
+def sent_share(uncertainties, threshold):
+    values = np.asarray(uncertainties, dtype=np.float64)
+    return float((values > threshold).mean()) if len(values) else 0.0

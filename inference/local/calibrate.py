@@ -1,0 +1,217 @@
+"""Fit a checkpoint's dev calibration and error predictor, and store them in its directory.
+
+    python -m inference.local.calibrate CHECKPOINT --data_dir ../shared/data/conll03
+
+Training calls `calibrate_checkpoint` when it ends; this command adds (or redoes) the same
+for an existing checkpoint. On the dev split only, per uncertainty type:
+
+- candidate threshold: scanning the thresholds above which a given share of the dev spans
+  tagged O lie (CANDIDATE_SHARES, strictest first; each type's own scale, so it holds for any
+  encoder), the loosest one whose every step still makes the extra candidates at least as
+  often a gold entity no span listed as the predicted entities are wrong: candidates then
+  never dilute the errors among the listed spans, which are what a budget sends;
+- budget table: the quantiles of the listed spans' uncertainties, from which online --budget
+  takes its threshold;
+- temperature: the T (a grid, TEMPERATURES) minimising the log-loss of the predicted entities'
+  tempered confidence against their being right;
+
+and, for the checkpoint's default type, the learned error predictor (error_predictor.py),
+whose own budget table comes from out-of-fold dev probabilities.
+"""
+import argparse
+import logging
+import os
+import time
+
+import numpy as np
+import torch
+
+from dataloaders.dataset import SpanDataset, make_loader
+from dataloaders.readers import read_dataset, split_path
+from inference.llm.budget import uncertainty_table
+from inference.local.decode import decode_sentence
+from inference.local.dev_calibration import DevCalibration
+from inference.local.error_predictor import ErrorPredictor, predictor_path
+from inference.local.predict import batch_outputs, default_uncertainty, to_device
+from inference.local.span_features import WordFlags, encoder_lookup, sentence_features, train_lexicon
+from inference.local.uncertainty import LEARNED, tempered
+from models.checkpoint import load_checkpoint
+from utils.cli import run_cli
+
+log = logging.getLogger("calibrate")
+CANDIDATE_SHARES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+TEMPERATURES = np.exp(np.linspace(np.log(0.1), np.log(10.0), 93))
+
+
+def softmax_types(config):
+    return ("evidential", "confidence", "entropy") if config.is_ener else ("confidence", "entropy")
+
+
+@torch.no_grad()
+def dev_outputs(model, config, dataset, uncertainty_types, batch_size=64, device="cpu"):
+    """{type: per dev sentence, in order, (spans, probs [n, K], uncertainty [n]) as numpy
+    arrays}, from one pass of the model."""
+    out = {unc_type: [None] * len(dataset) for unc_type in uncertainty_types}
+    for batch in make_loader(dataset, batch_size, shuffle=False):
+        batch = to_device(batch, device)
+        scores = model(batch)
+        for unc_type in uncertainty_types:
+            for index, spans, probs, unc in batch_outputs(dataset, batch, scores, unc_type, config.etrans_func):
+                out[unc_type][index] = (spans, probs.numpy().astype(np.float64), unc.numpy().astype(np.float64))
+    return out
+
+
+def decode_all(outputs, sentences, labels, threshold):
+    return [decode_sentence(spans, probs, unc, labels, threshold, sent.entities, words=sent.words)
+            for (spans, probs, unc), sent in zip(outputs, sentences)]
+
+
+def listed_gold(decoded, sentences):
+    """(gold entities some listed span matches exactly, candidates listed, wrong entities)."""
+    found = candidates = wrong = 0
+    for records, sent in zip(decoded, sentences):
+        gold = {(s, e) for s, e, _ in sent.entities}
+        found += len(gold & {tuple(r["span"]) for r in records})
+        candidates += sum(bool(r["candidate"]) for r in records)
+        wrong += sum(not r["candidate"] and r["pred"] != r["answer"] for r in records)
+    return found, candidates, wrong
+
+
+def scan_candidates(outputs, sentences, labels):
+    """(chosen threshold, the scan's rows): see the module's docstring."""
+    o_unc = np.concatenate([unc[probs.argmax(1) == 0] for _, probs, unc in outputs])
+    n_gold = sum(len(s.entities) for s in sentences)
+    decoded = decode_all(outputs, sentences, labels, None)
+    found, cands, wrong = listed_gold(decoded, sentences)
+    min_gain = wrong / max(1, sum(map(len, decoded)))  # the predicted entities' dev error rate
+    rows = [{"threshold": None, "candidates": cands, "never_listed": n_gold - found, "min_gain": round(min_gain, 4)}]
+    chosen, accepting = -1.0, True
+    for share in CANDIDATE_SHARES:
+        threshold = float(np.quantile(o_unc, 1.0 - share))
+        found_t, cands_t, _ = listed_gold(decode_all(outputs, sentences, labels, threshold), sentences)
+        gain = (found_t - found) / max(1, cands_t - cands)
+        rows.append({"threshold": threshold, "o_share": share, "candidates": cands_t,
+                     "never_listed": n_gold - found_t, "gain": round(gain, 4)})
+        accepting = accepting and gain >= min_gain
+        if accepting:
+            chosen, found, cands = threshold, found_t, cands_t
+    return chosen, rows
+
+
+def entity_rows(decoded, outputs, labels):
+    """(probabilities [n, K], label index [n], right [n]) of the predicted entities."""
+    index = {label: k for k, label in enumerate(labels)}
+    probs, pred, right = [], [], []
+    for records, (spans, p, _) in zip(decoded, outputs):
+        where = {tuple(s): i for i, s in enumerate(spans)}
+        for r in records:
+            if not r["candidate"]:
+                probs.append(p[where[tuple(r["span"])]])
+                pred.append(index[r["pred"]])
+                right.append(r["pred"] == r["answer"])
+    return np.array(probs), np.array(pred, dtype=int), np.array(right, dtype=bool)
+
+
+def fit_temperature(probs, pred, right):
+    """The grid temperature with the lowest log-loss of tempered confidence vs being right."""
+    if not len(right) or right.all() or not right.any():
+        return 1.0
+    losses = []
+    for t in TEMPERATURES:
+        conf = np.clip(tempered(probs, t)[np.arange(len(pred)), pred], 1e-9, 1 - 1e-9)
+        losses.append(-np.mean(np.where(right, np.log(conf), np.log1p(-conf))))
+    return float(TEMPERATURES[int(np.argmin(losses))])
+
+
+def listed_uncertainties(decoded):
+    return [r["uncertainty"] for records in decoded for r in records]
+
+
+def calibrate_type(outputs, sentences, labels):
+    """One uncertainty type's entry of calibration.json, and its decoded dev records."""
+    threshold, scan = scan_candidates(outputs, sentences, labels)
+    decoded = decode_all(outputs, sentences, labels, threshold if threshold >= 0 else None)
+    listed = listed_uncertainties(decoded)
+    entry = {"candidate_threshold": threshold, "candidate_scan": scan,
+             "temperature": fit_temperature(*entity_rows(decoded, outputs, labels)),
+             "listed": len(listed), "budget_table": uncertainty_table(listed)}
+    return entry, decoded
+
+
+def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type):
+    """The error predictor fitted on the dev spans that `decoded` lists, and its table entry."""
+    feats, wrong = [], []
+    for records, (spans, probs, unc), sent in zip(decoded, outputs, sentences):
+        if records:
+            feats.append(sentence_features(records, spans, probs, unc, labels, sent.words, word_flags))
+            wrong += [r["pred"] != r["answer"] for r in records]
+    predictor, out_of_fold = ErrorPredictor.fit(np.concatenate(feats), wrong, labels, word_flags, base_type)
+    return predictor, {"base": base_type, "listed": len(wrong), "budget_table": uncertainty_table(out_of_fold)}
+
+
+def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="dev", device=None, batch_size=64,
+                         model=None, featurizer=None, config=None):
+    """Write CHECKPOINT/calibration.json and CHECKPOINT/error_predictor.json from the dev split;
+    returns the calibration's data."""
+    start = time.time()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if model is None:
+        model, featurizer, config = load_checkpoint(checkpoint, device)
+    labels = config.labels
+    dataset = SpanDataset(dev_sentences, featurizer, labels, config.max_span_len, dev_name)
+    base, predictor = default_uncertainty(config), None
+    calib = DevCalibration()
+    calib.data["dev"] = {"file": dev_name, "sentences": len(dev_sentences)}
+    types = softmax_types(config)
+    for unc_type, outputs in dev_outputs(model, config, dataset, types, batch_size, device).items():
+        entry, decoded = calibrate_type(outputs, dev_sentences, labels)
+        calib.data["types"][unc_type] = entry
+        if unc_type == base:
+            flags = WordFlags(encoder_lookup(featurizer), *train_lexicon(train_sentences))
+            try:
+                predictor, calib.data["types"][LEARNED] = fit_predictor(outputs, decoded, dev_sentences, labels,
+                                                                        flags, base)
+            except ValueError as err:  # e.g. a dev split on which every listed span is right
+                log.warning("no error predictor: %s", err)
+    if predictor is not None:
+        predictor.save(checkpoint)
+    elif os.path.isfile(predictor_path(checkpoint)):
+        os.remove(predictor_path(checkpoint))  # an older one would not match this calibration
+    calib.data["seconds"] = round(time.time() - start, 1)
+    log.info("dev calibration written to %s (%.0f s)", calib.save(checkpoint), time.time() - start)
+    return calib.data
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="checkpoint directory (train_spanner.py / train_ener.py output)")
+    p.add_argument("--data_dir", help="the data directory the model was trained on (its dev and train splits)")
+    p.add_argument("--dev_file", help="override the dev split")
+    p.add_argument("--train_file", help="override the train split (its words feed the unknown-word feature)")
+    p.add_argument("--device", help="default: cuda when there is one, else cpu")
+    p.add_argument("--batch_size", type=int, default=64)
+    args = p.parse_args(argv)
+    if not args.data_dir and not (args.dev_file and args.train_file):
+        p.error("give --data_dir, or both --dev_file and --train_file")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    run_cli(_run, args)
+
+
+def _run(args):
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, featurizer, config = load_checkpoint(args.checkpoint, device)
+    dev_path = args.dev_file or split_path(args.data_dir, "dev")
+    dev = read_dataset(dev_path, labels=config.labels)
+    train = read_dataset(args.train_file or split_path(args.data_dir, "train"), labels=config.labels)
+    if not dev or any(s.entities is None for s in dev):
+        raise ValueError(f"{dev_path}: calibration needs a labelled dev split")
+    data = calibrate_checkpoint(args.checkpoint, dev, train, dev_path, device, args.batch_size, model,
+                                featurizer, config)
+    for unc_type, entry in data["types"].items():
+        print(f"{unc_type}: {entry['listed']} listed dev spans"
+              + (f", candidate threshold {entry['candidate_threshold']:.4g}, temperature {entry['temperature']:.3g}"
+                 if "temperature" in entry else f" (error predictor on {entry['base']})"))
+
+
+if __name__ == "__main__":
+    main()

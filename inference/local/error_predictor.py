@@ -1,0 +1,112 @@
+"""The learned error predictor: a logistic regression (scikit-learn) from `span_features` to
+the probability that a listed span's local label is wrong, fitted on a checkpoint's dev split.
+
+It is kept in CHECKPOINT/error_predictor.json as plain numbers (feature names, the scaler's
+mean and scale, coefficients, intercept) plus the training vocabulary the `unknown_train`
+feature reads, so loading it runs no code. `--uncertainty_type learned` puts its output in
+each listed span's "uncertainty" (and 1 minus it in "confidence"): a probability in [0, 1],
+so one threshold means the same for every encoder.
+"""
+import json
+import os
+import warnings
+
+import numpy as np
+from scipy.special import expit
+
+from inference.local.span_features import WordFlags, encoder_lookup, feature_names, sentence_features
+
+PREDICTOR = "error_predictor.json"
+FORMAT = "linkner-error-predictor/1"
+C_GRID = (0.01, 0.1, 1.0, 10.0)
+
+
+def predictor_path(checkpoint):
+    return os.path.join(checkpoint, PREDICTOR)
+
+
+def fit_logistic(features, wrong, seed=0):
+    """(scaler, model, out-of-fold probabilities) of an L2 logistic regression whose C is
+    chosen by 5-fold cross-validated log-loss on these rows."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    wrong = np.asarray(wrong, dtype=int)
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    search = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=list(C_GRID), cv=folds, scoring="neg_log_loss",
+                                                                  max_iter=2000))
+    with warnings.catch_warnings():  # scikit-learn's notices of future defaults
+        warnings.simplefilter("ignore", FutureWarning)
+        search.fit(features, wrong)
+    best_c = float(search[-1].C_[0])
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=best_c, max_iter=2000))
+    out_of_fold = cross_val_predict(model, features, wrong, cv=folds, method="predict_proba")[:, 1]
+    model.fit(features, wrong)
+    return model[0], model[1], out_of_fold
+
+
+class ErrorPredictor:
+    def __init__(self, data):
+        self.data = data
+        self.mean, self.scale = np.asarray(data["mean"]), np.asarray(data["scale"])
+        self.coef, self.intercept = np.asarray(data["coef"]), float(data["intercept"])
+        self.train_vocab, self.train_entities = set(data["train_vocab"]), data["train_entities"]
+
+    @classmethod
+    def fit(cls, features, wrong, labels, word_flags, base_uncertainty, seed=0):
+        """The predictor and its out-of-fold dev probabilities (honest scores for dev tables)."""
+        if len(set(np.asarray(wrong, dtype=int).tolist())) < 2:
+            raise ValueError("the dev split needs both right and wrong listed spans to fit an error predictor")
+        scaler, model, out_of_fold = fit_logistic(features, wrong, seed)
+        data = {"format": FORMAT, "features": feature_names(labels), "labels": list(labels),
+                "base_uncertainty": base_uncertainty, "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(),
+                "coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0]), "C": float(model.C),
+                "dev_rows": int(len(wrong)), "dev_wrong": int(np.sum(wrong)), "train_vocab": sorted(word_flags.train_vocab),
+                "train_entities": word_flags.train_entities}
+        return cls(data), out_of_fold
+
+    def save(self, checkpoint):
+        path = predictor_path(checkpoint)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(self.data, f)
+        os.replace(path + ".tmp", path)
+        return path
+
+    @classmethod
+    def load(cls, checkpoint, labels):
+        """The checkpoint's predictor, or None when it has none."""
+        path = predictor_path(checkpoint)
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = json.load(f)
+            except ValueError as err:
+                raise ValueError(f"{path}: not JSON ({err})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"{path}: not a LinkNER error predictor ({FORMAT})")
+        if data["features"] != feature_names(labels):
+            raise ValueError(f"{path}: fitted for other labels or features; recalibrate the checkpoint")
+        return cls(data)
+
+    @property
+    def base_uncertainty(self):
+        return self.data["base_uncertainty"]
+
+    def word_flags(self, featurizer):
+        return WordFlags(encoder_lookup(featurizer), self.train_vocab, self.train_entities)
+
+    def probability(self, features):
+        """P(wrong) for each row of `features`."""
+        return expit(((np.asarray(features) - self.mean) / self.scale) @ self.coef + self.intercept)
+
+    def rescore(self, records, spans, probs, uncertainty, labels, words, word_flags):
+        """Put P(wrong) into each listed record's uncertainty, 1 - P(wrong) into its confidence."""
+        if not records:
+            return records
+        p = self.probability(sentence_features(records, spans, probs, uncertainty, labels, words, word_flags))
+        for rec, p_wrong in zip(records, p):
+            rec["uncertainty"], rec["confidence"] = float(p_wrong), float(1.0 - p_wrong)
+        return records

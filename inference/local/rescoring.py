@@ -1,0 +1,43 @@
+"""What a checkpoint's dev calibration adds to each decoded sentence, after decoding (so
+the entities, and F1, never change): with `--uncertainty_type learned`, the learned error
+probability as the listed spans' uncertainty (and 1 minus it as their confidence); with the
+other types, a "calibrated_confidence" per listed span: its label's probability under the
+dev temperature (the confidence and uncertainty themselves are kept)."""
+import numpy as np
+
+from inference.local.dev_calibration import DevCalibration
+from inference.local.error_predictor import ErrorPredictor
+from inference.local.uncertainty import LEARNED, tempered
+
+
+class Rescorer:
+    """Built once per run from the checkpoint directory; `rescore` each decoded sentence."""
+
+    def __init__(self, checkpoint, config, featurizer, uncertainty_type, calibration=None):
+        calibration = calibration or DevCalibration.load(checkpoint)
+        self.labels, self.predictor, self.temperature = config.labels, None, None
+        if uncertainty_type == LEARNED:
+            self.predictor = ErrorPredictor.load(checkpoint, config.labels)
+            if self.predictor is None:
+                raise ValueError(f"{checkpoint}: no error predictor; run python -m inference.local.calibrate "
+                                 f"{checkpoint} --data_dir DATA (training writes one on its dev split)")
+            self.word_flags = self.predictor.word_flags(featurizer)
+        else:
+            temperature = calibration.temperature(uncertainty_type)
+            self.temperature = temperature if temperature and temperature != 1.0 else None
+
+    @property
+    def active(self):
+        return self.predictor is not None or self.temperature is not None
+
+    def rescore(self, records, spans, probs, uncertainty, words):
+        if self.predictor is not None:
+            return self.predictor.rescore(records, spans, probs, uncertainty, self.labels, words, self.word_flags)
+        if self.temperature is not None and records:
+            where = {(int(s), int(e)): i for i, (s, e) in enumerate(spans)}
+            rows = [where.get(tuple(r["span"])) for r in records]
+            p = tempered(np.asarray(probs, dtype=np.float64)[[i for i in rows if i is not None]], self.temperature)
+            index = {label: k for k, label in enumerate(self.labels)}
+            for rec, row in zip((r for r, i in zip(records, rows) if i is not None), p):
+                rec["calibrated_confidence"] = float(row[index[rec["pred"]]])
+        return records

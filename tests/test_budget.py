@@ -1,0 +1,60 @@
+"""--budget: the threshold that sends the most uncertain FRACTION of the listed spans."""
+import json
+
+import numpy as np
+import pytest
+
+import llm_inference
+from inference.llm.budget import sent_share, table_threshold, threshold_for_budget, uncertainty_table
+from inference.llm.loopback_server import LLMServer
+from tests.helpers import no_real_openai  # noqa: F401 (autouse fixture)
+from tests.test_llm_inference import answer, write_input
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.1, 0.25, 0.5, 0.99, 1.0])
+def test_the_budget_sends_the_most_uncertain_share(fraction):
+    values = np.random.default_rng(0).random(400)
+    threshold = threshold_for_budget(values, fraction)
+    sent = values > threshold
+    assert sent.sum() == int(fraction * 400)
+    assert values[sent].min(initial=1.0) > values[~sent].max(initial=0.0)  # the most uncertain ones
+
+
+def test_equally_uncertain_spans_are_sent_together_and_never_above_the_budget():
+    values = [0.9, 0.9, 0.9, 0.5, 0.5, 0.1]
+    assert sent_share(values, threshold_for_budget(values, 0.34)) == 0.0  # 3 tied, 2 allowed: none
+    assert sent_share(values, threshold_for_budget(values, 0.5)) == pytest.approx(0.5)
+    assert threshold_for_budget([], 0.1) is None
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.1, 1.5])
+def test_a_budget_outside_0_1_is_refused(fraction):
+    with pytest.raises(ValueError, match="budget"):
+        threshold_for_budget([0.5], fraction)
+
+
+def test_the_dev_table_gives_the_threshold_of_a_budget_on_similar_data():
+    rng = np.random.default_rng(1)
+    dev, fresh = rng.beta(2, 5, 5000), rng.beta(2, 5, 5000)
+    table = uncertainty_table(dev)
+    for fraction in (0.05, 0.1, 0.2):
+        assert sent_share(dev, table_threshold(table, fraction)) == pytest.approx(fraction, abs=0.001)
+        assert sent_share(fresh, table_threshold(table, fraction)) == pytest.approx(fraction, abs=0.03)
+    assert sent_share(dev, table_threshold(table, 1.0)) == 1.0
+
+
+def test_llm_inference_budget_sends_that_share_and_reports_it(tmp_path):
+    input_file, save = write_input(tmp_path), str(tmp_path / "linked.jsonl")
+    with LLMServer(answer=answer) as server:  # 30 spans; uncertainties 0.9 x6, 0.7 x6, 0.5 x6, ...
+        metrics = llm_inference.main(["--input_file", input_file, "--save_file", save, "--dataname", "conll03",
+                                      "--base_url", server.base_url, "--budget", "0.4"])
+    assert len(server.prompts) == 12 and metrics["sent"] == 12  # the 0.9 and 0.7 spans
+    on_disk = json.load(open(save + ".metrics.json"))
+    assert (on_disk["budget"], on_disk["threshold"], on_disk["sent_share"]) == (0.4, 0.5, 0.4)
+
+
+def test_a_bad_budget_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        llm_inference.main(["--input_file", write_input(tmp_path), "--save_file", str(tmp_path / "x.jsonl"),
+                            "--budget", "2", "--dry_run"])
+    assert exit_.value.code == 2 and "--budget" in capsys.readouterr().err
