@@ -243,9 +243,10 @@ def budget_markdown(r):
     return out
 
 
-def update_readme(path, table):
+def update_readme(path, table, name="results"):
+    """Replace what lies between the README's `<!-- NAME:start -->` and `<!-- NAME:end -->`."""
     text = open(path, encoding="utf-8").read()
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     if start not in text or end not in text:
         raise SystemExit(f"{path}: no {start} ... {end} block to fill")
     head, rest = text.split(start, 1)
