@@ -32,13 +32,18 @@ NAMES = {"ener": "E-NER", "spanner": "SpanNER"}
 MODE_NAMES = {"ori": "test", "typos": "typos", "oov": "oov", "ood": "ood"}
 
 
-def local_output(name, model_dir, data_dir, mode):
-    """The model's output on one CoNLL-2003 test set, tagged again only when the checkpoint is newer."""
-    save = os.path.join(ROOT, "bench", "runs", "break_even", f"{name}_{mode}.jsonl")
+def local_output(name, model_dir, data_dir, mode, uncertainty=None):
+    """The model's output on one CoNLL-2003 test set (its default uncertainty unless named),
+    tagged again only when the checkpoint is newer."""
+    tag = f"{name}_{mode}" + (f"_{uncertainty}" if uncertainty else "")
+    save = os.path.join(ROOT, "bench", "runs", "break_even", f"{tag}.jsonl")
     weights = os.path.join(model_dir, "model.safetensors")
-    if not (os.path.isfile(save + ".metrics.json") and os.path.getmtime(save + ".metrics.json") > os.path.getmtime(weights)):
+    metrics = save + ".metrics.json"
+    if not (os.path.isfile(metrics) and os.path.getmtime(metrics) > os.path.getmtime(weights)):
+        extra = ["--uncertainty_type", uncertainty] if uncertainty else []
         run_step(["local_inference.py", "--inference_model", model_dir, "--data_dir", data_dir, "--test_mode", mode,
-                  "--save_file", save, "--overwrite"], os.path.join(ROOT, "bench", "runs", "logs", f"break_even_{name}_{mode}.log"))
+                  "--save_file", save, "--overwrite", *extra],
+                 os.path.join(ROOT, "bench", "runs", "logs", f"break_even_{tag}.log"))
     return save
 
 
@@ -80,9 +85,9 @@ def evaluate(save_file):
 def markdown(results):
     thresholds = " | ".join(f"t={t:g}" for t in THRESHOLDS)
     rule = "| --- " * (len(THRESHOLDS) + 3) + "|"
-    out = [f"**SIMULATED — no LLM was called.** Measured by `python bench/break_even.py --data_dir ../shared/data "
-           f"--readme README.md` on {results['machine']['cpu']}, {results['machine']['cores']} cores "
-           f"({results['seconds']:.0f} s). Models: " +
+    m = results["machine"]
+    out = [f"**SIMULATED — no LLM was called.** Measured by `python bench/break_even.py {results['command']}` "
+           f"on {m['cpu']}, {m['cores']} cores ({results['seconds']:.0f} s). Models: " +
            "; ".join(f"{NAMES[n]} `{m['model_dir']}` (GloVe, best dev F1 {m['dev_f1']:.4f} at epoch {m['epoch']}, "
                      f"{m['uncertainty']} uncertainty)" for n, m in results["models"].items()) + ".",
            "",
@@ -117,6 +122,8 @@ def main():
     p.add_argument("--data_dir", default="../shared/data", help="holds conll03/")
     p.add_argument("--models", default="ener=bench/runs/conll03_ener,spanner=bench/runs/conll03_spanner",
                    help="comma list of NAME=CHECKPOINT_DIR (names: ener, spanner)")
+    p.add_argument("--uncertainty", default="", help="comma list of NAME=TYPE overriding a model's default "
+                   "uncertainty (e.g. ener=confidence)")
     p.add_argument("--out", default="bench/break_even.json")
     p.add_argument("--plot_dir", default="bench")
     p.add_argument("--readme", help="write the table between this README's break-even markers")
@@ -125,13 +132,14 @@ def main():
     if not os.path.isdir(data_dir):
         raise SystemExit(f"error: {data_dir}: no CoNLL-2003 folder (see ../shared/README.md)")
     models = dict(item.split("=", 1) for item in args.models.split(","))
+    uncertainty = dict(item.split("=", 1) for item in args.uncertainty.split(",") if item)
     for name, model_dir in models.items():
         if name not in NAMES or not os.path.isfile(os.path.join(model_dir, "config.json")):
             raise SystemExit(f"error: {model_dir}: no trained {name} checkpoint (config.json); "
                              "train it with bench/run.py first")
     start = time.time()
-    results = {"simulated": True, "machine": machine(), "accuracies": ACCURACIES, "thresholds": THRESHOLDS,
-               "nonentity_share": NONENTITY_SHARE, "models": {}}
+    results = {"simulated": True, "command": " ".join(sys.argv[1:]), "machine": machine(), "accuracies": ACCURACIES,
+               "thresholds": THRESHOLDS, "nonentity_share": NONENTITY_SHARE, "models": {}}
     panels = {e: [] for e in ERROR_MODELS}
     for name, model_dir in models.items():
         with open(os.path.join(model_dir, "config.json")) as f:
@@ -139,7 +147,7 @@ def main():
         entry = results["models"][name] = {"model_dir": os.path.relpath(os.path.abspath(model_dir), ROOT),
                                            "dev_f1": config.get("dev_f1"), "epoch": config.get("epoch"), "sets": {}}
         for mode in TEST_MODES:
-            r = evaluate(local_output(name, model_dir, data_dir, mode))
+            r = evaluate(local_output(name, model_dir, data_dir, mode, uncertainty.get(name)))
             entry["uncertainty"] = r["uncertainty"]
             for e in ERROR_MODELS:
                 panels[e].append((f"{NAMES[name]}, {MODE_NAMES[mode]}", r.pop("counts_" + e)))

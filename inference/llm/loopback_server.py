@@ -170,7 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(action.status, {"error": {"message": action.message}}, headers)
         if isinstance(action, Garbage):
             return self._send(200, action.body, action.content_type)
-        self._json(200, _completion(body, _structured(body, action.text) if llm.structured == "honour" else action.text))
+        text = _structured(body, action.text) if llm.structured == "honour" else action.text
+        self._json(200, _completion(body, text))
         with llm._lock:  # counted once the reply is out
             llm.answered[prompt] += 1
         return None
