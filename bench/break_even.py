@@ -23,12 +23,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.run import TEST_MODES, THRESHOLDS, machine, run_step, update_readme  # noqa: E402
+from bench.run import NAMES, TEST_MODES, THRESHOLDS, machine, run_step, update_readme  # noqa: E402
 from inference.reports.break_even import ERROR_MODELS, NONENTITY_SHARE, counts, plot_curves, sampled_f1  # noqa: E402
 from utils.jsonl import read_jsonl  # noqa: E402
 
 ACCURACIES = [round(0.5 + 0.05 * i, 2) for i in range(11)]
-NAMES = {"ener": "E-NER", "spanner": "SpanNER"}
 MODE_NAMES = {"ori": "test", "typos": "typos", "oov": "oov", "ood": "ood"}
 
 
