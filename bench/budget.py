@@ -7,6 +7,7 @@ result). An error is a listed span, entity or candidate, whose local label is no
 import os
 
 from inference.llm.budget import threshold_for_budget
+from inference.reports.budget_curve import caught, ceiling
 from inference.reports.link_metrics import link_report
 from utils.jsonl import read_jsonl
 
@@ -14,29 +15,22 @@ BUDGETS = (0.05, 0.1, 0.2)
 CURVE = [i / 100 for i in range(1, 51)]
 
 
-def caught(spans, fraction):
-    """Share of the errors among `spans` that a budget of `fraction` sends."""
-    errors = [s["pred"] != s["answer"] for s in spans]
-    threshold = threshold_for_budget([s["uncertainty"] for s in spans], fraction)
-    sent = sum(e for s, e in zip(spans, errors) if s["uncertainty"] > threshold)
-    return sent / max(1, sum(errors))
-
-
 def budget_report(save_file):
     """The caught / ceiling / oracle-F1 figures of one local-inference output, its curve too."""
     records = read_jsonl(save_file)
     spans = [s for r in records for s in r["entity"]]
-    n_errors = sum(s["pred"] != s["answer"] for s in spans)
+    unc, errors = [s["uncertainty"] for s in spans], [s["pred"] != s["answer"] for s in spans]
+    n_errors = sum(errors)
     oracle = [{**r, "entity": [{**s, "llm_answer": s["answer"]} for s in r["entity"]]} for r in records]
     rows = []
     for b in BUDGETS:
         threshold = threshold_for_budget([s["uncertainty"] for s in spans], b)
-        rows.append({"budget": b, "threshold": threshold, "caught": caught(spans, b),
-                     "ceiling": min(1.0, int(b * len(spans)) / max(1, n_errors)),
+        rows.append({"budget": b, "threshold": threshold, "caught": caught(unc, errors, b),
+                     "ceiling": ceiling(len(spans), n_errors, b),
                      "oracle_f1": link_report(oracle, threshold)["linked"]["f1"]})
     return {"listed": len(spans), "errors": n_errors, "error_share": n_errors / max(1, len(spans)),
             "never_listed": link_report(records, 1.0)["never_listed"], "budgets": rows,
-            "curve": [round(caught(spans, b), 4) for b in CURVE]}
+            "curve": [round(caught(unc, errors, b), 4) for b in CURVE]}
 
 
 def plot_caught(curves, path, title):

@@ -7,6 +7,7 @@ import pytest
 import llm_inference
 from inference.llm.budget import sent_share, table_threshold, threshold_for_budget, uncertainty_table
 from inference.llm.loopback_server import LLMServer
+from inference.reports.budget_curve import caught, ceiling
 from tests.helpers import no_real_openai  # noqa: F401 (autouse fixture)
 from tests.test_llm_inference import answer, write_input
 
@@ -58,3 +59,24 @@ def test_a_bad_budget_is_one_line(tmp_path, capsys):
         llm_inference.main(["--input_file", write_input(tmp_path), "--save_file", str(tmp_path / "x.jsonl"),
                             "--budget", "2", "--dry_run"])
     assert exit_.value.code == 2 and "--budget" in capsys.readouterr().err
+
+
+def test_caught_counts_the_errors_a_budget_sends_and_the_ceiling_bounds_it():
+    unc = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
+    errors = [True, False, True, False, False, False, False, False, False, True]
+    assert caught(unc, errors, 0.2) == pytest.approx(1 / 3)  # 0.9 and 0.8 sent
+    assert caught(unc, errors, 0.3) == pytest.approx(2 / 3)
+    assert ceiling(10, 3, 0.2) == pytest.approx(2 / 3) and ceiling(10, 3, 0.5) == 1.0
+    assert caught(unc, [False] * 10, 0.2) is None and ceiling(10, 0, 0.2) is None
+
+
+def test_the_bench_budget_report_reads_a_local_output(tmp_path):
+    from bench.budget import budget_report, plot_caught
+
+    report = budget_report(write_input(tmp_path, n=10))  # 50 spans, 30 errors (German, Peter, Smith)
+    assert (report["listed"], report["errors"], report["never_listed"]) == (50, 30, 10)
+    rows = {row["budget"]: row for row in report["budgets"]}
+    assert rows[0.2]["caught"] == pytest.approx(10 / 30) and rows[0.2]["ceiling"] == pytest.approx(10 / 30)
+    assert rows[0.05]["oracle_f1"] < rows[0.2]["oracle_f1"]
+    assert plot_caught({"test": report}, str(tmp_path / "plots" / "c.png"), "t").endswith("c.png")
+    assert (tmp_path / "plots" / "c.png").stat().st_size > 1000

@@ -16,7 +16,8 @@ for an existing checkpoint. On the dev split only, per uncertainty type:
   tempered confidence against their being right;
 
 and, for the checkpoint's default type, the learned error predictor (error_predictor.py),
-whose own budget table comes from out-of-fold dev probabilities.
+whose own budget table comes from out-of-fold dev probabilities. Each type's `dev` entry
+scores its ranking of the dev errors (for the learned one, out of fold): what to choose on.
 """
 import argparse
 import logging
@@ -35,6 +36,8 @@ from inference.local.error_predictor import ErrorPredictor, predictor_path
 from inference.local.predict import batch_outputs, default_uncertainty, to_device
 from inference.local.span_features import WordFlags, encoder_lookup, sentence_features, train_lexicon
 from inference.local.uncertainty import LEARNED, tempered
+from inference.reports.budget_curve import caught
+from inference.reports.calibration import auroc
 from models.checkpoint import load_checkpoint
 from utils.cli import run_cli
 
@@ -134,8 +137,20 @@ def calibrate_type(outputs, sentences, labels):
     listed = listed_uncertainties(decoded)
     entry = {"candidate_threshold": threshold, "candidate_scan": scan,
              "temperature": fit_temperature(*entity_rows(decoded, outputs, labels)),
-             "listed": len(listed), "budget_table": uncertainty_table(listed)}
+             "listed": len(listed), "dev": dev_scores(decoded, listed), "budget_table": uncertainty_table(listed)}
     return entry, decoded
+
+
+def dev_scores(decoded, uncertainties):
+    """How well `uncertainties` (one per listed span of `decoded`) rank the dev errors: entity
+    AUROC (wrong vs right predicted entities) and the errors caught at 5, 10 and 20 % budgets."""
+    spans = [r for records in decoded for r in records]
+    errors = np.array([r["pred"] != r["answer"] for r in spans])
+    unc = np.asarray(uncertainties, dtype=np.float64)
+    entity = np.array([not r["candidate"] for r in spans], dtype=bool)
+    scores = {"auroc": auroc(unc[entity], errors[entity]) if entity.any() else None}
+    scores.update({f"caught_{round(100 * b)}": caught(unc, errors, b) for b in (0.05, 0.1, 0.2)})
+    return scores
 
 
 def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type):
@@ -146,7 +161,8 @@ def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type):
             feats.append(sentence_features(records, spans, probs, unc, labels, sent.words, word_flags))
             wrong += [r["pred"] != r["answer"] for r in records]
     predictor, out_of_fold = ErrorPredictor.fit(np.concatenate(feats), wrong, labels, word_flags, base_type)
-    return predictor, {"base": base_type, "listed": len(wrong), "budget_table": uncertainty_table(out_of_fold)}
+    return predictor, {"base": base_type, "listed": len(wrong), "dev": dev_scores(decoded, out_of_fold),
+                       "budget_table": uncertainty_table(out_of_fold)}
 
 
 def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="dev", device=None, batch_size=64,
@@ -208,7 +224,8 @@ def _run(args):
     data = calibrate_checkpoint(args.checkpoint, dev, train, dev_path, device, args.batch_size, model,
                                 featurizer, config)
     for unc_type, entry in data["types"].items():
-        print(f"{unc_type}: {entry['listed']} listed dev spans"
+        dev = ", ".join(f"{k} {v:.3f}" for k, v in entry["dev"].items() if v is not None)
+        print(f"{unc_type}: {entry['listed']} listed dev spans ({dev})"
               + (f", candidate threshold {entry['candidate_threshold']:.4g}, temperature {entry['temperature']:.3g}"
                  if "temperature" in entry else f" (error predictor on {entry['base']})"))
 

@@ -1,0 +1,19 @@
+"""How many of the local model's errors a budget sends: the share of the wrong listed spans
+among the most uncertain FRACTION of them (as --budget sends them), and the same for a perfect
+ranking, the ceiling."""
+import numpy as np
+
+from inference.llm.budget import threshold_for_budget
+
+
+def caught(uncertainties, errors, fraction):
+    """Share of the `errors` (flags, one per listed span) that a budget of `fraction` sends."""
+    unc, errors = np.asarray(uncertainties, dtype=np.float64), np.asarray(errors, dtype=bool)
+    if not errors.any():
+        return None
+    return float(errors[unc > threshold_for_budget(unc, fraction)].sum() / errors.sum())
+
+
+def ceiling(n_listed, n_errors, fraction):
+    """The share a perfect ranking would send: every sent span an error while errors last."""
+    return min(1.0, int(np.floor(fraction * n_listed + 1e-9)) / n_errors) if n_errors else None
