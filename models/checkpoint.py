@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 from dataloaders.features import BertFeaturizer, GloveFeaturizer
 from models.encoders import BertEncoder, GloveEncoder, load_glove
 from models.config import ModelConfig
+from models.pretrained import resolve
 from models.span_ner import SpanNER, upgrade_state_dict
 
 CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
@@ -28,7 +29,8 @@ def build_model(config, sentences=None, tokenizer=None):
         from transformers import AutoTokenizer
 
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(config.bert_config_dir, **_prefix_space(config.bert_config_dir))
+            bert_dir, hub_args = resolve(config.bert_config_dir)
+            tokenizer = AutoTokenizer.from_pretrained(bert_dir, **hub_args, **_prefix_space(bert_dir, hub_args))
         encoder = BertEncoder(config.bert_config_dir, config.bert_dropout, enc_cfg.get("hf_config"))
         enc_cfg["hf_config"] = encoder.bert.config.to_dict()
         featurizer = BertFeaturizer(tokenizer, config.bert_max_length)
@@ -46,11 +48,11 @@ def build_model(config, sentences=None, tokenizer=None):
     return model, featurizer, config.replace(encoder_config=enc_cfg)
 
 
-def _prefix_space(bert_dir):
+def _prefix_space(bert_dir, hub_args):
     """RoBERTa-style BPE tokenizers need add_prefix_space to take pre-split words."""
     from transformers import AutoConfig
 
-    model_type = AutoConfig.from_pretrained(bert_dir).model_type
+    model_type = AutoConfig.from_pretrained(bert_dir, **hub_args).model_type
     return {"add_prefix_space": True} if model_type in ("roberta", "longformer", "bart", "deberta") else {}
 
 
@@ -73,7 +75,7 @@ def load_checkpoint(path, device="cpu"):
     if config.encoder == "bert":
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(os.path.join(path, TOKENIZER))
+        tokenizer = AutoTokenizer.from_pretrained(os.path.join(path, TOKENIZER), local_files_only=True)
     model, featurizer, config = build_model(config, tokenizer=tokenizer)
     model.load_state_dict(upgrade_state_dict(load_file(os.path.join(path, WEIGHTS))))
     return model.to(device).eval(), featurizer, config

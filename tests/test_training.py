@@ -1,6 +1,5 @@
 """Stage one end to end on CPU: SpanNER and E-NER, GloVe and a tiny random BERT, learn 30
 sentences by heart (train = dev); checkpoints reload to the same scores without pickle."""
-import copy
 import json
 import os
 import pickle
@@ -8,14 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from torch.nn import functional as F
 
-import models.training
 import train_ener
 import train_spanner
 from dataloaders.dataset import SpanDataset
@@ -23,10 +20,9 @@ from dataloaders.readers import read_dataset
 from inference.local.decode import decode_sentence
 from inference.local.predict import predict
 from inference.reports.metrics import entity_scores
-from models.checkpoint import build_model, load_checkpoint, save_checkpoint
+from models.checkpoint import build_model, load_checkpoint
 from models.config import ModelConfig
-from models.lightning_module import SpanNERModule
-from tests.helpers import REPO, SAMPLE_DIR
+from tests.helpers import REPO, SAMPLE_DIR, train_recorded
 
 pytestmark = [pytest.mark.filterwarnings("ignore:.*does not have many workers"),
               pytest.mark.filterwarnings("ignore:`isinstance.treespec, LeafSpec.` is deprecated")]
@@ -46,37 +42,6 @@ def data_dir(write_data_dir, sample_sentences):
     return write_data_dir(sample_sentences[:30], name="train30")
 
 
-@dataclass
-class Run:
-    summary: dict
-    losses: list  # (epoch, loss) per training step
-    eval_modules: set  # names of submodules found in eval mode during a training step
-    model: torch.nn.Module  # the live model as it was at its last checkpoint
-    featurizer: object
-    path: str
-
-
-def train_recorded(model_type, argv):
-    """Train through the CLI entry point, recording step losses and the checkpointed model."""
-    losses, saved, eval_modules, step = [], {}, set(), SpanNERModule.training_step
-
-    def training_step(self, batch, i):
-        eval_modules.update(name for name, m in self.model.named_modules() if not m.training)
-        loss = step(self, batch, i)
-        losses.append((self.current_epoch, loss.item()))
-        return loss
-
-    def save(path, model, featurizer, config):
-        save_checkpoint(path, model, featurizer, config)
-        saved.update(model=copy.deepcopy(model).eval(), featurizer=featurizer)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(SpanNERModule, "training_step", training_step)
-        mp.setattr(models.training, "save_checkpoint", save)
-        summary = MAIN[model_type](argv)
-    return Run(summary, losses, eval_modules, saved["model"], saved["featurizer"], summary["model_save_dir"])
-
-
 def encoder_args(encoder, bert_dir):
     return ENCODER[encoder] + (["--bert_config_dir", bert_dir] if encoder == "bert" else [])
 
@@ -91,7 +56,7 @@ def overfit(data_dir, tiny_bert_dir, tmp_path_factory):
             out = str(tmp_path_factory.mktemp(f"{model_type}_{encoder}"))
             argv = ["--data_dir", data_dir, "--model_save_dir", out, "--iteration", "20", "--early_stop", "5",
                     *FAST, *encoder_args(encoder, tiny_bert_dir)]
-            runs[model_type, encoder] = train_recorded(model_type, argv)
+            runs[model_type, encoder] = train_recorded(MAIN[model_type], argv)
         return runs[model_type, encoder]
 
     return get
