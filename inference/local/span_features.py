@@ -15,6 +15,8 @@ signals of the span's own label distribution and signals the softmax cannot see.
                                          overlapping this one, and that span's probability
     seen_entity, seen_label              whether the span's exact text is a gold entity in the
                                          training split, and the share of those with label pred
+    sentence_upper, sentence_length      share of the sentence's words in upper case (headlines),
+                                         log of its number of words
     label=X                              one flag per label of the model (X = pred)
 
 `probs` and `uncertainty` are those the spans were decoded with (the checkpoint's default
@@ -26,7 +28,7 @@ import numpy as np
 
 BASE = ("uncertainty", "p_pred", "p_o", "p_entity", "margin", "entropy", "candidate", "length", "at_start",
         "unknown_encoder", "unknown_train", "capitalised", "upper", "lower", "digits", "competitor",
-        "competitor_p", "seen_entity", "seen_label")
+        "competitor_p", "seen_entity", "seen_label", "sentence_upper", "sentence_length")
 
 
 def feature_names(labels):
@@ -99,6 +101,7 @@ def sentence_features(records, spans, probs, uncertainty, labels, words, word_fl
     dropped = np.array([best[i] != 0 and (int(starts[i]), int(ends[i])) not in kept for i in range(len(spans))],
                        dtype=bool)
     label_index = {label: k for k, label in enumerate(labels)}
+    sentence = (float(np.mean([word_flags(w)[3] for w in words])), math.log(len(words)))
     rows = np.zeros((len(records), len(BASE) + n_labels))
     for row, rec in zip(rows, records):
         s, e = rec["span"]
@@ -117,6 +120,6 @@ def sentence_features(records, spans, probs, uncertainty, labels, words, word_fl
             unc, p[pred], p[0], p[1:].max(), top2[1] - top2[0], entropy, float(bool(rec.get("candidate"))),
             e - s + 1, float(s == 0), *flags[:, :5].mean(0), flags[:, 5].max(),
             float(over.any()), probs[over].max(1).max() if over.any() else 0.0,
-            *word_flags.entity(" ".join(words[s:e + 1]), rec["pred"]))
+            *word_flags.entity(" ".join(words[s:e + 1]), rec["pred"]), *sentence)
         row[len(BASE) + pred] = 1.0
     return rows
