@@ -53,6 +53,7 @@ class ErrorPredictor:
         self.mean, self.scale = np.asarray(data["mean"]), np.asarray(data["scale"])
         self.coef, self.intercept = np.asarray(data["coef"]), float(data["intercept"])
         self.train_vocab, self.train_entities = set(data["train_vocab"]), data["train_entities"]
+        self.train_words = data["train_words"]
 
     @classmethod
     def fit(cls, features, wrong, labels, word_flags, base_uncertainty, seed=0):
@@ -64,7 +65,7 @@ class ErrorPredictor:
                 "base_uncertainty": base_uncertainty, "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(),
                 "coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0]), "C": float(model.C),
                 "dev_rows": int(len(wrong)), "dev_wrong": int(np.sum(wrong)), "train_vocab": sorted(word_flags.train_vocab),
-                "train_entities": word_flags.train_entities}
+                "train_entities": word_flags.train_entities, "train_words": word_flags.train_words}
         return cls(data), out_of_fold
 
     def save(self, checkpoint):
@@ -96,7 +97,7 @@ class ErrorPredictor:
         return self.data["base_uncertainty"]
 
     def word_flags(self, featurizer):
-        return WordFlags(encoder_lookup(featurizer), self.train_vocab, self.train_entities)
+        return WordFlags(encoder_lookup(featurizer), self.train_vocab, self.train_entities, self.train_words)
 
     def probability(self, features):
         """P(wrong) for each row of `features`."""

@@ -15,8 +15,13 @@ signals of the span's own label distribution and signals the softmax cannot see.
                                          overlapping this one, and that span's probability
     seen_entity, seen_label              whether the span's exact text is a gold entity in the
                                          training split, and the share of those with label pred
+    word_entity, word_label              mean over the span's words of the share of their
+                                         training occurrences inside an entity / one labelled pred
+    before_cap, after_cap                whether the word before / after the span is capitalised
+                                         (a boundary the model may have cut short)
     sentence_upper, sentence_length      share of the sentence's words in upper case (headlines),
                                          log of its number of words
+    log_uncertainty, logit_p_pred        the same signals on a log scale, for a linear model
     label=X                              one flag per label of the model (X = pred)
 
 `probs` and `uncertainty` are those the spans were decoded with (the checkpoint's default
@@ -28,7 +33,8 @@ import numpy as np
 
 BASE = ("uncertainty", "p_pred", "p_o", "p_entity", "margin", "entropy", "candidate", "length", "at_start",
         "unknown_encoder", "unknown_train", "capitalised", "upper", "lower", "digits", "competitor",
-        "competitor_p", "seen_entity", "seen_label", "sentence_upper", "sentence_length")
+        "competitor_p", "seen_entity", "seen_label", "word_entity", "word_label", "before_cap", "after_cap",
+        "sentence_upper", "sentence_length", "log_uncertainty", "logit_p_pred")
 
 
 def feature_names(labels):
@@ -53,23 +59,41 @@ def encoder_lookup(featurizer):
 
 
 def train_lexicon(sentences):
-    """(lower-cased training words, {entity text: {label: count}}) of labelled training sentences."""
-    vocab, entities = set(), {}
+    """What the training split says, for `WordFlags`: (lower-cased words, {entity text: {label:
+    count}}, {word inside some entity: {label: count, "O": count outside entities}})."""
+    vocab, entities, words = set(), {}, {}
     for sent in sentences:
         vocab.update(w.lower() for w in sent.words)
+        tags = ["O"] * len(sent.words)
         for s, e, label in sent.entities or []:
             counts = entities.setdefault(" ".join(sent.words[s:e + 1]), {})
             counts[label] = counts.get(label, 0) + 1
-    return vocab, entities
+            tags[s:e + 1] = [label] * (e - s + 1)
+        for word, tag in zip(sent.words, tags):
+            if tag != "O" or word in words:
+                words.setdefault(word, {})[tag] = words.get(word, {}).get(tag, 0) + 1
+    return vocab, entities, words
 
 
 class WordFlags:
     """Per-word flags, cached over a run: known to the encoder, seen in training; and what the
     training split says of an entity text."""
 
-    def __init__(self, known_to_encoder, train_vocab, train_entities=None):
+    def __init__(self, known_to_encoder, train_vocab, train_entities=None, train_words=None):
         self.known_to_encoder, self.train_vocab, self.cache = known_to_encoder, train_vocab, {}
-        self.train_entities = train_entities or {}
+        self.train_entities, self.train_words = train_entities or {}, train_words or {}
+
+    def word_labels(self, words, label):
+        """Mean over `words` of the share of their training occurrences inside an entity, and
+        inside one labelled `label`."""
+        inside = labelled = 0.0
+        for word in words:
+            counts = self.train_words.get(word)
+            if counts:
+                total = sum(counts.values())
+                inside += 1 - counts.get("O", 0) / total
+                labelled += counts.get(label, 0) / total if label != "O" else 0.0
+        return inside / len(words), labelled / len(words)
 
     def entity(self, text, label):
         """(seen as a training entity, share of those occurrences labelled `label`)."""
@@ -102,6 +126,7 @@ def sentence_features(records, spans, probs, uncertainty, labels, words, word_fl
                        dtype=bool)
     label_index = {label: k for k, label in enumerate(labels)}
     sentence = (float(np.mean([word_flags(w)[3] for w in words])), math.log(len(words)))
+    capitalised = [word_flags(w)[2] for w in words] + [False]
     rows = np.zeros((len(records), len(BASE) + n_labels))
     for row, rec in zip(rows, records):
         s, e = rec["span"]
@@ -120,6 +145,8 @@ def sentence_features(records, spans, probs, uncertainty, labels, words, word_fl
             unc, p[pred], p[0], p[1:].max(), top2[1] - top2[0], entropy, float(bool(rec.get("candidate"))),
             e - s + 1, float(s == 0), *flags[:, :5].mean(0), flags[:, 5].max(),
             float(over.any()), probs[over].max(1).max() if over.any() else 0.0,
-            *word_flags.entity(" ".join(words[s:e + 1]), rec["pred"]), *sentence)
+            *word_flags.entity(" ".join(words[s:e + 1]), rec["pred"]),
+            *word_flags.word_labels(words[s:e + 1], rec["pred"]), float(s > 0 and capitalised[s - 1]),
+            float(capitalised[e + 1]), *sentence, math.log(unc + 1e-6), math.log((p[pred] + 1e-6) / (1 - p[pred] + 1e-6)))
         row[len(BASE) + pred] = 1.0
     return rows
