@@ -87,13 +87,15 @@ def test_features_see_unknown_words_casing_and_a_dropped_competitor():
     records = [{"span": [0, 0], "pred": "PER", "candidate": False},
                {"span": [2, 2], "pred": "O", "candidate": True}]
     lexicon = {"Zorblax": {"PER": 1, "ORG": 3}}
-    flags = WordFlags(lambda w: w.lower() != "zorblax", {"visited", "paris", "today"}, lexicon)
+    flags = WordFlags(lambda w: w.lower() != "zorblax", {"visited", "paris", "today"}, lexicon,
+                      {"Zorblax": {"PER": 1, "ORG": 1, "O": 2}})
     rows = sentence_features(records, spans, probs, 1 - probs.max(1), LABELS, words, flags)
     f = [dict(zip(feature_names(LABELS), row)) for row in rows]
     assert (f[0]["unknown_encoder"], f[0]["unknown_train"], f[0]["capitalised"], f[0]["at_start"]) == (1, 1, 1, 1)
     assert f[0]["competitor"] == 1 and f[0]["competitor_p"] == pytest.approx(0.5)  # (0, 1) ORG lost the overlap
     assert f[0]["margin"] == pytest.approx(0.6) and f[0]["label=PER"] == 1
     assert (f[0]["seen_entity"], f[0]["seen_label"], f[1]["seen_entity"]) == (1, 0.25, 0)
+    assert (f[0]["word_entity"], f[0]["word_label"], f[1]["word_entity"]) == (0.5, 0.25, 0)
     assert (f[1]["candidate"], f[1]["lower"], f[1]["competitor"], f[1]["p_entity"]) == (1, 1, 0, 0.4)
     assert len(BASE) + len(LABELS) == rows.shape[1]
 
