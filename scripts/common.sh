@@ -93,8 +93,9 @@ run_local() {
     require DATA_DIR MODEL_SAVE_DIR RESULTS_DIR
     local uncertainty=()
     if [[ -n $UNCERTAINTY_TYPE ]]; then uncertainty=(--uncertainty_type "$UNCERTAINTY_TYPE"); fi
+    if [[ -n ${CANDIDATE_THRESHOLD:-} ]]; then uncertainty+=(--candidate_threshold "$CANDIDATE_THRESHOLD"); fi
     "$PYTHON" "$REPO_ROOT/local_inference.py" --inference_model "$MODEL_SAVE_DIR" --data_dir "$DATA_DIR" \
-        --test_mode "$TEST_MODE" "${uncertainty[@]}" --candidate_threshold "$CANDIDATE_THRESHOLD" \
+        --test_mode "$TEST_MODE" "${uncertainty[@]}" \
         --save_file "$RESULTS_DIR/$TEST_MODE.jsonl" --plot_dir "$RESULTS_DIR/plots" "$@"
 }
 
@@ -139,6 +140,7 @@ pick_llm() {
         if [[ -n ${BASE_URL:-} ]]; then LLM_FLAGS+=(--base_url "$BASE_URL"); fi
     fi
     if [[ -n ${DATANAME:-} ]]; then LLM_FLAGS+=(--dataname "$DATANAME"); fi
+    if [[ -n ${LINK_BUDGET:-} ]]; then LLM_FLAGS+=(--budget "$LINK_BUDGET"); fi
     if [[ ${SHOT:-0} -gt 0 ]]; then
         require SELECTSHOT_DIR
         LLM_FLAGS+=(--shot "$SHOT" --selectShot_dir "$SELECTSHOT_DIR")

@@ -20,6 +20,7 @@ set -euo pipefail
 : "${SHOT:=0}"                          # examples per label in each prompt
 : "${SELECTSHOT_DIR:=/path/to/train}"   # labelled file to draw them from (SHOT > 0)
 : "${LINK_THRESHOLD:=0.4}"              # spans with uncertainty above it go to the LLM
+: "${LINK_BUDGET:=}"                    # e.g. 0.1: send the most uncertain 10 % of the spans instead
 : "${DRY_RUN:=0}"                       # 1: write the prompts, call nothing
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

@@ -11,9 +11,10 @@ set -euo pipefail
 : "${MODEL_SAVE_DIR:=/path/to/model}"    # the checkpoint from spanner_train.sh / ener_train.sh
 : "${RESULTS_DIR:=/path/to/results}"
 : "${TEST_MODE:=ori}"                    # ori, typos, oov, ood
-: "${UNCERTAINTY_TYPE:=}"                # confidence, entropy, mc_dropout, evidential; empty: evidential
+: "${UNCERTAINTY_TYPE:=}"                # confidence, entropy, mc_dropout, evidential, learned; empty: evidential
                                          # for E-NER, confidence for SpanNER
-: "${CANDIDATE_THRESHOLD:=0.4}"          # spans tagged O above this uncertainty become LLM candidates
+: "${CANDIDATE_THRESHOLD:=}"             # spans tagged O above this uncertainty become LLM candidates;
+                                         # empty: the checkpoint's dev-calibrated default, else 0.4
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 run_local "$@"

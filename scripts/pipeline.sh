@@ -19,8 +19,10 @@ set -euo pipefail
 : "${ITERATION:=100}"                             # epochs (early stopping on dev F1)
 : "${TEST_MODE:=ori}"                             # ori, typos, oov, ood
 : "${UNCERTAINTY_TYPE:=}"                         # empty: evidential for ener, confidence for spanner
-: "${CANDIDATE_THRESHOLD:=0.4}"                   # spans tagged O above it become LLM candidates
+: "${CANDIDATE_THRESHOLD:=}"                      # spans tagged O above it become LLM candidates;
+                                                  # empty: the checkpoint's dev-calibrated default
 : "${LINK_THRESHOLD:=0.4}"                        # spans above it go to the LLM
+: "${LINK_BUDGET:=}"                              # e.g. 0.1: send the most uncertain 10 % instead
 : "${LLM_NAME:=}"                                 # gpt / openai, or llama / qwen / hf (local); empty:
                                                   # from the environment, else a dry run (pick_llm)
 : "${LLM_MODEL:=gpt-3.5-turbo}"                   # model name on the server (gpt / openai)

@@ -23,6 +23,7 @@ set -euo pipefail
 : "${DATANAME:=}"                        # the paper's label descriptions (conll03, ...); empty: the
                                          # checkpoint's labels
 : "${LINK_THRESHOLD:=0.4}"               # spans with uncertainty above it go to the LLM
+: "${LINK_BUDGET:=}"                     # e.g. 0.1: the threshold that sent 10 % on the checkpoint's dev split
 : "${SHOT:=0}"
 : "${DRY_RUN:=0}"                        # 1: write the prompts, call nothing
 

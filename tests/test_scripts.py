@@ -126,8 +126,11 @@ def test_inference_scripts(stub):
     env = {"PYTHON": stub.python, "DATA_DIR": "d", "MODEL_SAVE_DIR": "m", "RESULTS_DIR": "r"}
     assert stub.run("scripts/local_inference.sh", **env, TEST_MODE="typos", CANDIDATE_THRESHOLD="0.2").returncode == 0
     assert stub.run("scripts/llm_inference.sh", "--concurrency", "4", PYTHON=stub.python, INPUT_FILE="r/typos.jsonl",
-                    LLM_NAME="qwen", LLM_CKPT="/models/qwen").returncode == 0
-    local, llm = stub.calls()
+                    LLM_NAME="qwen", LLM_CKPT="/models/qwen", LINK_BUDGET="0.1").returncode == 0
+    assert stub.run("scripts/local_inference.sh", **env).returncode == 0
+    local, llm, default = stub.calls()
+    assert "--candidate_threshold" not in default  # the checkpoint's dev-calibrated default
+    assert flag(llm, "--budget") == "0.1"
     assert local[0].endswith("/local_inference.py") and flag(local, "--save_file") == "r/typos.jsonl"
     assert flag(local, "--test_mode") == "typos" and flag(local, "--candidate_threshold") == "0.2"
     assert "--uncertainty_type" not in local  # the checkpoint's default
