@@ -15,30 +15,41 @@ llm_pred / llm_raw / llm_answer / llm_status per span) and SAVE_FILE.metrics.jso
 
 Output lines are written as they complete. Rerunning the same command on a partial output
 continues after the last complete line, and with the reply cache (on by default) a killed and
-restarted run asks the LLM nothing twice. --html REPORT.html draws the linked records as a page.
+restarted run asks the LLM nothing twice. Spans the LLM did not answer (failed, unparseable)
+are pending: a rerun asks them again, and a run that ends with failed spans exits with status 3.
+One run at a time writes SAVE_FILE (SAVE_FILE.lock); the settings that shape its records are
+kept in SAVE_FILE.settings.json, and a rerun with others is refused (a new --threshold
+relinks every record from the cache). --html REPORT.html draws the linked records as a page.
 
 The linking session (inference/llm/session.py) is also local_inference.py's online mode
 (`--llm_name`), which links each sentence as the local model tags it.
 """
 import argparse
 import dataclasses
+import sys
 
 from inference.llm.budget import threshold_for_budget
-from inference.llm.session import (link_file, link_metrics, linking, print_link_summary, prompt_builder, read_records,
-                                   resolve_spec, write_prompts)
+from inference.llm.session import (check_llm, claim_link_output, exit_status, inputs_of, link_file, link_metrics,
+                                   linking, print_link_summary, prompt_builder, read_records, resolve_spec,
+                                   write_prompts)
 from inference.llm.settings import LinkSettings, add_link_args, check_link_args
 from inference.reports.outputs import write_outputs
+from utils import flag_types as t
 from utils.cli import run_cli
 from utils.jsonl import read_jsonl
+from utils.owned_output import discard_output
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     io = p.add_argument_group("input and output")
     io.add_argument("--input_file", required=True, help="JSONL from local_inference.py")
-    io.add_argument("--save_file", required=True, help="linked JSONL; metrics go to SAVE_FILE.metrics.json")
-    io.add_argument("--html", help="also write the linked records as a self-contained HTML page here")
-    io.add_argument("--plot_dir", help="draw F1 and calls against the --threshold_sweep thresholds here")
+    io.add_argument("--save_file", required=True, type=t.output_file, help="linked JSONL; metrics go to SAVE_FILE.metrics.json")
+    io.add_argument("--html", type=t.output_file, help="also write the linked records as a self-contained HTML page here")
+    io.add_argument("--plot_dir", type=t.output_dir, help="draw F1 and calls against the --threshold_sweep thresholds here")
+    io.add_argument("--overwrite", action="store_true", help="start SAVE_FILE afresh instead of continuing it")
+    io.add_argument("--check", action="store_true",
+                    help="check the flags and the LLM configuration, then stop (the input need not exist yet)")
     add_link_args(p)
     args = p.parse_args(argv)
     check_link_args(p, args)
@@ -53,18 +64,28 @@ def run(settings):
         settings = dataclasses.replace(settings, threshold=settings.threshold if threshold is None else threshold)
     prompts = prompt_builder(settings, resolve_spec(settings, records))
     if settings.dry_run:
+        if settings.overwrite:  # what SAVE_FILE held belongs to an older input
+            discard_output(settings.save_file, inputs_of(settings))
         return write_prompts(settings, records, prompts)
-    with linking(settings, prompts) as linker:
-        link_file(settings, records, linker)
-    linked = read_jsonl(settings.save_file)
-    metrics = link_metrics(settings, linked, linker)
-    write_outputs(settings.save_file, linked, metrics, settings.html)
+    with claim_link_output(settings):  # held until the metrics are written
+        with linking(settings, prompts) as linker:
+            link_file(settings, records, linker)
+        linked = read_jsonl(settings.save_file)
+        metrics = link_metrics(settings, linked, linker)
+        write_outputs(settings.save_file, linked, metrics, settings.html)
     print_link_summary(metrics)
     return metrics
 
 
 def main(argv=None):
-    return run_cli(run, LinkSettings.from_args(parse_args(argv)))
+    args = parse_args(argv)
+    if args.check:
+        return run_cli(check_llm, LinkSettings.from_args(args))
+    metrics = run_cli(run, LinkSettings.from_args(args))
+    status = exit_status(metrics, "llm_inference.py", argv)
+    if status:
+        sys.exit(status)
+    return metrics
 
 
 if __name__ == "__main__":

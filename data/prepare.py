@@ -16,6 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from dataloaders.convert import write_spanner_json  # noqa: E402
 from dataloaders.readers import SPLIT_FILES, read_column_file  # noqa: E402
+from utils.cli import run_cli  # noqa: E402
+from utils.flag_types import existing_dir  # noqa: E402
 from utils.errors import DataError  # noqa: E402
 
 WNUT17 = "https://raw.githubusercontent.com/leondz/emerging_entities_17/master/"
@@ -66,20 +68,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", help="downloads go to OUT/<dataset> (default: data/); "
                                       "--convert_only writes to OUT (default: DIR)")
-    parser.add_argument("--convert_only", metavar="DIR", help="convert local column files in DIR, no network")
+    parser.add_argument("--convert_only", metavar="DIR", type=existing_dir, help="convert local column files in DIR, no network")
     args = parser.parse_args(argv)
-    try:
-        if args.convert_only:
-            convert_dir(args.convert_only, args.out)
-            return 0
-        for name, files in DOWNLOADS.items():
-            folder = os.path.join(args.out or os.path.dirname(os.path.abspath(__file__)), name)
-            for split, url in files.items():
-                download(url, os.path.join(folder, f"{split}.txt"))
-            convert_dir(folder)
-    except (DataError, OSError) as err:  # URLError is an OSError
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_cli(prepare, args)
+
+
+def prepare(args):
+    if args.convert_only:
+        convert_dir(args.convert_only, args.out)
+        return 0
+    for name, files in DOWNLOADS.items():
+        folder = os.path.join(args.out or os.path.dirname(os.path.abspath(__file__)), name)
+        for split, url in files.items():
+            download(url, os.path.join(folder, f"{split}.txt"))  # URLError is an OSError
+        convert_dir(folder)
     print(MANUAL)
     return 0
 

@@ -11,7 +11,9 @@ import os
 import sys
 
 from dataloaders.readers import read_dataset
+from utils.cli import run_cli
 from utils.errors import DataError
+from utils.owned_output import refuse_inputs
 
 
 def to_spanner_records(sentences):
@@ -44,17 +46,16 @@ def main(argv=None):
     parser.add_argument("--format", default="auto", choices=["auto", "column", "spanner", "text"])
     parser.add_argument("--column", type=int, default=-1, help="tag column of a column file (default: last)")
     args = parser.parse_args(argv)
-    try:
-        sentences = read_dataset(args.input, args.format, column=args.column)
-        n = write_spanner_json(sentences, args.output)
-    except UnicodeDecodeError as err:
-        print(f"error: {args.input}: not UTF-8 text ({err.reason} at byte {err.start})", file=sys.stderr)
-        return 2
-    except (DataError, OSError) as err:  # bad data, unreadable input, unwritable output
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_cli(convert, args.input, args.output, args.format, args.column)
+
+
+def convert(source, target, fmt="auto", column=-1):
+    """Read `source`, write `target` (never the same file); 0."""
+    refuse_inputs(target, {"IN": source})
+    sentences = read_dataset(source, fmt, column=column)
+    n = write_spanner_json(sentences, target)
     n_entities = sum(len(s.entities or []) for s in sentences)
-    print(f"wrote {n} sentences with {n_entities} entities to {args.output}")
+    print(f"wrote {n} sentences with {n_entities} entities to {target}")
     return 0
 
 

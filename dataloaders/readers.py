@@ -4,9 +4,11 @@ Every reader returns a list of `Sentence`. Entities are `(start, end, label)` wi
 indices inclusive, as in the paper's `"start;end"` keys. Unlabelled input has
 `entities=None`, so downstream code can tell "no gold" from "no entities".
 """
+import io
 import json
 import os
 import re
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -16,7 +18,18 @@ from seqeval.metrics.sequence_labeling import get_entities
 from utils.errors import DataError
 
 DOCSTART = "-DOCSTART-"
+STDIN = "-"
+_stdin_text = []  # standard input, read once: detecting the format and reading both need it
 _COLUMNS = re.compile(r"[ \t]+")
+
+
+def open_text(path):
+    """`path` (STDIN: standard input, even from a pipe) as UTF-8 text, a byte-order mark dropped."""
+    if path != STDIN:
+        return open(path, encoding="utf-8-sig")
+    if not _stdin_text:
+        _stdin_text.append(sys.stdin.buffer.read().decode("utf-8-sig"))
+    return io.StringIO(_stdin_text[0])
 
 
 @dataclass
@@ -44,7 +57,7 @@ def _check_entities(entities, n_words, where, labels):
 def read_spanner_json(path, labels=None):
     """The paper's format: [{"context": "w1 w2", "span_posLabel": {"s;e": "LABEL"}}]."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_text(path) as f:
             records = json.load(f)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
@@ -68,6 +81,8 @@ def read_spanner_json(path, labels=None):
                 s, e = (int(x) for x in key.split(";"))
             except ValueError:
                 raise DataError(f"{where}: span key {key!r} is not 'start;end'") from None
+            if not isinstance(label, str) or not label.strip():
+                raise DataError(f"{where}: the label of span {key} is {label!r}, not a label name")
             entities.append((s, e, label))
         _check_entities(entities, len(words), where, labels)
         sentences.append(Sentence(words, sorted(entities)))
@@ -104,7 +119,7 @@ def read_column_file(path, column=-1, labels=None):
         words.clear()
         tags.clear()
 
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             cols = _columns(line)
             if cols == [""]:
@@ -131,7 +146,7 @@ def read_plain_text(path):
     from dataloaders.text import tokenize
 
     sentences = []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for line in f:
             line = line.rstrip("\n")
             words, spans = tokenize(line)
@@ -144,7 +159,7 @@ def detect_format(path):
     """'spanner', 'column' or 'text', from the extension and the first lines."""
     if path.endswith(".json") or os.path.basename(path).startswith("spanner."):
         return "spanner"
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         head = [line for _, line in zip(range(50), f)]
     if head and head[0].lstrip().startswith("["):
         return "spanner"
@@ -157,17 +172,20 @@ def detect_format(path):
 
 
 def read_dataset(path, fmt="auto", labels=None, column=-1):
-    """Read any supported file; `labels` (a list) makes unknown labels an error."""
-    if not os.path.isfile(path):
+    """Read any supported file (STDIN: standard input); `labels` (a list) makes unknown labels an
+    error. Text that is not UTF-8 is a DataError naming the file."""
+    if path != STDIN and not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
-    fmt = detect_format(path) if fmt == "auto" else fmt
-    if fmt == "spanner":
-        return read_spanner_json(path, labels)
-    if fmt == "column":
-        return read_column_file(path, column, labels)
-    if fmt == "text":
-        return read_plain_text(path)
-    raise DataError(f"{path}: unknown format {fmt!r} (spanner, column, text)")
+    readers = {"spanner": lambda: read_spanner_json(path, labels), "column": lambda: read_column_file(path, column, labels),
+               "text": lambda: read_plain_text(path)}
+    try:
+        fmt = detect_format(path) if fmt == "auto" else fmt
+        if fmt not in readers:
+            raise DataError(f"{path}: unknown format {fmt!r} (spanner, column, text)")
+        return readers[fmt]()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); convert it, e.g. "
+                        f"iconv -f latin1 -t utf-8") from None
 
 
 SPLIT_FILES = {"train": ["spanner.train", "train.txt", "train.json"],
@@ -193,7 +211,7 @@ def load_labels(data_dir, sentences):
     """The label list, `O` first: from `labels.txt` in `data_dir` if present, else from the data."""
     path = os.path.join(data_dir, "labels.txt") if data_dir else None
     if path and os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
+        with open_text(path) as f:
             found = [line.strip() for line in f if line.strip() and line.strip() != "O"]
     else:
         found = sorted({label for s in sentences for _, _, label in (s.entities or [])})

@@ -8,13 +8,14 @@ for a model's). GloVe vectors are read from the installed package, not stored.
 import os
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from dataloaders.features import BertFeaturizer, GloveFeaturizer
 from models.encoders import BertEncoder, GloveEncoder, load_glove
 from models.config import ModelConfig
 from models.pretrained import resolve
 from models.span_ner import SpanNER, upgrade_state_dict
+from utils.errors import DataError
 
 CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
 
@@ -59,7 +60,11 @@ def _prefix_space(bert_dir, hub_args):
 def save_checkpoint(path, model, featurizer, config):
     os.makedirs(path, exist_ok=True)
     # Own copies: cuDNN packs LSTM weights into one shared buffer, which safetensors refuses.
-    save_file({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, os.path.join(path, WEIGHTS))
+    data = save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+    # written by open(), so the mode follows the umask (0644 as a rule), then swapped in whole
+    with open(os.path.join(path, WEIGHTS + ".part"), "wb") as f:
+        f.write(data)
+    os.replace(os.path.join(path, WEIGHTS + ".part"), os.path.join(path, WEIGHTS))
     if isinstance(featurizer, BertFeaturizer):
         featurizer.tok.save_pretrained(os.path.join(path, TOKENIZER))
     config.save(os.path.join(path, CONFIG))
@@ -77,5 +82,15 @@ def load_checkpoint(path, device="cpu"):
 
         tokenizer = AutoTokenizer.from_pretrained(os.path.join(path, TOKENIZER), local_files_only=True)
     model, featurizer, config = build_model(config, tokenizer=tokenizer)
-    model.load_state_dict(upgrade_state_dict(load_file(os.path.join(path, WEIGHTS))))
+    weights = os.path.join(path, WEIGHTS)
+    try:
+        state = load_file(weights)
+    except Exception as err:  # noqa: BLE001 (safetensors raises its own error type for a damaged file)
+        raise DataError(f"{weights}: unreadable weights, the file is damaged or truncated ({err})") from None
+    try:
+        model.load_state_dict(upgrade_state_dict(state))
+    except RuntimeError as err:  # sizes or names that are not this config's model
+        first = str(err).strip().splitlines()
+        raise DataError(f"{weights}: the weights do not match {os.path.join(path, CONFIG)} (its labels and sizes): "
+                        f"{' '.join(line.strip() for line in first[:3])}") from None
     return model.to(device).eval(), featurizer, config

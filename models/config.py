@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from models.losses import NEG_SPAN_WEIGHT, EnerLossOptions
+from utils.errors import DataError
 
 DEFAULT_LR = {"bert": 3e-5, "glove": 2e-3}
 ENER_FIELDS = ("etrans_func", "annealing_step", "with_iw", "with_kl", "with_uc")
@@ -106,5 +107,12 @@ class ModelConfig:
 
     @classmethod
     def load(cls, path):
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+        """From a config.json; a damaged one is a DataError naming it."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                config = json.load(f)
+            if not isinstance(config, dict):
+                raise TypeError(f"expected a JSON object, got {type(config).__name__}")
+            return cls.from_dict(config)
+        except (ValueError, TypeError, AttributeError) as err:  # truncated, not JSON, wrong fields
+            raise DataError(f"{path}: not a readable model config ({err})") from None

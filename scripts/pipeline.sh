@@ -37,14 +37,26 @@ case $MODEL_TYPE in
     ener | spanner) ;;
     *) die "MODEL_TYPE must be ener or spanner, got '$MODEL_TYPE'" ;;
 esac
+# Every setting is checked before training (the trainer checks its own flags as it starts);
+# nothing is deleted or overwritten before then.
 require DATA_DIR MODEL_SAVE_DIR RESULTS_DIR
+require_int BATCH_SIZE MAX_SPANLEN ITERATION
+require_number LINK_THRESHOLD
+if [[ -n $CANDIDATE_THRESHOLD ]]; then require_number CANDIDATE_THRESHOLD; fi
+if [[ -n $LINK_BUDGET ]]; then require_number LINK_BUDGET; fi
+case $TEST_MODE in ori | typos | oov | ood) ;; *) die "TEST_MODE must be ori, typos, oov or ood, got '$TEST_MODE'" ;; esac
+case $UNCERTAINTY_TYPE in "" | confidence | entropy | mc_dropout | evidential | learned) ;;
+    *) die "UNCERTAINTY_TYPE must be confidence, entropy, mc_dropout, evidential, learned or empty, got '$UNCERTAINTY_TYPE'" ;;
+esac
 pick_llm dry_run  # a missing LLM setting stops the run now rather than after training
+words LLM_ARGS
+LLM_EXTRA=("${ARGS[@]}")
+LINKED="$RESULTS_DIR/$TEST_MODE.linked.jsonl"
+run_llm "$RESULTS_DIR/$TEST_MODE.jsonl" "$LINKED" "${LLM_EXTRA[@]}" --check >/dev/null
 
 words TRAIN_ARGS
 run_train "train_$MODEL_TYPE.py" "${ARGS[@]}" "$@"
 words LOCAL_ARGS
 run_local --overwrite "${ARGS[@]}"
-words LLM_ARGS
-# An earlier linked output belongs to the old local output; the reply cache stays.
-rm -f "$RESULTS_DIR/$TEST_MODE.linked.jsonl" "$RESULTS_DIR/$TEST_MODE.linked.jsonl.metrics.json"
-run_llm "$RESULTS_DIR/$TEST_MODE.jsonl" "$RESULTS_DIR/$TEST_MODE.linked.jsonl" "${ARGS[@]}"
+# An earlier linked output belongs to the old local output: start it afresh (the reply cache stays).
+run_llm "$RESULTS_DIR/$TEST_MODE.jsonl" "$LINKED" --overwrite "${LLM_EXTRA[@]}"

@@ -100,3 +100,13 @@ def test_a_server_that_ignores_structured_output_is_parsed_free_and_told_once(ca
     assert capsys.readouterr().err.count("ignored the structured-output request") == 1
     assert [(s["llm_status"], s["llm_pred"]) for s in asked] == [("linked", "MISC"), ("unparseable", "ORG")] * 2
     assert all(f is not None for f in server.formats)  # still asked: a later reply may be structured
+
+
+def test_free_generation_has_a_default_reply_cap_and_the_server_keys_the_cache(monkeypatch):
+    from inference.llm.backends import DEFAULT_MAX_TOKENS, make_backend
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    a = make_backend("gpt", base_url="http://127.0.0.1:1/v1")
+    b = make_backend("gpt", base_url="http://127.0.0.1:2/v1")
+    assert a.max_tokens == DEFAULT_MAX_TOKENS and 0 < DEFAULT_MAX_TOKENS <= 256
+    assert a.identity() != b.identity() and make_backend("gpt", base_url="http://127.0.0.1:1/v1").identity() == a.identity()

@@ -2,6 +2,8 @@ import json
 
 import pytest
 
+from utils.errors import DataError
+
 from inference.llm.cache import ReplyCache, prompt_key
 
 IDENTITY = {"backend": "openai", "model": "m", "temperature": 0.3, "max_tokens": None}
@@ -39,8 +41,18 @@ def test_a_line_cut_by_a_kill_is_dropped_and_appends_stay_readable(tmp_path):
 
 def test_malformed_lines_are_counted_and_skipped(tmp_path):
     path = tmp_path / "cache.jsonl"
-    path.write_text('not json\n{"key": "k"}\n' + json.dumps({"key": "k", "attempt": 0, "reply": "O"}) + "\n")
+    first = json.dumps({"key": "k0", "attempt": 0, "reply": "A"})
+    path.write_text(first + '\nnot json\n{"key": "k"}\n' + json.dumps({"key": "k", "attempt": 0, "reply": "O"}) + "\n")
     with pytest.warns(UserWarning, match="skipped 2 malformed lines"):
         cache = ReplyCache(str(path))
     assert cache.get("k", 0) == "O"
     cache.close()
+
+
+@pytest.mark.parametrize("text", ["my notes\nwithout a newline at the end", '{"id": 0, "entity": []}\n'])
+def test_a_file_that_is_not_a_cache_is_refused_and_left_alone(tmp_path, text):
+    path = tmp_path / "notes.txt"
+    path.write_text(text)
+    with pytest.raises(DataError, match="notes.txt: exists and is not a reply cache of this program"):
+        ReplyCache(str(path))
+    assert path.read_text() == text

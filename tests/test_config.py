@@ -33,10 +33,10 @@ def test_unknown_keys_are_refused():
 
 
 def test_argparse_defaults_are_the_dataclass_defaults():
-    args = add_ener_args(build_parser("")).parse_args(["--data_dir", "d", "--model_save_dir", "m"])
+    args = add_ener_args(build_parser("")).parse_args(["--data_dir", ".", "--model_save_dir", "m"])
     config = ModelConfig.from_args(args, model_type=ModelType.ENER)
     assert config == ModelConfig(model_type=ModelType.ENER)
-    args = build_parser("").parse_args(["--data_dir", "d", "--model_save_dir", "m", "--tokenLen_emb_dim", "7"])
+    args = build_parser("").parse_args(["--data_dir", ".", "--model_save_dir", "m", "--tokenLen_emb_dim", "7"])
     assert ModelConfig.from_args(args).width_dim == 7  # the paper's flag fills width_dim
 
 

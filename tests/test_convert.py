@@ -67,7 +67,18 @@ def test_column_option_picks_the_tag_column(tmp_path):
     assert main([str(src), str(out), "--format", "column", "--column", "2"]) == 0
     assert [s.entities for s in read_dataset(str(out))] == ENTITIES
     # column 1 holds the POS tag "NN", which is no BIO tag
-    assert main([str(src), str(out), "--column", "1"]) == 2
+    with pytest.raises(SystemExit, match="error: .*three.txt: sentence at line 1: tag 'NN'"):
+        main([str(src), str(out), "--column", "1"])
+
+
+def test_the_output_may_not_be_the_input(tmp_path):
+    src = tmp_path / "train.txt"
+    write_column(src, TAGS["bio"])
+    before = src.read_bytes()
+    run = subprocess.run([sys.executable, "-m", "dataloaders.convert", str(src), str(src)], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and run.stderr.startswith(f"error: {src}: is also the input"), run.stderr
+    assert src.read_bytes() == before
 
 
 def test_words_that_would_not_survive_the_round_trip_are_refused():
@@ -75,25 +86,25 @@ def test_words_that_would_not_survive_the_round_trip_are_refused():
         to_spanner_records([Sentence(["a"]), Sentence(["New York", "b"])])
 
 
-def test_errors_are_one_line_with_exit_code_2(tmp_path):
+def test_errors_are_one_line_with_exit_code_1(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("John B-PER\nSmith X-PER\n", encoding="utf-8")
     run = subprocess.run([sys.executable, "-m", "dataloaders.convert", str(bad), str(tmp_path / "o.json"),
                           "--format", "column"], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 2
+    assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert run.stderr.strip().count("\n") == 0
     assert f"{bad}: sentence at line 1" in run.stderr and "'X-PER'" in run.stderr
     assert not (tmp_path / "o.json").exists()
 
 
-def test_missing_and_binary_input(tmp_path, capsys):
-    assert main([str(tmp_path / "nope.txt"), str(tmp_path / "o.json")]) == 2
-    assert "nope.txt: no such file" in capsys.readouterr().err
+def test_missing_and_binary_input(tmp_path):
+    with pytest.raises(SystemExit, match="error: .*nope.txt: no such file"):
+        main([str(tmp_path / "nope.txt"), str(tmp_path / "o.json")])
     binary = tmp_path / "blob.txt"
     binary.write_bytes(b"\xff\xfe\x00word O\n")
-    assert main([str(binary), str(tmp_path / "o.json"), "--format", "column"]) == 2
-    assert f"{binary}: not UTF-8 text" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=f"error: {binary}: not UTF-8 text"):
+        main([str(binary), str(tmp_path / "o.json"), "--format", "column"])
 
 
 def test_paper_file_is_reproduced(tmp_path):

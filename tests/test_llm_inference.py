@@ -12,7 +12,7 @@ from inference.llm.settings import LinkSettings
 from tests.helpers import no_real_openai, wait_for  # noqa: F401 (autouse fixture)
 from utils.errors import DataError
 from inference.reports.metrics import entity_scores
-from inference.llm.loopback_server import LLMServer, entity_of
+from inference.llm.loopback_server import Fail, LLMServer, Reply, entity_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANSWERS = {"German": "Miscellaneous", "Brussels": "Location", "Peter": "Person", "Smith": "Non-entity"}
@@ -136,9 +136,19 @@ def test_a_partial_output_is_continued(tmp_path):
 
 def test_an_output_of_another_input_is_refused(tmp_path):
     input_file, save = write_input(tmp_path, n=2), tmp_path / "linked.jsonl"
-    save.write_text(json.dumps({"id": 7, "entity": []}) + "\n")
-    with pytest.raises(SystemExit, match="error: .*line 1 \\(id 7\\) is not record 1 of"):
-        llm_inference.main(["--input_file", input_file, "--save_file", str(save), "--base_url", "http://127.0.0.1:9"])
+    args = ["--input_file", input_file, "--save_file", str(save), "--dataname", "conll03"]
+    with LLMServer(answer=answer) as server:
+        llm_inference.main(args + ["--base_url", server.base_url])
+    records = read_jsonl(input_file)  # the same file now holds other records
+    with open(input_file, "w") as f:
+        f.write("".join(json.dumps({**rec, "id": rec["id"] + 7}) + "\n" for rec in records))
+    with pytest.raises(SystemExit, match="error: .*line 1 \\(id 0\\) is not record 1 of"):
+        llm_inference.main(args + ["--base_url", "http://127.0.0.1:9"])
+    foreign = tmp_path / "notes.jsonl"  # not written by llm_inference.py: left alone
+    foreign.write_text(json.dumps({"id": 7, "entity": []}) + "\n")
+    with pytest.raises(SystemExit, match="error: .*notes.jsonl: exists and is not known to be this program's output"):
+        llm_inference.main(["--input_file", input_file, "--save_file", str(foreign), "--base_url", "http://127.0.0.1:9"])
+    assert foreign.read_text() == json.dumps({"id": 7, "entity": []}) + "\n"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
@@ -230,3 +240,204 @@ def test_shot_needs_a_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         args_for(tmp_path, "--shot", "1")
     assert "--shot needs --selectShot_dir" in capsys.readouterr().err
+
+
+# -- reruns, exit codes and outputs, through the real command in a subprocess --------------
+
+def llm_cli(*args, stdin=None, timeout=60):
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    return subprocess.run([sys.executable, "llm_inference.py", *args], cwd=ROOT, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_server_down_then_up_fails_with_status_3_then_a_rerun_answers_every_span(tmp_path):
+    input_file, save = write_input(tmp_path), str(tmp_path / "linked.jsonl")
+    port = free_port()
+    args = ["--input_file", input_file, "--save_file", save, "--dataname", "conll03", "--max_attempts", "1",
+            "--base_url", f"http://127.0.0.1:{port}/v1"]
+    down = llm_cli(*args)
+    assert down.returncode == 3, down.stderr
+    last = down.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 18 spans failed") and "python llm_inference.py --input_file" in last
+    metrics = json.loads(open(save + ".metrics.json").read())
+    assert metrics["llm"]["failed"] == 18 and metrics["llm"]["requests"] == 18
+    assert metrics["linked"] == metrics["local"]  # nothing was linked, and nothing claims otherwise
+    with LLMServer(answer=answer, port=port) as server:
+        up = llm_cli(*args)
+    assert up.returncode == 0, up.stderr
+    assert len(server.prompts) == 18
+    linked = read_jsonl(save)
+    assert [rec["id"] for rec in linked] == list(range(6))
+    assert {s["llm_status"] for rec in linked for s in rec["entity"]} == {"below_threshold", "linked"}
+    metrics = json.loads(open(save + ".metrics.json").read())
+    assert (metrics["llm"]["failed"], metrics["llm"]["asked"], metrics["llm"]["spans"]) == (0, 18, 30)
+    assert metrics["linked"]["f1"] > metrics["local"]["f1"]
+
+
+def test_pending_spans_of_a_partial_output_are_asked_again_and_the_metrics_count_the_whole_output(tmp_path):
+    input_file, save = write_input(tmp_path), str(tmp_path / "linked.jsonl")
+    args = ["--input_file", input_file, "--save_file", save, "--dataname", "conll03", "--max_attempts", "1"]
+    with LLMServer(answer=answer, script=[Fail(500)] * 2) as server:  # two spans fail
+        with pytest.raises(SystemExit) as exit_:
+            llm_inference.main(args + ["--base_url", server.base_url, "--concurrency", "1"])
+        assert exit_.value.code == 3
+        lines = open(save).read().splitlines(keepends=True)
+        with open(save, "w") as f:
+            f.write("".join(lines[:4]))  # and the run was killed after 4 records
+        metrics = llm_inference.main(args + ["--base_url", server.base_url])
+    assert len(server.prompts) == 18 + 2  # the 2 failed spans asked again; the rest replayed from the cache
+    assert metrics["llm"]["asked"] == 18 and metrics["llm"]["failed"] == 0 and len(read_jsonl(save)) == 6
+    assert metrics["llm"]["linked"] + metrics["llm"]["cached"] == 18
+
+
+def test_an_unparseable_reply_is_not_final_a_rerun_asks_again(tmp_path):
+    input_file, save = write_input(tmp_path, n=1), str(tmp_path / "linked.jsonl")
+    args = ["--input_file", input_file, "--save_file", save, "--dataname", "conll03", "--max_attempts", "1",
+            "--concurrency", "1"]
+    with LLMServer(answer=answer, script=[Reply("I cannot tell.")]) as server:
+        metrics = llm_inference.main(args + ["--base_url", server.base_url])
+        assert metrics["llm"]["unparseable"] == 1
+        metrics = llm_inference.main(args + ["--base_url", server.base_url])
+    assert len(server.prompts) == 4 and metrics["llm"]["unparseable"] == 0
+    assert all(s["llm_status"] in ("below_threshold", "linked", "cached") for s in read_jsonl(save)[0]["entity"])
+
+
+def test_two_runs_on_one_output_the_second_refuses_naming_the_first(tmp_path):
+    input_file, save = write_input(tmp_path), str(tmp_path / "linked.jsonl")
+    with LLMServer(answer=answer) as server:
+        server.hold_after(2)
+        args = ["--input_file", input_file, "--save_file", save, "--dataname", "conll03", "--base_url", server.base_url]
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+        first = subprocess.Popen([sys.executable, "llm_inference.py", *args], cwd=ROOT, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: len(server.prompts) >= 3, seconds=60)
+            second = llm_cli(*args)
+            assert second.returncode == 1
+            assert second.stderr.strip() == (f"error: {save}: another run (PID {first.pid}) is writing it; wait for "
+                                              "it to finish or choose another --save_file")
+            server.release()
+            assert first.wait(timeout=60) == 0
+        finally:
+            first.kill()
+        assert max(server.answered.values()) == 1 and len(read_jsonl(save)) == 6
+        assert llm_cli(*args).returncode == 0  # the lock went with the first run
+    assert not os.path.exists(save + ".lock")
+
+
+def test_a_rerun_with_other_settings_is_refused_or_for_a_threshold_recomputed_from_the_cache(tmp_path):
+    input_file, save = write_input(tmp_path), str(tmp_path / "linked.jsonl")
+    args = ["--input_file", input_file, "--save_file", save, "--dataname", "conll03"]
+    with LLMServer(answer=answer) as server:
+        url = ["--base_url", server.base_url]
+        llm_inference.main(args + url + ["--threshold", "0.6"])  # asks Peter and Smith
+        before = open(save).read()
+        with pytest.raises(SystemExit, match=r"written with other settings: model null \(now \"other\"\)(.|\n)*"
+                                             r"--overwrite to start it afresh, or choose another --save_file"):
+            llm_inference.main(args + url + ["--threshold", "0.6", "--model", "other"])
+        assert open(save).read() == before and len(server.prompts) == 12
+        metrics = llm_inference.main(args + url + ["--threshold", "0.4"])  # German too, now
+        assert len(server.prompts) == 12 + 6 and metrics["llm"]["cached"] == 12 and metrics["sent"] == 18
+        assert [s["llm_pred"] for s in read_jsonl(save)[0]["entity"]] == ["ORG", "MISC", "PER", "LOC", "O"]
+        metrics = llm_inference.main(args + url + ["--threshold", "0.8"])  # only Smith is above it
+        assert len(server.prompts) == 18 and metrics["sent"] == 6 and metrics["llm"]["asked"] == 6
+        assert [s["llm_pred"] for s in read_jsonl(save)[0]["entity"]] == ["ORG", "O", "LOC", "LOC", "O"]
+        assert json.loads(open(save + ".metrics.json").read())["threshold"] == 0.8
+
+
+@pytest.mark.parametrize("target", ["input", "cache", "html"])
+def test_an_output_that_is_an_input_or_not_ours_is_refused_and_left_alone(tmp_path, target):
+    input_file, save = write_input(tmp_path, n=2), str(tmp_path / "linked.jsonl")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    flags = {"input": ["--save_file", input_file], "cache": ["--save_file", save, "--cache", str(notes)],
+             "html": ["--save_file", save, "--html", input_file]}[target]
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    run = llm_cli("--input_file", input_file, *flags, "--base_url", "http://127.0.0.1:9")
+    assert run.returncode == 1 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert {"input": "is also the input (--input_file)", "cache": "notes.txt: exists and is not a reply cache",
+            "html": "is also the input (--input_file)"}[target] in run.stderr
+    assert all(p.read_bytes() == before[p] for p in before)
+
+
+def test_a_huge_reply_is_capped_in_the_output_and_the_cache(tmp_path):
+    input_file, save = write_input(tmp_path, n=1), str(tmp_path / "linked.jsonl")
+    with LLMServer(answer=lambda prompt: "Location\n" + "x" * 2_000_000) as server:
+        llm_inference.main(["--input_file", input_file, "--save_file", save, "--dataname", "conll03",
+                            "--base_url", server.base_url])
+    raws = [s["llm_raw"] for s in read_jsonl(save)[0]["entity"] if s["llm_raw"]]
+    assert raws and all(len(raw) == 2000 for raw in raws)
+    assert os.path.getsize(tmp_path / "llm_cache.jsonl") < 3 * 2200
+
+
+def test_the_cache_does_not_replay_another_servers_replies(tmp_path):
+    input_file = write_input(tmp_path, n=1)
+    cache = str(tmp_path / "cache.jsonl")
+    for reply in ("Location", "Person"):
+        with LLMServer(answer=lambda prompt: reply) as server:
+            llm_inference.main(["--input_file", input_file, "--save_file", str(tmp_path / f"{reply}.jsonl"),
+                                "--dataname", "conll03", "--base_url", server.base_url, "--cache", cache])
+        assert len(server.prompts) == 3
+        assert {s["llm_answer"] for s in read_jsonl(str(tmp_path / f"{reply}.jsonl"))[0]["entity"]} >= {reply[:3].upper()}
+
+
+@pytest.mark.parametrize("value, problem", [
+    ('"0.5"', "span 0: uncertainty '0.5' is not a finite number"),
+    ("NaN", "span 0: uncertainty nan is not a finite number"),
+    (None, "span 0: span [3, 3] lies outside the sentence of 2 words"),
+])
+def test_wrong_values_in_the_input_are_named_with_file_and_line(tmp_path, value, problem):
+    path = tmp_path / "local.jsonl"
+    unc = "0.5" if value is None else value
+    where = "[3, 3]" if value is None else "[0, 0]"
+    path.write_text(f'{{"id": 0, "sentence": "a b", "entity": [{{"entity": "a", "span": {where}, "pred": "O", '
+                    f'"uncertainty": {unc}}}]}}\n')
+    run = llm_cli("--input_file", str(path), "--save_file", str(tmp_path / "o.jsonl"), "--labels", "A,B", "--dry_run")
+    assert run.returncode == 1 and run.stderr == f"error: {path}: line 1: {problem}\n"
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--concurrency", "0"], "argument --concurrency: expected a whole number of at least 1, got '0'"),
+    (["--max_attempts", "-1"], "argument --max_attempts: expected a whole number of at least 1"),
+    (["--shot", "-3"], "argument --shot: expected a whole number of at least 0, got '-3'"),
+    (["--threshold", "nan"], "argument --threshold: expected a number, got 'nan'"),
+    (["--threshold_sweep", "0.2,inf"], "argument --threshold_sweep: expected a number, got 'inf'"),
+    (["--timeout", "-1"], "argument --timeout: expected a number above 0, got '-1'"),
+    (["--llm_name", "claude"], "argument --llm_name: unknown LLM 'claude' (gpt, openai, llama, qwen, hf)"),
+    (["--llm_name", "qwen", "--llm_ckpt", "{tmp}/nope"], "argument --llm_ckpt: {tmp}/nope: no such file or directory"),
+    (["--label_desc", "{tmp}/nope.json"], "argument --label_desc: {tmp}/nope.json: no such file"),
+    (["--label_desc", "{tmp}/local.jsonl"], "argument --label_desc: {tmp}/local.jsonl: expected a JSON object"),
+    (["--label_desc", os.path.join(ROOT, "README.md")], "README.md: not a JSON file"),
+    (["--selectShot_dir", "{tmp}/nope.txt", "--shot", "1"], "argument --selectShot_dir: {tmp}/nope.txt: no such file"),
+])
+def test_bad_flag_values_are_usage_errors(tmp_path, capsys, flags, problem):
+    input_file = write_input(tmp_path, n=1)
+    with pytest.raises(SystemExit) as exit_:
+        llm_inference.main(["--input_file", input_file, "--save_file", str(tmp_path / "o.jsonl"),
+                            *[f.format(tmp=tmp_path) for f in flags]])
+    assert exit_.value.code == 2 and problem.format(tmp=tmp_path) in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("", "no records (an empty file)"),
+    ('{"id": 0, "sentence": "a", "entity": [{"entity": "a", "span": [0, 0], "pred": "A", "uncer', "line 1: malformed JSON"),
+    ('{"id": 0, "sentence": "a", "entity": [{"entity": "a", "span": [0, 0], "pred": 3, "uncertainty": 0.5}]}\n',
+     "line 1: span 0: pred 3 is not a label"),
+])
+def test_an_empty_truncated_or_wrong_input_is_one_line(tmp_path, content, problem):
+    path = tmp_path / "local.jsonl"
+    path.write_text(content)
+    run = llm_cli("--input_file", str(path), "--save_file", str(tmp_path / "o.jsonl"), "--labels", "A,B",
+                  "--base_url", "http://127.0.0.1:9")
+    assert run.returncode == 1 and run.stderr.startswith(f"error: {path}: {problem}") and run.stderr.count("\n") == 1
+    missing = llm_cli("--input_file", str(tmp_path / "none.jsonl"), "--save_file", str(tmp_path / "o.jsonl"))
+    assert missing.returncode == 1 and missing.stderr == f"error: {tmp_path}/none.jsonl: no such file\n"

@@ -2,16 +2,20 @@
 import json
 import math
 import os
+import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 
 import pytest
+import torch
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 
 import local_inference
 from dataloaders.convert import write_spanner_json
 from dataloaders.readers import Sentence, read_dataset
 from dataloaders.text import tokenize
-from tests.helpers import SAMPLE_DIR, to_bio
+from tests.helpers import REPO, SAMPLE_DIR, to_bio
 from utils.jsonl import read_jsonl
 
 TEST_FILE = os.path.join(SAMPLE_DIR, "test.txt")
@@ -202,12 +206,17 @@ def test_a_killed_run_is_continued_to_the_same_file(spanner_ckpt, tmp_path):
     lines = fresh.read_text(encoding="utf-8").splitlines(keepends=True)
     partial = tmp_path / "partial.jsonl"
     partial.write_text("".join(lines[:3]) + lines[3][:25], encoding="utf-8")  # killed while writing line 4
+    settings = (tmp_path / "fresh.jsonl.settings.json").read_text()  # written before the first record
+    (tmp_path / "partial.jsonl.settings.json").write_text(settings)
     with pytest.warns(UserWarning, match="partial last line"):
         records, metrics = infer(spanner_ckpt, partial, *args)
     assert partial.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8")
     assert metrics["n_sentences"] == len(records) == len(lines)
     other = tmp_path / "other.jsonl"
     other.write_text(json.dumps({"id": 0, "tokens": ["Something", "else"], "entity": []}) + "\n")
+    with pytest.raises(SystemExit, match="other.jsonl: exists and is not known to be this program's output"):
+        infer(spanner_ckpt, other, *args)
+    (tmp_path / "other.jsonl.settings.json").write_text(settings)
     with pytest.raises(SystemExit, match="holds output for other input"):
         infer(spanner_ckpt, other, *args)
 
@@ -230,3 +239,118 @@ def test_conll03_test_set_f1_equals_seqeval(shared_data, spanner_ckpt, tmp_path)
     assert [[tuple(g) for g in r["gold"]] for r in records] == [s.entities for s in sentences]
     assert metrics["n_entities"] > 0
     assert_metrics_match_seqeval(records, metrics)
+
+
+# -- outputs, reruns and standard input, through the real command in a subprocess ----------
+
+def local_cli(*args, stdin=None, timeout=120):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "local_inference.py", *args], cwd=REPO, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_text_piped_into_input_file_dash_is_tagged(spanner_ckpt, tmp_path):
+    text = "Peter Smith flew to Brussels.\n\nThe EU met in Zürich .\n"
+    run = local_cli("--inference_model", spanner_ckpt, "--input_file", "-", "--save_file", str(tmp_path / "o.jsonl"),
+                    stdin=text)
+    assert run.returncode == 0, run.stderr
+    records = read_jsonl(str(tmp_path / "o.jsonl"))
+    assert [r["text"] for r in records] == ["Peter Smith flew to Brussels.", "The EU met in Zürich ."]
+
+
+def test_predict_sh_reads_a_pipe(spanner_ckpt, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LLM_CKPT")}
+    env.update(PYTHON=sys.executable, OMP_NUM_THREADS="1", MODEL_SAVE_DIR=spanner_ckpt, INPUT_FILE="-",
+               SAVE_FILE=str(tmp_path / "p.jsonl"))
+    run = subprocess.run(["bash", os.path.join(REPO, "scripts", "predict.sh")], cwd=tmp_path, env=env,
+                         input="Angela Merkel visited Zürich.\n", capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert [r["text"] for r in read_jsonl(str(tmp_path / "p.jsonl"))] == ["Angela Merkel visited Zürich."]
+
+
+def test_a_rerun_with_other_settings_is_refused_naming_them(spanner_ckpt, tmp_path):
+    save = tmp_path / "o.jsonl"
+    infer(spanner_ckpt, save, "--input_file", TEST_FILE)
+    before = save.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        infer(spanner_ckpt, save, "--input_file", TEST_FILE, "--candidate_threshold", "0.2",
+              "--uncertainty_type", "entropy")
+    assert exit_.value.code.startswith(
+        f"error: {save} was written with other settings: candidate_threshold 0.4 (now 0.2); "
+        'uncertainty_type "confidence" (now "entropy"). Rerun with --overwrite')
+    assert save.read_bytes() == before
+    records, metrics = infer(spanner_ckpt, save, "--input_file", TEST_FILE, "--candidate_threshold", "0.2",
+                             "--overwrite")
+    assert metrics["candidate_threshold"] == 0.2 and len(records) == 100
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--data_dir", SAMPLE_DIR, "--input_file", TEST_FILE], "argument --input_file: not allowed with argument --data_dir"),
+    (["--input_file", TEST_FILE, "--mc_samples", "0"], "argument --mc_samples: expected a whole number of at least 1"),
+    (["--input_file", TEST_FILE, "--batch_size", "-1"], "argument --batch_size: expected a whole number of at least 1"),
+    (["--input_file", TEST_FILE, "--candidate_threshold", "nan"], "argument --candidate_threshold: expected a number"),
+    (["--input_file", "missing.txt"], "argument --input_file: missing.txt: no such file"),
+    (["--input_file", TEST_FILE, "--llm_name", "gpt5x", "--shot", "-3"], "argument --shot: expected a whole number of at least 0"),
+    (["--input_file", TEST_FILE, "--llm_name", "claude"], "argument --llm_name: unknown LLM 'claude'"),
+])
+def test_bad_flag_values_are_usage_errors(spanner_ckpt, tmp_path, capsys, flags, problem):
+    with pytest.raises(SystemExit) as exit_:
+        local_inference.main(["--inference_model", spanner_ckpt, "--save_file", str(tmp_path / "o.jsonl"), *flags])
+    assert exit_.value.code == 2 and problem in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_device_cuda_without_cuda_is_a_usage_error(spanner_ckpt, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        local_inference.main(["--inference_model", spanner_ckpt, "--save_file", str(tmp_path / "o.jsonl"),
+                              "--input_file", TEST_FILE, "--device", "cuda"])
+    assert exit_.value.code == 2 and "cuda: no CUDA GPU is available here" in capsys.readouterr().err
+
+
+def damaged(ckpt, tmp_path, how):
+    bad = tmp_path / "ckpt"
+    shutil.copytree(ckpt, bad)
+    if how == "weights":
+        data = (bad / "model.safetensors").read_bytes()
+        (bad / "model.safetensors").write_bytes(data[:len(data) // 2])
+    elif how == "config":
+        text = (bad / "config.json").read_text()
+        (bad / "config.json").write_text(text[:len(text) // 2])
+    else:  # a label more than the weights have
+        config = json.loads((bad / "config.json").read_text())
+        (bad / "config.json").write_text(json.dumps({**config, "labels": config["labels"] + ["EXTRA"]}))
+    return bad
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("weights", "model.safetensors: unreadable weights, the file is damaged or truncated"),
+    ("config", "config.json: not a readable model config"),
+    ("labels", "model.safetensors: the weights do not match"),
+])
+def test_a_damaged_checkpoint_is_one_line_naming_the_file(spanner_ckpt, tmp_path, how, problem):
+    bad = damaged(spanner_ckpt, tmp_path, how)
+    with pytest.raises(SystemExit) as exit_:  # a string: printed as is, one line, exit status 1
+        local_inference.main(["--inference_model", str(bad), "--input_file", TEST_FILE,
+                              "--save_file", str(tmp_path / "o.jsonl")])
+    message = exit_.value.code
+    assert isinstance(message, str) and message.startswith(f"error: {bad}/") and problem in message
+    assert "\n" not in message and not (tmp_path / "o.jsonl").exists()
+
+
+def test_weights_are_written_with_the_usual_permissions(spanner_ckpt):
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(os.path.join(spanner_ckpt, "model.safetensors")).st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_the_output_may_not_be_the_input(spanner_ckpt, tmp_path):
+    source = tmp_path / "test.txt"
+    shutil.copy(TEST_FILE, source)
+    before = source.read_bytes()
+    for flags in (["--save_file", str(source)], ["--save_file", str(tmp_path / "o.jsonl"), "--html", str(source)],
+                  ["--save_file", str(source), "--overwrite"]):
+        run = local_cli("--inference_model", spanner_ckpt, "--input_file", str(source), *flags)
+        assert run.returncode == 1, run.stderr
+        assert run.stderr.startswith(f"error: {source}: is also the input (--input_file)")
+    assert source.read_bytes() == before

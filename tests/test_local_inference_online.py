@@ -18,7 +18,7 @@ import local_inference
 from dataloaders.readers import read_dataset
 from inference.reports.page import change_kind
 from tests.helpers import REPO, SAMPLE_DIR, wait_for
-from inference.llm.loopback_server import LLMServer, entity_of
+from inference.llm.loopback_server import Fail, LLMServer, entity_of
 from utils.jsonl import JsonlWriter, read_jsonl
 
 NAMES = ("Location", "Person", "Organization", "Miscellaneous", "Non-entity")
@@ -153,7 +153,7 @@ def test_dry_run_writes_the_prompts_llm_inference_would_send(spanner_ckpt, tmp_p
 def test_output_of_the_other_mode_or_no_llm_is_a_clear_error(spanner_ckpt, tmp_path, monkeypatch):
     text = first_sentences(tmp_path / "notes.txt", 3)
     local(spanner_ckpt, tmp_path / "out.jsonl", "--input_file", text)
-    with pytest.raises(SystemExit, match="holds local output; use --overwrite"):
+    with pytest.raises(SystemExit, match="written with other settings: (.|\n)*online false \\(now true\\)(.|\n)*--overwrite"):
         local(spanner_ckpt, tmp_path / "out.jsonl", "--input_file", text, "--llm_name", "gpt", "--base_url", "x")
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(SystemExit, match="no LLM configured(.|\n)*--dry_run"):
@@ -254,3 +254,43 @@ def test_predict_sh(spanner_ckpt, server, tmp_path):
     records = read_jsonl(str(tmp_path / "out" / "linked.jsonl"))
     assert all(e["llm_status"] == "linked" for r in records for e in r["entity"]) and server.prompts
     assert Page(tmp_path / "out" / "linked.html").marks == shown(records)
+
+
+def test_two_online_runs_on_one_output_the_second_refuses_naming_the_first(spanner_ckpt, tmp_path):
+    text = first_sentences(tmp_path / "notes.txt", 5)
+    save = tmp_path / "out.jsonl"
+    with LLMServer(answer=answer) as server:
+        server.hold_after(0)  # the first run waits on its first reply
+        args = ["--inference_model", spanner_ckpt, "--input_file", text, "--save_file", str(save),
+                "--llm_name", "openai", "--base_url", server.base_url, "--threshold", "0"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        first = subprocess.Popen([sys.executable, "local_inference.py", *args], cwd=REPO, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: server.prompts, seconds=60)
+            second = subprocess.run([sys.executable, "local_inference.py", *args], cwd=REPO, env=env,
+                                    capture_output=True, text=True, timeout=60)
+            assert second.returncode == 1
+            assert second.stderr.strip().splitlines()[-1] == (
+                f"error: {save}: another run (PID {first.pid}) is writing it; wait for it to finish or choose "
+                "another --save_file")
+            server.release()
+            assert first.wait(timeout=60) == 0
+        finally:
+            first.kill()
+    assert max(server.answered.values()) == 1 and len(read_jsonl(str(save))) == 5
+
+
+def test_online_failed_spans_exit_3_and_a_rerun_asks_only_them(spanner_ckpt, tmp_path):
+    text = first_sentences(tmp_path / "notes.txt", 5)
+    save = tmp_path / "out.jsonl"
+    args = ["--input_file", text, "--llm_name", "openai", "--threshold", "0", "--max_attempts", "1"]
+    with LLMServer(answer=answer, script=[Fail(503)]) as server:
+        with pytest.raises(SystemExit) as exit_:
+            local(spanner_ckpt, save, *args, "--base_url", server.base_url, "--concurrency", "1")
+        assert exit_.value.code == 3
+        asked = len(server.prompts)
+        metrics = local(spanner_ckpt, save, *args, "--base_url", server.base_url)
+    assert len(server.prompts) == asked + 1
+    records = read_jsonl(str(save))
+    assert len(records) == 5 and metrics["llm"]["failed"] == 0 and metrics["llm"]["asked"] == asked

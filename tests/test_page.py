@@ -143,8 +143,8 @@ def test_cli(tmp_path, capsys):
     assert main([str(src), str(out)]) == 0
     assert len(Page(out.read_text(encoding="utf-8")).marks) == 5
     src.write_text(json.dumps(LOCAL) + "\n{not json\n", encoding="utf-8")
-    assert main([str(src), str(out)]) == 2
-    assert f"{src}: line 2: malformed JSON" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=f"error: {src}: line 2: malformed JSON"):
+        main([str(src), str(out)])
 
 
 def test_thousands_of_sentences_fast_and_linear(tmp_path):

@@ -140,6 +140,7 @@ def bad_spanner(tmp_path, record):
     ({"context": "a b", "span_posLabel": {"0;0;1": "ORG"}}, "span key '0;0;1' is not 'start;end'"),
     ({"context": "a b", "span_posLabel": [[0, 0, "ORG"]]}, "'span_posLabel' must be an object"),
     ({"words": ["a"]}, "expected an object with a string 'context'"),
+    ({"context": "a b", "span_posLabel": {"0;0": 3}}, "the label of span 0;0 is 3, not a label name"),
 ])
 def test_bad_spanner_record(tmp_path, record, match):
     path = bad_spanner(tmp_path, record)
@@ -245,3 +246,10 @@ def test_real_column_sets(shared_data, name):
     assert all({label for s in sents for _, _, label in s.entities} == labels for sents in splits)
     if name == "twitter":  # one dev tweet has a lone no-break space as a word
         assert any("\u00a0" in s.words for s in splits[1])
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path):
+    for name, text in (("bom.txt", "EU B-ORG\nrejects O\n"), ("bom_text.txt", "EU rejects it.\n"),
+                       ("bom.json", json.dumps([{"context": "EU rejects", "span_posLabel": {"0;0": "ORG"}}]))):
+        (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+        assert read_dataset(str(tmp_path / name))[0].words[0] == "EU", name

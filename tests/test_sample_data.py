@@ -83,6 +83,6 @@ def test_prepare_errors(tmp_path, capsys):
     with pytest.raises(DataError, match="no column file"):
         prepare.convert_dir(str(tmp_path))
     (tmp_path / "train.txt").write_text("John B-PER\nSmith Q-PER\n", encoding="utf-8")
-    assert prepare.main(["--convert_only", str(tmp_path)]) == 2
-    assert "train.txt: sentence at line 1: tag 'Q-PER'" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="error: .*train.txt: sentence at line 1: tag 'Q-PER'"):
+        prepare.main(["--convert_only", str(tmp_path)])
 

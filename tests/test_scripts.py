@@ -147,7 +147,10 @@ def test_inference_scripts(stub):
 def test_quickstart_picks_the_llm(stub, env, expected):
     result = stub.run("scripts/quickstart.sh", **env)
     assert result.returncode == 0, result.stderr
-    train, local, llm, summary = stub.calls()  # no pip: the stamp says installed
+    check, train, local, llm, summary = stub.calls()  # no pip: the stamp says installed
+    assert check[-1] == "--check" and check[:check.index("--threshold") + 2] == llm[:llm.index("--threshold") + 2]
+    assert check[check.index("--threshold") + 2:][:len(expected)] == expected  # the LLM settings, before training
+    assert "--overwrite" in llm  # the old linked output is replaced only once the new local output is there
     assert train[0].endswith("/train_ener.py") and flag(train, "--encoder") == "glove"
     assert flag(train, "--data_dir") == os.path.join(REPO, "data", "sample")
     assert flag(local, "--uncertainty_type") == "evidential"
@@ -274,3 +277,38 @@ def test_pipeline_end_to_end(tmp_path, write_data_dir, sample_sentences):
     asked = sum(span["uncertainty"] > 0 for r in records for span in r["entity"])
     assert len(prompts) == asked > 0
     assert not (out / "results" / "ori.linked.jsonl").exists()  # a dry run links nothing
+
+
+@pytest.mark.parametrize("script, env, message", [
+    ("llm_inference.sh", {"INPUT_FILE": "x.jsonl", "SHOT": "2x"}, "SHOT must be a whole number, got '2x'"),
+    ("pipeline.sh", {"SHOT": "2x"}, "SHOT must be a whole number, got '2x'"),
+    ("pipeline.sh", {"TEST_MODE": "typo"}, "TEST_MODE must be ori, typos, oov or ood, got 'typo'"),
+    ("pipeline.sh", {"LINK_THRESHOLD": "0.4x"}, "LINK_THRESHOLD must be a number, got '0.4x'"),
+    ("pipeline.sh", {"ITERATION": "ten"}, "ITERATION must be a whole number, got 'ten'"),
+])
+def test_bad_settings_stop_a_script_before_it_runs_anything(stub, script, env, message):
+    base = {"DATA_DIR": "d", "ENCODER": "glove", "MODEL_SAVE_DIR": "m", "RESULTS_DIR": "r"}
+    result = stub.run(f"scripts/{script}", PYTHON=stub.python, **base, **env)
+    assert result.returncode == 1 and message in result.stderr
+    assert stub.calls() == []
+
+
+def test_pipeline_checks_the_llm_settings_before_training(tmp_path):
+    """No stub: the real llm_inference.py --check refuses a flag the LLM stage would refuse, and
+    nothing is trained, tagged or deleted."""
+    results = tmp_path / "r"
+    results.mkdir()
+    (results / "ori.linked.jsonl").write_text("an older linked output\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LLM_CKPT")}
+    env.update(PYTHON=sys.executable, DATA_DIR=os.path.join(REPO, "data", "sample"), ENCODER="glove",
+               MODEL_SAVE_DIR=str(tmp_path / "m"), RESULTS_DIR=str(results), LLM_NAME="qwen",
+               LLM_CKPT=str(tmp_path / "no_model"))
+    result = subprocess.run(["bash", os.path.join(REPO, "scripts", "pipeline.sh")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and f"argument --llm_ckpt: {tmp_path}/no_model: no such file or directory" in result.stderr
+    assert not (tmp_path / "m").exists() and (results / "ori.linked.jsonl").read_text() == "an older linked output\n"
+    env.update(LLM_NAME="gpt", LLM_CKPT="")  # gpt with no key and no server
+    result = subprocess.run(["bash", os.path.join(REPO, "scripts", "pipeline.sh")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "error: no LLM configured" in result.stderr
+    assert not (tmp_path / "m").exists()

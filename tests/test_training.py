@@ -184,7 +184,6 @@ def test_cli_max_steps_leaves_a_checkpoint(data_dir, tmp_path, script, model_typ
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--data_dir", "{tmp}/missing"], "error: {tmp}/missing: no such directory"),
     (["--data_dir", "{data}", "--encoder", "bert"], "error: --encoder bert needs --bert_config_dir"),
     (["--data_dir", "{data}", "--bert_config_dir", "{tmp}/no_bert"],
      "error: --bert_config_dir {tmp}/no_bert: no such directory"),
@@ -205,6 +204,37 @@ def test_clear_errors(data_dir, tmp_path, argv, message):
         # A string exit code is printed as is: one line, no traceback.
         assert isinstance(err.value.code, str) and err.value.code.startswith(fill(message))
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data_dir", "{tmp}/missing"], "argument --data_dir: {tmp}/missing: no such directory"),
+    (["--data_dir", "{data}", "--model_save_dir", "{tmp}/file"], "argument --model_save_dir: {tmp}/file: is a file"),
+    (["--data_dir", "{data}", "--batch_size", "0"], "argument --batch_size: expected a whole number of at least 1"),
+    (["--data_dir", "{data}", "--max_spanLen", "0"], "argument --max_spanLen: expected a whole number of at least 1"),
+    (["--data_dir", "{data}", "--lr", "nan"], "argument --lr: expected a number above 0"),
+    (["--data_dir", "{data}", "--model_dropout", "1.5"], "argument --model_dropout: expected a number from 0 to below 1"),
+])
+def test_bad_flag_values_are_usage_errors_before_any_work(data_dir, tmp_path, capsys, argv, message):
+    (tmp_path / "file").write_text("not a directory")
+    fill = lambda s: s.format(tmp=tmp_path, data=data_dir)  # noqa: E731
+    for main in MAIN.values():
+        with pytest.raises(SystemExit) as err:
+            main([fill(a) for a in argv] + ([] if "--model_save_dir" in argv else ["--model_save_dir", str(tmp_path / "m")]))
+        assert err.value.code == 2 and fill(message) in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_latin1_training_file_is_one_line_and_a_bom_is_no_part_of_a_word(tmp_path):
+    (tmp_path / "latin").mkdir()
+    (tmp_path / "latin" / "train.txt").write_bytes("Zürich B-LOC\nis O\n".encode("latin-1"))
+    (tmp_path / "latin" / "dev.txt").write_bytes("Zürich B-LOC\n".encode("latin-1"))
+    with pytest.raises(SystemExit) as exit_:  # a string: printed as is, one line, exit status 1
+        train_spanner.main(["--data_dir", str(tmp_path / "latin"), "--model_save_dir", str(tmp_path / "m"),
+                            *ENCODER["glove"]])
+    assert exit_.value.code.startswith(f"error: {tmp_path}/latin/train.txt: not UTF-8 text")
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbfEU B-ORG\nrejects O\n")
+    assert read_dataset(str(bom))[0].words == ["EU", "rejects"]
 
 
 @pytest.mark.slow

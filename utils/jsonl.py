@@ -20,7 +20,7 @@ def read_jsonl(path, check=None):
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
     records = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not part of the first record
         try:
             for lineno, line in enumerate(f, 1):
                 if line.strip():
@@ -60,6 +60,14 @@ def resume_jsonl(path, check=None):
         return []
     complete_lines(path)
     return read_jsonl(path, check)
+
+
+def rewrite_jsonl(path, records):
+    """Replace `path` by `records`, atomically: a kill leaves the old file or the new one."""
+    with JsonlWriter(path + ".part", append=False) as out:
+        for record in records:
+            out.write(record)
+    os.replace(path + ".part", path)
 
 
 class JsonlWriter:

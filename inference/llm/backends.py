@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from inference.llm.answers import is_structured
 
 HF_SYSTEM_PROMPT = "You are a helpful assistant."  # as the paper's Llama / Qwen calls
+DEFAULT_MAX_TOKENS = 64  # free generation: a label takes a few tokens; --max_tokens for more
 
 
 class TransientError(RuntimeError):
@@ -121,9 +122,9 @@ class OpenAIBackend(Backend):
         self.client = openai.OpenAI(api_key=self._key or "unused", base_url=self.base_url,
                                     timeout=timeout, max_retries=0)
 
-    def identity(self):
+    def identity(self):  # the server too: another one may serve another model under the same name
         out = {"backend": self.name, "model": self.model, "temperature": self.temperature,
-               "max_tokens": self.max_tokens}
+               "max_tokens": self.max_tokens, "base_url": self.base_url}
         if self.options:
             out["choice"] = self.options
         return out
@@ -243,13 +244,23 @@ class HFBackend(Backend):
         return Completion(json.dumps(reply), scored.prompt_tokens, scored.option_tokens)
 
 
+HF_NAMES = ("llama", "qwen", "hf")  # --llm_name of a local model
+
+
+def is_llm_name(llm_name):
+    """Whether `make_backend` knows `llm_name`."""
+    name = llm_name.lower()
+    return name == "openai" or name.startswith("gpt") or name in HF_NAMES
+
+
 def make_backend(llm_name, model=None, base_url=None, llm_ckpt=None, temperature=0.3, max_tokens=None,
                  timeout=60.0, batch_size=8, seed=None, options=None):
     """The backend that `--llm_name` names: gpt / openai, or llama / qwen / hf; with `options`
     (the option names) it answers in choice mode."""
     name = llm_name.lower()
     if name == "openai" or name.startswith("gpt"):
-        return OpenAIBackend(model or "gpt-3.5-turbo", base_url, temperature, max_tokens, timeout, options)
+        return OpenAIBackend(model or "gpt-3.5-turbo", base_url, temperature, max_tokens or DEFAULT_MAX_TOKENS, timeout,
+                             options)
     if name in ("llama", "qwen", "hf"):
         return HFBackend(llm_ckpt, temperature, max_tokens or 32, batch_size, seed=seed, options=options)
     raise ValueError(f"unknown --llm_name {llm_name!r} (gpt, openai, llama, qwen, hf)")

@@ -13,6 +13,9 @@ import threading
 import warnings
 
 from utils.jsonl import JsonlWriter, complete_lines
+from utils.owned_output import refuse_foreign
+
+ENTRY_KEYS = {"key", "attempt", "reply"}
 
 
 def prompt_key(identity, prompt):
@@ -26,6 +29,7 @@ class ReplyCache:
         self.path = path
         self._replies = {}
         self._lock = threading.Lock()
+        refuse_foreign(path, "reply cache", lambda entry: ENTRY_KEYS <= entry.keys())  # before any repair
         if os.path.exists(path):
             self._load()
         self._out = JsonlWriter(path)

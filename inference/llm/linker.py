@@ -29,8 +29,12 @@ thresholds from one pass) are asked. A span gets at most `max_attempts` requests
 unparseable reply is asked again, and so is a transient error (timeout, dropped connection,
 429, 5xx, garbage), after a backoff of the server's Retry-After or `backoff * 2**n` (capped
 at `max_backoff`) with jitter. A `FatalError` (bad key, unknown model) stops the run: it is
-raised from `link_records`. Every reply goes to the cache as it arrives, and is replayed
-before any new request, so a killed and restarted run asks nothing twice.
+raised from `link_records`. Every reply goes to the cache as it arrives (its first
+`MAX_REPLY_CHARS` characters, in the cache and in `llm_raw` alike), and is replayed before any
+new request, so a killed and restarted run asks nothing twice. A cached reply that names no
+label is replayed but does not end the span: a rerun asks again, up to `max_attempts` more
+times. "failed" and "unparseable" spans are `PENDING`: the entry points ask them again on a
+rerun and end with a non-zero status while any are left.
 """
 import random
 import threading
@@ -46,8 +50,15 @@ from inference.llm.answers import parse_reply
 from inference.llm.backends import FatalError, TransientError
 from inference.llm.cache import prompt_key
 
+MAX_REPLY_CHARS = 2000  # what is kept of a reply: a label takes a few words
+PENDING = ("failed", "unparseable")  # spans a rerun asks again
 SUMMARY_KEYS = ("spans", "asked", "linked", "cached", "unparseable", "failed", "changed", "requests",
                 "cache_replies", "transient_errors", "prompt_tokens", "completion_tokens")
+
+
+def pending_spans(record):
+    """How many spans of a linked record are still to be answered."""
+    return sum(span.get("llm_status") in PENDING for span in record.get("entity", []))
 
 
 def decide(span, threshold):
@@ -80,7 +91,8 @@ class _Ask:
     def status(self):
         if self.answer is not None:
             return "cached" if self.requests == 0 else "linked"
-        return "unparseable" if self.replies else "failed"
+        # "failed": this run reached no server for it (older replies, all unparseable, aside)
+        return "unparseable" if self.requests or (self.replies and not self.errors) else "failed"
 
 
 @dataclass
@@ -195,7 +207,8 @@ class Linker:
             span["llm_probs"] = ask.probs
         span["llm_pred"] = decide(span, self.threshold)
         self.counts.update({"asked": 1, status: 1, "changed": span["llm_pred"] != span["pred"],
-                            "requests": ask.requests, "cache_replies": ask.from_cache,
+                            "requests": ask.requests + ask.errors,  # every request sent, failed ones too
+                            "cache_replies": ask.from_cache,
                             "transient_errors": ask.errors, "prompt_tokens": ask.prompt_tokens,
                             "completion_tokens": ask.completion_tokens})
 
@@ -224,24 +237,27 @@ class Linker:
                 run.stop.set()
                 return
             for ask, reply in zip(asks, replies):
+                text = reply.text[:MAX_REPLY_CHARS]
                 if self.cache is not None:
-                    self.cache.put(ask.key, len(ask.replies), reply.text)
-                self._take(ask, reply.text)
+                    self.cache.put(ask.key, len(ask.replies), text)
+                self._take(ask, text)
+                ask.attempts += 1
                 ask.requests += 1
                 ask.prompt_tokens += reply.prompt_tokens
                 ask.completion_tokens += reply.completion_tokens
 
     def _replay(self, ask):
-        while self.cache is not None and ask.open(self.max_attempts):
+        """Every cached reply until one names a label; those that name none cost no attempt of
+        this run, so an unparseable reply is never final for good."""
+        while self.cache is not None and ask.answer is None:
             reply = self.cache.get(ask.key, len(ask.replies))
             if reply is None:
                 return
-            self._take(ask, reply)
+            self._take(ask, reply[:MAX_REPLY_CHARS])
             ask.from_cache += 1
 
     def _take(self, ask, reply):
         ask.replies.append(reply)
-        ask.attempts += 1
         ask.answer, ask.probs = parse_reply(reply, self.prompts.spec)
 
     def _delay(self, failures, retry_after):

@@ -63,7 +63,7 @@ class Garbage:
 
 
 class LLMServer:
-    def __init__(self, answer=None, latency=0.0, script=(), api_key=None, structured="ignore"):
+    def __init__(self, answer=None, latency=0.0, script=(), api_key=None, structured="ignore", port=0):
         if structured not in ("ignore", "honour", "reject"):
             raise ValueError(f"structured must be ignore, honour or reject, not {structured!r}")
         self.answer = answer or (lambda prompt: "Non-entity")
@@ -78,7 +78,7 @@ class LLMServer:
         self._allowance = None  # replies left before holding, None = no hold
         self._open = threading.Event()
         self._open.set()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)  # port 0: any free one
         self._httpd.daemon_threads = True
         self._httpd.request_queue_size = 128
         self._httpd.llm = self

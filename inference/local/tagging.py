@@ -3,13 +3,14 @@ score the records, and write them (continuing what a killed run of the same comm
 Every function reads a `TagSettings`."""
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 from typing import Optional
 
 from tqdm import tqdm
 
 from dataloaders.dataset import SpanDataset
-from dataloaders.readers import read_dataset, split_path
+from dataloaders.readers import STDIN, read_dataset, split_path
 from inference.local.decode import decode_sentence
 from inference.local.predict import default_uncertainty, predict
 from inference.local.uncertainty import LEARNED
@@ -53,9 +54,8 @@ class TagSettings:
 def load_input(settings, labels):
     """The sentences to tag: --input_file (- for stdin), else the --data_dir test split."""
     if settings.input_file:
-        path = "/dev/stdin" if settings.input_file == "-" else settings.input_file
-        fmt = "text" if settings.input_file == "-" and settings.input_format == "auto" else settings.input_format
-        return read_dataset(path, fmt, labels=labels)
+        fmt = "text" if settings.input_file == STDIN and settings.input_format == "auto" else settings.input_format
+        return read_dataset(settings.input_file, fmt, labels=labels)
     if not settings.data_dir:
         raise DataError("give --input_file or --data_dir")
     return read_dataset(split_path(settings.data_dir, "test", settings.test_mode), labels=labels)
@@ -119,9 +119,21 @@ def score_records(settings, config, records, seconds, n_new):
     return metrics
 
 
+def record_settings(settings, config):
+    """What shapes the local records, kept beside SAVE_FILE (`utils.owned_output`): the checkpoint
+    (its weights' size and time), the uncertainty and the candidates. The input is checked by
+    content instead (`written_records`): a file or the same text piped in continue alike."""
+    weights = os.stat(os.path.join(settings.inference_model, "model.safetensors"))
+    return {"stage": "local", "checkpoint": os.path.abspath(settings.inference_model),
+            "weights": [weights.st_size, weights.st_mtime_ns], "labels": config.labels,
+            "uncertainty_type": settings.uncertainty_type,
+            "mc_samples": settings.mc_samples if settings.uncertainty_type == "mc_dropout" else None,
+            "candidate_threshold": settings.candidate_threshold, "paper_protocol": settings.paper_protocol}
+
+
 def written_records(settings, sentences, online):
     """The records a killed run of the same command already wrote (none with --overwrite)."""
-    done = [] if settings.overwrite else resume_jsonl(settings.save_file)
+    done = resume_jsonl(settings.save_file)
     if [r.get("tokens") for r in done] != [s.words for s in sentences[:len(done)]]:
         raise DataError(f"{settings.save_file} holds output for other input; use --overwrite or another --save_file")
     if any(("llm_pred" in ent) != online for r in done for ent in r["entity"]):

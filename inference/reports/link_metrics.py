@@ -18,6 +18,16 @@ from inference.llm.linker import decide
 from inference.reports.metrics import entity_scores
 
 SCORE_KEYS = ("precision", "recall", "f1", "tp", "n_pred", "n_gold")
+STATUS_KEYS = ("spans", "asked", "linked", "cached", "unparseable", "failed", "changed")
+
+
+def status_counts(records):
+    """What the LLM did for the spans of `records`: the whole output, whichever runs wrote it."""
+    spans = [span for rec in records for span in rec["entity"]]
+    counts = Counter(span.get("llm_status") for span in spans)
+    return {"spans": len(spans), "asked": len(spans) - counts["below_threshold"],
+            **{key: counts[key] for key in ("linked", "cached", "unparseable", "failed")},
+            "changed": sum(span.get("llm_pred", span["pred"]) != span["pred"] for span in spans)}
 
 
 def _scores(preds, golds, per_label):

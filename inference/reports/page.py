@@ -14,8 +14,10 @@ import html
 import sys
 from collections import Counter
 
+from utils.cli import run_cli
 from utils.errors import DataError
 from utils.jsonl import read_jsonl
+from utils.owned_output import refuse_inputs
 
 KINDS = {"kept": "kept", "retyped": "type changed by the LLM", "added": "added by the LLM",
          "removed": "removed by the LLM", "cand": "sent to the LLM"}
@@ -153,16 +155,17 @@ def main(argv=None):
     parser.add_argument("output", help="HTML file to write")
     parser.add_argument("--title", default="LinkNER predictions")
     args = parser.parse_args(argv)
+    return run_cli(draw, args.input, args.output, args.title)
+
+
+def draw(source, target, title):
+    refuse_inputs(target, {"input": source})
+    records = read_jsonl(source)  # its errors name the file
     try:
-        records = read_jsonl(args.input)  # its errors name the file
-        try:
-            kinds = write_html(records, args.output, args.title)
-        except DataError as err:
-            raise DataError(f"{args.input}: {err}") from None
-    except (DataError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.output}: {sum(kinds.values())} entities shown")
+        kinds = write_html(records, target, title)
+    except DataError as err:
+        raise DataError(f"{source}: {err}") from None
+    print(f"wrote {target}: {sum(kinds.values())} entities shown")
     return 0
 
 

@@ -2,20 +2,32 @@
 
     python -m inference.reports.summary RESULTS_DIR/ori    # reads ori.jsonl.metrics.json, ori.linked.jsonl.metrics.json
 """
+import argparse
 import json
-import sys
+
+from utils.cli import run_cli
+from utils.errors import DataError
 
 
 def score_line(name, path):
     with open(path, encoding="utf-8") as f:
-        metrics = json.load(f)
-    metrics = metrics.get("linked", metrics)
+        try:
+            metrics = json.load(f)
+            metrics = metrics.get("linked", metrics)
+            metrics["f1"], metrics["precision"], metrics["recall"], metrics["n_gold"]  # noqa: B018
+        except (ValueError, AttributeError, KeyError, TypeError):
+            raise DataError(f"{path}: not a metrics file with scores") from None
     return (f"{name} F1 {metrics['f1']:.4f}  (P {metrics['precision']:.4f}, R {metrics['recall']:.4f}; "
             f"{metrics['n_gold']} gold entities)  {path}")
 
 
 def main(argv=None):
-    [stem] = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("stem", help="RESULTS_DIR/TEST_MODE: reads STEM.jsonl.metrics.json and STEM.linked.jsonl.metrics.json")
+    return run_cli(summarise, parser.parse_args(argv).stem)
+
+
+def summarise(stem):
     print(score_line("local ", stem + ".jsonl.metrics.json"))
     try:
         print(score_line("linked", stem + ".linked.jsonl.metrics.json"))

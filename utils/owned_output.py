@@ -1,0 +1,142 @@
+"""Write only into this program's own output for the same job.
+
+Every output of a run goes through here:
+
+- `refuse_inputs(path, inputs)`: an output is never one of the run's inputs;
+- `refuse_foreign(path, what, looks_ours)`: an existing file whose first line is not one of
+  our records (a reply cache, a prompts file) is never appended to or truncated;
+- `claim_output(path, settings, ...)`: for the JSONL output of a stage, the lock of
+  `utils.output_lock` held for the run, and the settings that shape its records kept beside
+  it in OUT.settings.json. A rerun with other settings is refused, naming them, unless they
+  are `recompute`-able (then the output starts afresh and the caller rewrites every record,
+  cheaply, e.g. from the reply cache); a non-empty file without that sidecar is not known to
+  be ours and is refused. `overwrite` starts the output afresh.
+"""
+import json
+import os
+from contextlib import contextmanager
+
+from utils.errors import DataError
+from utils.output_lock import OutputLock
+
+SIDECAR = ".settings.json"
+PROGRAM = "LinkNER"
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def refuse_inputs(path, inputs):
+    """A DataError if `path` is one of `inputs` ({flag: path}; None and '-' skipped)."""
+    for flag, source in inputs.items():
+        if source and source != "-" and _same_file(path, source):
+            raise DataError(f"{path}: is also the input ({flag}); writing it would destroy that input; "
+                            "choose another output file")
+
+
+def refuse_foreign(path, what, looks_ours):
+    """A DataError if `path` exists, is not empty, and its first line is not a JSON object that
+    `looks_ours(record)` accepts: it is then not our `what`, and appending would damage it."""
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a directory, not a {what}")
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    with open(path, "rb") as f:
+        first = f.readline(1 << 20)
+    try:
+        record = json.loads(first.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        record = None
+    if not (isinstance(record, dict) and looks_ours(record)):
+        raise DataError(f"{path}: exists and is not a {what} of this program; it is left alone: "
+                        "choose another file")
+
+
+def _describe(key, old, new):
+    return f"{key} {json.dumps(old)} (now {json.dumps(new)})"
+
+
+def _differences(old, new):
+    return [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
+def _read_sidecar(path):
+    try:
+        with open(path + SIDECAR, encoding="utf-8") as f:
+            data = json.load(f)
+        if isinstance(data, dict) and data.get("program") == PROGRAM and isinstance(data.get("settings"), dict):
+            return data["settings"]
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass
+    return None
+
+
+def _write_sidecar(path, settings):
+    tmp = path + SIDECAR + ".part"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"program": PROGRAM, "output": os.path.basename(path), "settings": settings}, f, indent=2)
+    os.replace(tmp, path + SIDECAR)
+
+
+def discard_output(path, inputs=None):
+    """`--overwrite` in a run that writes nothing there (a dry run): our earlier output, its
+    metrics and settings are removed, under the lock; a file not known to be ours is refused."""
+    refuse_inputs(path, inputs or {})
+    with OutputLock(path):
+        if os.path.isfile(path) and os.path.getsize(path) and _read_sidecar(path) is None:
+            check_settings(path, {})  # raises: not ours
+        for name in (path, path + ".metrics.json", path + SIDECAR):
+            if os.path.isfile(name):
+                os.remove(name)
+
+
+def _start_afresh(path):
+    """Empty our output and drop its metrics (both ours: checked by the caller)."""
+    open(path, "w").close()
+    if os.path.isfile(path + ".metrics.json"):
+        os.remove(path + ".metrics.json")
+
+
+def check_settings(path, settings, overwrite=False, recompute=()):
+    """The recomputable settings that changed since `path` was written ({} when none, or when
+    it starts afresh); a DataError when others did, or when `path` is not known to be ours."""
+    if overwrite or not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return {}
+    old = _read_sidecar(path)
+    if old is None:
+        raise DataError(f"{path}: exists and is not known to be this program's output for this job (no "
+                        f"{os.path.basename(path)}{SIDECAR} beside it); it is left alone: use --overwrite to "
+                        "replace it, or choose another --save_file")
+    changed = _differences(old, settings)
+    fixed = [key for key in changed if key not in recompute]
+    if fixed:
+        raise DataError(f"{path} was written with other settings: "
+                        f"{'; '.join(_describe(k, old.get(k), settings.get(k)) for k in fixed)}. "
+                        "Rerun with --overwrite to start it afresh, or choose another --save_file")
+    return {key: (old.get(key), settings.get(key)) for key in changed}
+
+
+def start_output(path, settings, inputs=None, overwrite=False, recompute=()):
+    """For a run holding the `OutputLock` of `path` that writes it with `settings` (a JSON-able
+    dict): the recomputable settings that changed ({old, new} by name), after which `path`
+    holds only records made with `settings` (it is emptied when `overwrite` or a recomputable
+    setting changed) and OUT.settings.json says so."""
+    refuse_inputs(path, inputs or {})
+    settings = json.loads(json.dumps(settings))  # as they will read back
+    changed = check_settings(path, settings, overwrite, recompute)
+    if overwrite or changed:
+        _start_afresh(path)
+    _write_sidecar(path, settings)
+    return changed
+
+
+@contextmanager
+def claim_output(path, settings, inputs=None, overwrite=False, recompute=()):
+    """`start_output` under the output's lock, held for the block; yields what it returns."""
+    refuse_inputs(path, inputs or {})
+    with OutputLock(path):
+        yield start_output(path, settings, inputs, overwrite, recompute)
