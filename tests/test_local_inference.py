@@ -270,13 +270,14 @@ def test_predict_sh_reads_a_pipe(spanner_ckpt, tmp_path):
 
 def test_a_rerun_with_other_settings_is_refused_naming_them(spanner_ckpt, tmp_path):
     save = tmp_path / "o.jsonl"
-    infer(spanner_ckpt, save, "--input_file", TEST_FILE)
+    _, first = infer(spanner_ckpt, save, "--input_file", TEST_FILE)  # the checkpoint's default candidate threshold
     before = save.read_bytes()
     with pytest.raises(SystemExit) as exit_:
         infer(spanner_ckpt, save, "--input_file", TEST_FILE, "--candidate_threshold", "0.2",
               "--uncertainty_type", "entropy")
     assert exit_.value.code.startswith(
-        f"error: {save} was written with other settings: candidate_threshold 0.4 (now 0.2); "
+        f"error: {save} was written with other settings: candidate_threshold {json.dumps(first['candidate_threshold'])} "
+        "(now 0.2); "
         'uncertainty_type "confidence" (now "entropy"). Rerun with --overwrite')
     assert save.read_bytes() == before
     records, metrics = infer(spanner_ckpt, save, "--input_file", TEST_FILE, "--candidate_threshold", "0.2",
