@@ -123,3 +123,9 @@ def test_the_dev_temperature_adds_a_calibrated_confidence(spanner_ckpt, tmp_path
     assert metrics["temperature"] == temperature and 0 <= metrics["ece_calibrated"] <= 1
     for e in entities:  # the top label's probability shrinks toward uniform above T = 1, grows below
         assert (e["calibrated_confidence"] - e["confidence"]) * (temperature - 1) <= 1e-9
+
+
+def test_too_few_errors_on_dev_are_a_clear_error():
+    x = np.random.default_rng(0).normal(size=(40, len(feature_names(LABELS))))
+    with pytest.raises(ValueError, match="two right and two wrong"):
+        ErrorPredictor.fit(x, [True] + [False] * 39, LABELS, WordFlags(None, set()), "confidence")

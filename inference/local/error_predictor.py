@@ -27,14 +27,17 @@ def predictor_path(checkpoint):
 
 def fit_logistic(features, wrong, seed=0):
     """(scaler, model, out-of-fold probabilities) of an L2 logistic regression whose C is
-    chosen by 5-fold cross-validated log-loss on these rows."""
+    chosen by 5-fold (fewer when a class has fewer rows) cross-validated log-loss on these rows."""
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     wrong = np.asarray(wrong, dtype=int)
-    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    n_folds = min(5, int(np.bincount(wrong, minlength=2).min()))
+    if n_folds < 2:
+        raise ValueError("the dev split needs at least two right and two wrong listed spans to fit an error predictor")
+    folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
     search = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=list(C_GRID), cv=folds, scoring="neg_log_loss",
                                                                   max_iter=2000))
     with warnings.catch_warnings():  # scikit-learn's notices of future defaults
@@ -58,8 +61,6 @@ class ErrorPredictor:
     @classmethod
     def fit(cls, features, wrong, labels, word_flags, base_uncertainty, seed=0):
         """The predictor and its out-of-fold dev probabilities (honest scores for dev tables)."""
-        if len(set(np.asarray(wrong, dtype=int).tolist())) < 2:
-            raise ValueError("the dev split needs both right and wrong listed spans to fit an error predictor")
         scaler, model, out_of_fold = fit_logistic(features, wrong, seed)
         data = {"format": FORMAT, "features": feature_names(labels), "labels": list(labels),
                 "base_uncertainty": base_uncertainty, "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(),
