@@ -351,7 +351,7 @@ def test_the_output_may_not_be_the_input(spanner_ckpt, tmp_path):
     before = source.read_bytes()
     for flags in (["--save_file", str(source)], ["--save_file", str(tmp_path / "o.jsonl"), "--html", str(source)],
                   ["--save_file", str(source), "--overwrite"]):
-        run = local_cli("--inference_model", spanner_ckpt, "--input_file", str(source), *flags)
-        assert run.returncode == 1, run.stderr
-        assert run.stderr.startswith(f"error: {source}: is also the input (--input_file)")
+        with pytest.raises(SystemExit) as exit_:
+            local_inference.main(["--inference_model", spanner_ckpt, "--input_file", str(source), *flags])
+        assert exit_.value.code.startswith(f"error: {source}: is also the input (--input_file)")
     assert source.read_bytes() == before
