@@ -23,12 +23,21 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.run import NAMES, TEST_MODES, THRESHOLDS, machine, run_step, update_readme  # noqa: E402
+from bench.run import NAMES, TEST_MODES, THRESHOLDS, machine, run_step, save_results  # noqa: E402
 from inference.reports.break_even import ERROR_MODELS, NONENTITY_SHARE, counts, plot_curves, sampled_f1  # noqa: E402
 from utils.jsonl import read_jsonl  # noqa: E402
 
 ACCURACIES = [round(0.5 + 0.05 * i, 2) for i in range(11)]
 MODE_NAMES = {"ori": "test", "typos": "typos", "oov": "oov", "ood": "ood"}
+
+
+def _fresh(metrics, model_dir, weights):
+    """Whether `metrics` describes an output of this checkpoint, written after its weights."""
+    if not os.path.isfile(metrics) or os.path.getmtime(metrics) <= os.path.getmtime(weights):
+        return False
+    with open(metrics) as f:
+        checkpoint = json.load(f).get("checkpoint") or ""
+    return os.path.abspath(checkpoint) == os.path.abspath(model_dir)
 
 
 def local_output(name, model_dir, data_dir, mode, uncertainty=None):
@@ -37,8 +46,7 @@ def local_output(name, model_dir, data_dir, mode, uncertainty=None):
     tag = f"{name}_{mode}" + (f"_{uncertainty}" if uncertainty else "")
     save = os.path.join(ROOT, "bench", "runs", "break_even", f"{tag}.jsonl")
     weights = os.path.join(model_dir, "model.safetensors")
-    metrics = save + ".metrics.json"
-    if not (os.path.isfile(metrics) and os.path.getmtime(metrics) > os.path.getmtime(weights)):
+    if not _fresh(save + ".metrics.json", model_dir, weights):
         extra = ["--uncertainty_type", uncertainty] if uncertainty else []
         run_step(["local_inference.py", "--inference_model", model_dir, "--data_dir", data_dir, "--test_mode", mode,
                   "--save_file", save, "--overwrite", *extra],
@@ -158,11 +166,7 @@ def main():
             f"SIMULATED LLM ({e} errors): linked F1 against its accuracy, per threshold"), ROOT)
     results["seconds"] = round(time.time() - start, 1)
     results["markdown"] = markdown(results)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
-    print(results["markdown"])
-    if args.readme:
-        update_readme(args.readme, results["markdown"], "break-even")
+    save_results(results, args.out, args.readme, "break-even")
 
 
 if __name__ == "__main__":

@@ -405,6 +405,15 @@ def bert_markdown(r, args):
     return out
 
 
+def save_results(results, out, readme=None, block=None):
+    """Write `results` to the JSON `out`, print its Markdown, and put it into the README's `block`."""
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2)
+    print(results["markdown"])
+    if readme:
+        update_readme(readme, results["markdown"], block)
+
+
 def update_readme(path, table, name="results"):
     """Replace what lies between the README's `<!-- NAME:start -->` and `<!-- NAME:end -->`."""
     text = open(path, encoding="utf-8").read()
