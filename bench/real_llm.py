@@ -126,14 +126,21 @@ def markdown(r):
            "are not a measure of LinkNER's value.", "",
            "| test set | answer mode | threshold | spans sent | unparseable | requests | fixed / broken | local F1 | "
            "linked F1 | LLM wall time | spans/s |", "| --- " * 11 + "|"]
+    silent = []
     for run in r["runs"]:
         timed = f"{run['requests']} | {{}} | {run['llm_wall_s']:.0f} s | {run['spans_per_s']:.2f} |"
-        for i, row in enumerate(run.get("sweep") or [run]):
+        rows = run.get("sweep") or [run]
+        empty = [row["threshold"] for row in rows[1:] if row["sent"] == 0]
+        if empty:
+            silent.append(f"{run['set']}, {run['mode']}: t = {', '.join(f'{t:g}' for t in empty)}")
+        for i, row in enumerate(row for row in rows if row is rows[0] or row["sent"]):
             cells = (f"| {run['set']} | {run['mode']} | {row['threshold']:g} | {row['sent']} | "
                      f"{pct(row['unparseable_share'])}% | ")
             scores = f"{row['fixed']} / {row['broken']} | {pct(row['local_f1'])} | {pct(row['linked_f1'])}"
             out.append(cells + (timed.format(scores) if i == 0 else f"(same pass) | {scores} | | |"))
     out.append("")
+    if silent:
+        out.append("Sweep thresholds that send no span (linked F1 = local F1) are left out: " + "; ".join(silent) + ".")
     for run in r["runs"]:
         n = sum(run["gold"].values())
         if n:
@@ -185,7 +192,7 @@ def main():
     if args.rescore:
         with open(args.out) as f:
             old = json.load(f)
-        results.update(load=old["load"], seconds=old["seconds"])
+        results.update(load=old["load"], seconds=old["seconds"], command=old["command"])
         before = {(run["set"], run["mode"]): run for run in old["runs"]}
     for mode in MODES:
         steps = [(f"test, first {args.sweep_sentences}", part, f"first{args.sweep_sentences}", True)]
