@@ -95,7 +95,7 @@ def markdown(results):
     m = results["machine"]
     out = [f"**SIMULATED — no LLM was called.** Measured by `python bench/break_even.py {results['command']}` "
            f"on {m['cpu']}, {m['cores']} cores ({results['seconds']:.0f} s). Models: " +
-           "; ".join(f"{NAMES[n]} `{m['model_dir']}` (GloVe, best dev F1 {m['dev_f1']:.4f} at epoch {m['epoch']}, "
+           "; ".join(f"{NAMES[n]} `{m['model_dir']}` (GloVe, best dev F1 {m['dev_f1']:.4f} after {m['epoch'] + 1} epochs, "
                      f"{m['uncertainty']} uncertainty)" for n, m in results["models"].items()) + ".",
            "",
            "A simulated LLM answers each sent span (uncertainty above t) with its gold label with probability a, "

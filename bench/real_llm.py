@@ -182,7 +182,7 @@ def main():
     results = {"command": " ".join(sys.argv[1:]), "machine": machine(),
                "load": f"load average {load[0]:.1f} at the start",
                "local_model": f"E-NER GloVe `{os.path.relpath(os.path.abspath(args.model), ROOT)}` (best dev F1 "
-                              f"{config.get('dev_f1', 0):.4f} at epoch {config.get('epoch')}), "
+                              f"{config.get('dev_f1', 0):.4f} after {config.get('epoch', -1) + 1} epochs), "
                               f"{args.uncertainty_type or 'evidential'} uncertainty",
                "batch": args.batch, "sweep_sentences": args.sweep_sentences, "runs": []}
     start = time.time()
