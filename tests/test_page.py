@@ -157,3 +157,11 @@ def test_thousands_of_sentences_fast_and_linear(tmp_path):
     small, _ = render(tmp_path, records(300))
     assert 9 * len(small) < len(big) < 10 * len(small)
     assert len(Page(big).marks) == 3000 * 4
+
+
+def test_the_page_may_not_overwrite_its_input(tmp_path):
+    src = tmp_path / "pred.jsonl"
+    src.write_text(json.dumps(LOCAL) + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=f"^error: {src}: is also the input"):
+        main([str(src), str(src)])
+    assert src.read_text(encoding="utf-8") == json.dumps(LOCAL) + "\n"
