@@ -194,8 +194,9 @@ class Bench:
                 return
             if not os.path.isfile(os.path.join(self.runs, f"conll03_{name}", "calibration.json")):  # older trainers
                 self.step("calibrate", f"conll03/{name}", lambda: self.calibrate("conll03", name))
-            for mode in TEST_MODES:
-                self.step("eval", f"conll03/{name}/{mode}/{types[0]}", lambda: self.infer("conll03", name, mode, types[0]))
+            with ThreadPoolExecutor(2) as pool:  # two test sets at a time: a 2-core machine's worth of threads
+                list(pool.map(lambda mode: self.step("eval", f"conll03/{name}/{mode}/{types[0]}",
+                                                     lambda: self.infer("conll03", name, mode, types[0])), TEST_MODES))
 
         def other_types(kind):
             name = f"bert_{kind}"
