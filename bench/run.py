@@ -371,8 +371,8 @@ def bert_markdown(r, args):
            + "), other flags at their defaults, "
            f"seed {args.seed}, same machine; the models trained and were scored side by side, every MiniLM "
            f"process with {BERT['threads']} torch thread. F1 in %; ECE / AUROC of the default uncertainty; "
-           f"inference speed: median of {'/'.join(map(str, sorted(runs))) or 'n/a'} runs on the CoNLL-03 test set, "
-           "each alone.", "",
+           f"inference speed on the CoNLL-03 test set: the median of {'/'.join(map(str, sorted(runs))) or 'no'} timed "
+           "run(s), each alone.", "",
            "| model (MiniLM) | CoNLL-03 test | typos | oov | ood | ECE / AUROC (test) | candidates (test) "
            "| train time | peak memory (train) | inference | peak memory (inference) |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
