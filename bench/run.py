@@ -66,6 +66,14 @@ def run_step(argv, log_path, threads=None):
     return round(time.time() - start, 1), round(usage.ru_maxrss / 1024)
 
 
+def train_log(log_path):
+    """(the trainer's closing summary, dev F1 per epoch) from a training log."""
+    lines = open(log_path, encoding="utf-8", errors="replace").read().splitlines()
+    done = [json.loads(line.split("done: ", 1)[1]) for line in lines if " train: done: " in line]
+    curve = [float(line.split("dev F1 ", 1)[1].split()[0].rstrip(",")) for line in lines if ": dev F1 " in line]
+    return (done[-1] if done else None), curve
+
+
 class Bench:
     def __init__(self, args):
         self.args, self.runs = args, os.path.join(ROOT, "bench", "runs")
@@ -102,15 +110,10 @@ class Bench:
         log_path = os.path.join(self.runs, "logs", f"train_{dataset}_{name}.log")
         seconds, peak = run_step(argv, log_path, threads)
         config = json.load(open(os.path.join(model_dir, "config.json")))
-        lines = open(log_path, encoding="utf-8", errors="replace").read().splitlines()
-        done = [json.loads(line.split("done: ", 1)[1]) for line in lines if " train: done: " in line]
-        n_train = [int(line.split(" train ", 1)[1].split()[0]) for line in lines if " train: train " in line]
-        if done and n_train and "train_sentences_per_second" not in done[-1]:  # logs of older trainers
-            done[-1]["train_sentences_per_second"] = round(n_train[0] * done[-1]["epochs"] / done[-1]["train_seconds"], 1)
-        curve = [float(line.split("dev F1 ", 1)[1].split()[0].rstrip(",")) for line in lines if ": dev F1 " in line]
+        summary, curve = train_log(log_path)
         return {"train_minutes": round(seconds / 60, 1), "peak_rss_mb": peak, "best_dev_f1": config["dev_f1"],
                 "best_epoch": config["epoch"], "epochs_max": epochs, "model_dir": os.path.relpath(model_dir, ROOT),
-                "argv": argv, "threads": threads, "summary": done[-1] if done else None, "dev_f1_per_epoch": curve}
+                "argv": argv, "threads": threads, "summary": summary, "dev_f1_per_epoch": curve}
 
     def finished(self, dataset, kind):
         """Whether the checkpoint is complete: training removes its resume/ folder when it ends."""
@@ -398,7 +401,10 @@ def bert_markdown(r, args):
     for kind in kinds:
         s = train[f"conll03/bert_{kind}"].get("summary") or {}
         if s.get("train_sentences_per_second"):
-            curve = ", ".join(pct(f) for f in train[f"conll03/bert_{kind}"].get("dev_f1_per_epoch", []))
+            curve = train[f"conll03/bert_{kind}"].get("dev_f1_per_epoch")
+            if curve is None:  # recorded by an older bench: read from the training log
+                curve = train_log(os.path.join(ROOT, "bench", "runs", "logs", f"train_conll03_bert_{kind}.log"))[1]
+            curve = ", ".join(pct(f) for f in curve)
             out.append(f"\nTraining {name[kind]} (MiniLM): {s['train_sentences_per_second']:.1f} sentences/s over "
                        f"{s['epochs']} epochs ({s['steps']} steps, dev passes included), the other MiniLM model "
                        f"training beside it; dev F1 per epoch: {curve}.")
