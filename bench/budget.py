@@ -44,8 +44,8 @@ def plot_caught(curves, path, title):
     xs = [100 * b for b in CURVE]
     for label, report in curves.items():
         ax.plot(xs, [100 * c for c in report["curve"]], label=label)
-    share = next(iter(curves.values()))["error_share"] if curves else 1.0
-    ax.plot(xs, [min(100.0, 100 * b / share) for b in CURVE], "k--", label="perfect ranking")
+    first, report = next(iter(curves.items()))
+    ax.plot(xs, [min(100.0, 100 * b / report["error_share"]) for b in CURVE], "k--", label=f"perfect ranking, {first}")
     ax.set(xlabel="listed spans sent to the LLM (%)", ylabel="errors sent (%)", title=title, ylim=(0, 101))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -129,3 +129,12 @@ def test_too_few_errors_on_dev_are_a_clear_error():
     x = np.random.default_rng(0).normal(size=(40, len(feature_names(LABELS))))
     with pytest.raises(ValueError, match="two right and two wrong"):
         ErrorPredictor.fit(x, [True] + [False] * 39, LABELS, WordFlags(None, set()), "confidence")
+
+
+def test_a_foreign_or_broken_calibration_file_is_named(tmp_path):
+    (tmp_path / CALIBRATION).write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match="not a LinkNER dev calibration"):
+        DevCalibration.load(str(tmp_path))
+    (tmp_path / CALIBRATION).write_text("{")
+    with pytest.raises(ValueError, match=f"{CALIBRATION}: not JSON"):
+        DevCalibration.load(str(tmp_path))

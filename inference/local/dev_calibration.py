@@ -10,10 +10,10 @@
 Plain JSON, so reading it runs no code. A checkpoint without the file works as before:
 candidate threshold 0.4, no temperature, and --budget online asks for calibration.
 """
-import json
 import os
 
 from inference.llm.budget import table_threshold
+from utils.versioned_json import read_versioned, write_atomic
 
 CALIBRATION = "calibration.json"
 FORMAT = "linkner-dev-calibration/1"
@@ -34,22 +34,10 @@ class DevCalibration:
         path = calibration_path(checkpoint)
         if not os.path.isfile(path):
             return cls()
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except ValueError as err:
-                raise ValueError(f"{path}: not JSON ({err})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a LinkNER dev calibration ({FORMAT})")
-        return cls(data)
+        return cls(read_versioned(path, FORMAT, "LinkNER dev calibration"))
 
     def save(self, checkpoint):
-        path = calibration_path(checkpoint)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.data, f, indent=1)
-        os.replace(tmp, path)
-        return path
+        return write_atomic(calibration_path(checkpoint), self.data, indent=1)
 
     @property
     def calibrated(self):

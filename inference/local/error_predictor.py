@@ -7,7 +7,6 @@ feature reads, so loading it runs no code. `--uncertainty_type learned` puts its
 each listed span's "uncertainty" (and 1 minus it in "confidence"): a probability in [0, 1],
 so one threshold means the same for every encoder.
 """
-import json
 import os
 import warnings
 
@@ -15,6 +14,7 @@ import numpy as np
 from scipy.special import expit
 
 from inference.local.span_features import WordFlags, encoder_lookup, feature_names, sentence_features
+from utils.versioned_json import read_versioned, write_atomic
 
 PREDICTOR = "error_predictor.json"
 FORMAT = "linkner-error-predictor/1"
@@ -70,11 +70,7 @@ class ErrorPredictor:
         return cls(data), out_of_fold
 
     def save(self, checkpoint):
-        path = predictor_path(checkpoint)
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(self.data, f)
-        os.replace(path + ".tmp", path)
-        return path
+        return write_atomic(predictor_path(checkpoint), self.data)
 
     @classmethod
     def load(cls, checkpoint, labels):
@@ -82,13 +78,7 @@ class ErrorPredictor:
         path = predictor_path(checkpoint)
         if not os.path.isfile(path):
             return None
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except ValueError as err:
-                raise ValueError(f"{path}: not JSON ({err})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a LinkNER error predictor ({FORMAT})")
+        data = read_versioned(path, FORMAT, "LinkNER error predictor")
         if data["features"] != feature_names(labels):
             raise ValueError(f"{path}: fitted for other labels or features; recalibrate the checkpoint")
         return cls(data)
