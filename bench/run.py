@@ -401,10 +401,7 @@ def bert_markdown(r, args):
     for kind in kinds:
         s = train[f"conll03/bert_{kind}"].get("summary") or {}
         if s.get("train_sentences_per_second"):
-            curve = train[f"conll03/bert_{kind}"].get("dev_f1_per_epoch")
-            if curve is None:  # recorded by an older bench: read from the training log
-                curve = train_log(os.path.join(ROOT, "bench", "runs", "logs", f"train_conll03_bert_{kind}.log"))[1]
-            curve = ", ".join(pct(f) for f in curve)
+            curve = ", ".join(pct(f) for f in train[f"conll03/bert_{kind}"].get("dev_f1_per_epoch") or []) or "n/a"
             out.append(f"\nTraining {name[kind]} (MiniLM): {s['train_sentences_per_second']:.1f} sentences/s over "
                        f"{s['epochs']} epochs ({s['steps']} steps, dev passes included), the other MiniLM model "
                        f"training beside it; dev F1 per epoch: {curve}.")
@@ -468,6 +465,10 @@ def main():
     if args.tables_only:
         with open(args.out) as f:
             results = json.load(f)
+        for key, entry in results["train"].items():  # recorded by an older bench: the curve from its log
+            log_path = os.path.join(ROOT, "bench", "runs", "logs", f"train_{key.replace('/', '_')}.log")
+            if "dev_f1_per_epoch" not in entry and "/bert_" in key and os.path.isfile(log_path):
+                entry["dev_f1_per_epoch"] = train_log(log_path)[1]
         results["markdown"] = markdown(results, args)
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
