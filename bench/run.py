@@ -94,6 +94,8 @@ class Bench:
         result = fn()
         with self.lock:
             done[key] = result
+            # which machine measured it: a rerun on another machine adds steps, it does not redo them
+            self.results.setdefault("step_machine", {})[f"{section}/{key}"] = self.results["machine"]["cpu"]
             self.save()
         return result
 
@@ -279,11 +281,21 @@ def num(x):
     return "n/a" if x is None else f"{x:.3f}"
 
 
+def measured_on(r):
+    """The machine of each group of steps (results.json's step_machine), for the table's header."""
+    by_cpu = {}
+    for step, cpu in r.get("step_machine", {}).items():
+        by_cpu.setdefault(cpu, set()).add(step.split("/", 1)[0])
+    if len(by_cpu) <= 1:
+        return next(iter(by_cpu), r["machine"]["cpu"])
+    return "; ".join(f"{cpu} ({', '.join(sorted(sections))} steps)" for cpu, sections in sorted(by_cpu.items()))
+
+
 def markdown(r, args):
     m, train, ev = r["machine"], r["train"], r["eval"]
     name = NAMES
     out = [f"Measured by `python bench/run.py --data_dir ../shared/data --out bench/results.json --readme README.md` "
-           f"on {m['cpu']}, {m['cores']} cores, no GPU (torch {m['torch']}, {m['torch_threads']} threads); "
+           f"on {measured_on(r)}, {m['cores']} cores, no GPU (torch {m['torch']}, {m['torch_threads']} threads); "
            f"GloVe encoder (MiniLM's rows follow at the end), at most {args.epochs} epochs, seed {args.seed}. "
            "Entity-level micro scores in %.", "",
            "| model | CoNLL-03 test | typos | oov | ood | WNUT-17 | Twitter | train time (CoNLL) | peak memory (train) |",
