@@ -69,6 +69,7 @@ def tiny_bert_dir(tmp_path_factory):
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)
     path = str(tmp_path_factory.mktemp("tiny_bert"))
+    torch.manual_seed(0)  # the same random weights in every session: tests that train on them repeat
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
