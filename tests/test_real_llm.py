@@ -36,15 +36,16 @@ def span(entity, s, e, pred, uncertainty, answer):
 
 
 def records():
-    """Three CoNLL-2003 test sentences; four spans above the 0.4 threshold, one below."""
+    """Three invented news-style sentences (not from any dataset); four spans above the 0.4
+    threshold, one below."""
     return [
-        {"id": 0, "sentence": "SOCCER - JAPAN GET LUCKY WIN , CHINA IN SURPRISE DEFEAT .",
-         "entity": [span("JAPAN", 2, 2, "ORG", 0.6, "LOC"), span("CHINA", 6, 6, "O", 0.5, "PER")],
-         "gold": [[2, 2, "LOC"], [6, 6, "PER"]]},
-        {"id": 1, "sentence": "Nadim Ladki", "entity": [span("Nadim Ladki", 0, 1, "PER", 0.1, "PER")],
+        {"id": 0, "sentence": "RUGBY - SAMOA BEAT FIJI IN CLOSE MATCH .",
+         "entity": [span("SAMOA", 2, 2, "ORG", 0.6, "LOC"), span("FIJI", 4, 4, "O", 0.5, "LOC")],
+         "gold": [[2, 2, "LOC"], [4, 4, "LOC"]]},
+        {"id": 1, "sentence": "Maria Lindqvist", "entity": [span("Maria Lindqvist", 0, 1, "PER", 0.1, "PER")],
          "gold": [[0, 1, "PER"]]},
-        {"id": 2, "sentence": "AL-AIN , United Arab Emirates 1996-12-06",
-         "entity": [span("AL-AIN", 0, 0, "ORG", 0.7, "LOC"), span("United Arab Emirates", 2, 4, "LOC", 0.45, "LOC")],
+        {"id": 2, "sentence": "EL-BORJ , United Arab Emirates 2026-03-14",
+         "entity": [span("EL-BORJ", 0, 0, "ORG", 0.7, "LOC"), span("United Arab Emirates", 2, 4, "LOC", 0.45, "LOC")],
          "gold": [[0, 0, "LOC"], [2, 4, "LOC"]]},
     ]
 
