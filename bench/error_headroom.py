@@ -1,0 +1,244 @@
+"""How far can error ranking go with this local model? Per CoNLL-03 set, the errors caught at
+5 / 10 / 20 % of the listed spans sent and the entity AUROC of:
+
+  default     the checkpoint's own uncertainty (evidential for E-NER, confidence for SpanNER);
+  learned     the error predictor as `inference.local.calibrate` ships it (logistic regression
+              on `span_features`, fitted on dev);
+  + MC        the same, with MC-dropout agreement added: over T passes with dropout on, the mean
+              and spread of the predicted label's probability and the share of passes that agree;
+  + file      the same, with consistency across the input file added: how often the span's text
+              is listed elsewhere in the file, and the share of those with the same label;
+  trees       gradient-boosted trees (scikit-learn) on the learned predictor's features.
+
+Every candidate is fitted on the dev split; its dev row is out of fold (5-fold), which is what
+to choose on. The test rows only report.
+
+  ORACLE      the learned features fitted on each test set's OWN gold labels (logistic
+              regression and trees, 5-fold, out of fold). Not a method, since it reads test
+              labels: an upper bound for how well these features can rank that set's errors.
+
+    python bench/error_headroom.py --model bench/runs/conll03_ener --data_dir ../shared/data/conll03 \\
+        --out bench/error_headroom.json --readme README.md
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from dataloaders.dataset import SpanDataset, make_loader  # noqa: E402
+from dataloaders.readers import read_dataset, split_path  # noqa: E402
+from inference.local.calibrate import decode_all, dev_outputs  # noqa: E402
+from inference.local.dev_calibration import DevCalibration  # noqa: E402
+from inference.local.error_predictor import fit_logistic  # noqa: E402
+from inference.local.predict import default_uncertainty  # noqa: E402
+from inference.local.span_features import BASE, WordFlags, encoder_lookup, sentence_features, train_lexicon  # noqa: E402
+from inference.local.uncertainty import span_probabilities  # noqa: E402
+from inference.llm.budget import threshold_for_budget  # noqa: E402
+from inference.reports.budget_curve import caught  # noqa: E402
+from inference.reports.calibration import auroc  # noqa: E402
+from models.checkpoint import load_checkpoint  # noqa: E402
+
+SETS = ("dev", "ori", "typos", "oov", "ood")
+BUDGETS = (0.05, 0.1, 0.2)
+
+
+@torch.no_grad()
+def mc_passes(model, config, dataset, base, passes, seed=0):
+    """Per sentence, [passes, n_spans, K] probabilities from `passes` forward passes with dropout on."""
+    torch.manual_seed(seed)
+    out = [None] * len(dataset)
+    model.train()
+    try:
+        for batch in make_loader(dataset, 64, shuffle=False):
+            probs = torch.stack([span_probabilities(model(batch), base, config.etrans_func)[0] for _ in range(passes)])
+            for row, index in enumerate(batch["index"].tolist()):
+                out[index] = probs[:, row, :len(dataset.spans[index]), :].numpy().astype(np.float64)
+    finally:
+        model.eval()
+    return out
+
+
+def read_set(model, featurizer, config, path, name, threshold, flags, passes):
+    """The listed spans of one file: learned features, MC features, file-consistency features,
+    wrong flags and candidate flags."""
+    labels, base = config.labels, default_uncertainty(config)
+    sentences = read_dataset(path, labels=labels)
+    with warnings.catch_warnings():  # entities longer than max_span_len: counted as missed, as always
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = SpanDataset(sentences, featurizer, labels, config.max_span_len, name)
+    outputs = dev_outputs(model, config, dataset, [base])[base]
+    decoded = decode_all(outputs, sentences, labels, threshold if threshold >= 0 else None)
+    sampled = mc_passes(model, config, dataset, base, passes)
+    feats, mc, texts, preds, wrong, cand = [], [], [], [], [], []
+    for records, (spans, probs, unc), sent, passes_p in zip(decoded, outputs, sentences, sampled):
+        if not records:
+            continue
+        feats.append(sentence_features(records, spans, probs, unc, labels, sent.words, flags))
+        where = {(int(s), int(e)): i for i, (s, e) in enumerate(spans)}
+        for r in records:
+            k = labels.index(r["pred"])
+            p = passes_p[:, where[tuple(r["span"])], :]
+            mc.append([p[:, k].mean(), p[:, k].std(), (p.argmax(1) == k).mean()])
+            texts.append(" ".join(sent.words[r["span"][0]:r["span"][1] + 1]))
+            preds.append(r["pred"])
+            wrong.append(r["pred"] != r["answer"])
+            cand.append(bool(r["candidate"]))
+    X, cand = np.concatenate(feats), np.array(cand, dtype=bool)
+    seen, label_share = X[:, BASE.index("seen_entity")], X[:, BASE.index("seen_label")]
+    return {"X": X, "mc": np.array(mc), "file": file_consistency(texts, preds), "wrong": np.array(wrong, dtype=bool),
+            "candidate": cand, "as_in_training": (seen == 1) & (label_share >= 0.5) & ~cand}
+
+
+def file_consistency(texts, preds):
+    """Per listed span: log(1 + other listed spans with its text in the file), the share of those
+    with its label, and whether there are none."""
+    where = defaultdict(list)
+    for i, t in enumerate(texts):
+        where[t].append(i)
+    rows = []
+    for i, t in enumerate(texts):
+        others = [j for j in where[t] if j != i]
+        same = sum(preds[j] == preds[i] for j in others)
+        rows.append([math.log1p(len(others)), same / len(others) if others else 0.0, float(not others)])
+    return np.array(rows)
+
+
+def scores(u, data):
+    u = np.asarray(u, dtype=np.float64)
+    entity = ~data["candidate"]
+    return {"auroc": auroc(u[entity], data["wrong"][entity]),
+            **{f"caught_{round(100 * b)}": caught(u, data["wrong"], b) for b in BUDGETS}}
+
+
+def trees():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
+                                          random_state=0)
+
+
+def fit_trees(X, y):
+    """(fitted trees, out-of-fold probabilities)."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    oof = cross_val_predict(trees(), X, y, cv=StratifiedKFold(5, shuffle=True, random_state=0),
+                            method="predict_proba")[:, 1]
+    return trees().fit(X, y), oof
+
+
+def missed(u, d, fraction=0.1):
+    """Flags of the errors a budget of `fraction` does not send, ranked by `u`."""
+    u = np.asarray(u, dtype=np.float64)
+    return d["wrong"] & (u <= threshold_for_budget(u, fraction))
+
+
+def evaluate(data):
+    """({row name: {set: scores}} for every candidate on dev (out of fold) and test, and the
+    oracles; {set: the learned predictor's P(wrong)}, dev out of fold)."""
+    rows = {"default": {s: scores(d["X"][:, 0], d) for s, d in data.items()}}
+    learned = {}
+    dev = data["dev"]
+    variants = {"learned": lambda d: d["X"], "learned + MC": lambda d: np.hstack([d["X"], d["mc"]]),
+                "learned + file": lambda d: np.hstack([d["X"], d["file"]])}
+    for name, view in variants.items():
+        scaler, model, oof = fit_logistic(view(dev), dev["wrong"])
+        rows[name], probs = {"dev": scores(oof, dev)}, {"dev": oof}
+        for s, d in data.items():
+            if s != "dev":
+                probs[s] = model.predict_proba(scaler.transform(view(d)))[:, 1]
+                rows[name][s] = scores(probs[s], d)
+        learned = learned or probs
+    model, oof = fit_trees(dev["X"], dev["wrong"])
+    rows["trees"] = {"dev": scores(oof, dev), **{s: scores(model.predict_proba(d["X"])[:, 1], d)
+                                                 for s, d in data.items() if s != "dev"}}
+    rows["ORACLE learned"], rows["ORACLE trees"] = {}, {}
+    for s, d in data.items():
+        if s != "dev":
+            rows["ORACLE learned"][s] = scores(fit_logistic(d["X"], d["wrong"])[2], d)
+            rows["ORACLE trees"][s] = scores(fit_trees(d["X"], d["wrong"])[1], d)
+    return rows, learned
+
+
+def markdown(result):
+    sets = [s for s in SETS if s in result["sets"]]
+    head = (f"Error-ranking headroom of `{result['model']}` ({result['base']} uncertainty), "
+            f"`python bench/error_headroom.py` on {result['machine']['cpu']} ({result['machine']['cores']} cores), "
+            f"{result['seconds']:.0f} s; MC: {result['passes']} passes. Each cell: errors caught at 10 % of the "
+            "listed spans sent / entity AUROC. dev cells are out of fold (5-fold); **ORACLE rows are fitted on "
+            "that test set's own gold labels** (out of fold), an upper bound for these features, not a method.")
+    lines = [head, "", "| uncertainty | " + " | ".join(sets) + " |", "| --- |" + " --- |" * len(sets)]
+    for name, row in result["rows"].items():
+        cells = [f"{100 * row[s]['caught_10']:.0f} % / {row[s]['auroc']:.3f}" if s in row else "" for s in sets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("| set | listed spans | errors | perfect ranking at 10 % | errors missed at 10 % (learned) "
+                 "| errors labelled as in training | of them missed |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for s in sets:
+        c = result["sets"][s]
+        n, e = c["listed"], c["errors"]
+        lines.append(f"| {s} | {n} | {e} | {100 * min(1.0, int(0.1 * n) / e):.0f} % | {c['missed_10']} "
+                     f"| {c['as_in_training']} | {c['as_in_training_missed']} |")
+    lines.append("")
+    lines.append("*Errors labelled as in training*: predicted entities whose exact text is a training entity, "
+                 "at least half the time with the predicted label, whose gold label here differs.")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="bench/runs/conll03_ener", help="a calibrated checkpoint directory")
+    p.add_argument("--data_dir", default="../shared/data/conll03", help="CoNLL-03 with typos/, oov/, ood/")
+    p.add_argument("--passes", type=int, default=10, help="MC-dropout passes")
+    p.add_argument("--out", default="bench/error_headroom.json")
+    p.add_argument("--readme", help="write the table into this README's error-headroom block")
+    args = p.parse_args()
+    if not os.path.isdir(args.data_dir):
+        raise SystemExit(f"{args.data_dir}: no such directory (see ../shared/README.md)")
+    start = time.time()
+    model, featurizer, config = load_checkpoint(args.model, "cpu")
+    base = default_uncertainty(config)
+    threshold = DevCalibration.load(args.model).candidate_default(base)
+    flags = WordFlags(encoder_lookup(featurizer), *train_lexicon(read_dataset(split_path(args.data_dir, "train"),
+                                                                              labels=config.labels)))
+    paths = {"dev": split_path(args.data_dir, "dev"),
+             **{m: split_path(args.data_dir, "test", m) for m in SETS if m != "dev"}}
+    data = {s: read_set(model, featurizer, config, path, s, threshold, flags, args.passes) for s, path in paths.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        rows, learned = evaluate(data)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    result = {"model": os.path.relpath(os.path.abspath(args.model), ROOT), "base": base, "passes": args.passes,
+              "candidate_threshold": threshold, "machine": {"cpu": cpu, "cores": os.cpu_count()},
+              "seconds": round(time.time() - start, 1),
+              "sets": {s: {"listed": int(len(d["wrong"])), "errors": int(d["wrong"].sum()),
+                           "missed_10": int(missed(learned[s], d).sum()),
+                           "as_in_training": int((d["wrong"] & d["as_in_training"]).sum()),
+                           "as_in_training_missed": int((missed(learned[s], d) & d["as_in_training"]).sum())}
+                       for s, d in data.items()},
+              "rows": rows}
+    result["markdown"] = markdown(result)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(result["markdown"])
+    if args.readme:
+        sys.path.insert(0, os.path.join(ROOT, "bench"))
+        from run import update_readme
+
+        update_readme(args.readme, result["markdown"], "error-headroom")
+
+
+if __name__ == "__main__":
+    main()
