@@ -8,6 +8,10 @@
               and spread of the predicted label's probability and the share of passes that agree;
   + file      the same, with consistency across the input file added: how often the span's text
               is listed elsewhere in the file, and the share of those with the same label;
+  + second    the same, with a second, independently trained checkpoint's view of each span added
+              (`--second_model`, e.g. the SpanNER beside an E-NER: a two-model ensemble's signal):
+              its probability of the predicted label, whether its best label agrees, its P(O) and
+              its own uncertainty;
   trees       gradient-boosted trees (scikit-learn) on the learned predictor's features.
 
 Every candidate is fitted on the dev split; its dev row is out of fold (5-fold), which is what
@@ -28,7 +32,7 @@ import platform
 import sys
 import time
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import torch
@@ -69,9 +73,22 @@ def mc_passes(model, config, dataset, base, passes, seed=0):
     return out
 
 
-def read_set(model, featurizer, config, path, name, threshold, flags, passes):
-    """The listed spans of one file: learned features, MC features, file-consistency features,
-    wrong flags and candidate flags."""
+def second_view(second, sentences, name):
+    """Per sentence, {span: (probs [K], uncertainty)} of the second checkpoint, or None."""
+    if second is None:
+        return [None] * len(sentences)
+    model, featurizer, config = second
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = SpanDataset(sentences, featurizer, config.labels, config.max_span_len, name)
+    base = default_uncertainty(config)
+    return [{(int(s), int(e)): (p[i], u[i]) for i, (s, e) in enumerate(spans)}
+            for spans, p, u in dev_outputs(model, config, dataset, [base])[base]]
+
+
+def read_set(model, featurizer, config, path, name, threshold, flags, passes, second=None):
+    """The listed spans of one file: learned features, MC, file-consistency and second-model
+    features, wrong flags and candidate flags."""
     labels, base = config.labels, default_uncertainty(config)
     sentences = read_dataset(path, labels=labels)
     with warnings.catch_warnings():  # entities longer than max_span_len: counted as missed, as always
@@ -80,8 +97,9 @@ def read_set(model, featurizer, config, path, name, threshold, flags, passes):
     outputs = dev_outputs(model, config, dataset, [base])[base]
     decoded = decode_all(outputs, sentences, labels, threshold if threshold >= 0 else None)
     sampled = mc_passes(model, config, dataset, base, passes)
-    feats, mc, texts, preds, wrong, cand = [], [], [], [], [], []
-    for records, (spans, probs, unc), sent, passes_p in zip(decoded, outputs, sentences, sampled):
+    other, second_rows = second_view(second, sentences, name), []
+    feats, mc, texts, preds, answers, wrong, cand = [], [], [], [], [], [], []
+    for records, (spans, probs, unc), sent, passes_p, view in zip(decoded, outputs, sentences, sampled, other):
         if not records:
             continue
         feats.append(sentence_features(records, spans, probs, unc, labels, sent.words, flags))
@@ -90,14 +108,20 @@ def read_set(model, featurizer, config, path, name, threshold, flags, passes):
             k = labels.index(r["pred"])
             p = passes_p[:, where[tuple(r["span"])], :]
             mc.append([p[:, k].mean(), p[:, k].std(), (p.argmax(1) == k).mean()])
+            if view is not None:  # the same labels in the same order (checked in main)
+                q, u = view.get(tuple(r["span"]), (np.full(len(labels), 1.0 / len(labels)), 1.0))
+                second_rows.append([q[k], float(q.argmax() == k), q[0], u])
             texts.append(" ".join(sent.words[r["span"][0]:r["span"][1] + 1]))
             preds.append(r["pred"])
+            answers.append(r["answer"])
             wrong.append(r["pred"] != r["answer"])
             cand.append(bool(r["candidate"]))
     X, cand = np.concatenate(feats), np.array(cand, dtype=bool)
     seen, label_share = X[:, BASE.index("seen_entity")], X[:, BASE.index("seen_label")]
     return {"X": X, "mc": np.array(mc), "file": file_consistency(texts, preds), "wrong": np.array(wrong, dtype=bool),
-            "candidate": cand, "as_in_training": (seen == 1) & (label_share >= 0.5) & ~cand}
+            "second": np.array(second_rows) if second_rows else None, "candidate": cand,
+            "pairs": [f"{p}->{a}" for p, a in zip(preds, answers)],
+            "as_in_training": (seen == 1) & (label_share >= 0.5) & ~cand}
 
 
 def file_consistency(texts, preds):
@@ -151,6 +175,8 @@ def evaluate(data):
     dev = data["dev"]
     variants = {"learned": lambda d: d["X"], "learned + MC": lambda d: np.hstack([d["X"], d["mc"]]),
                 "learned + file": lambda d: np.hstack([d["X"], d["file"]])}
+    if dev["second"] is not None:
+        variants["learned + second"] = lambda d: np.hstack([d["X"], d["second"]])
     for name, view in variants.items():
         scaler, model, oof = fit_logistic(view(dev), dev["wrong"])
         rows[name], probs = {"dev": scores(oof, dev)}, {"dev": oof}
@@ -173,8 +199,10 @@ def evaluate(data):
 def markdown(result):
     sets = [s for s in SETS if s in result["sets"]]
     head = (f"Error-ranking headroom of `{result['model']}` ({result['base']} uncertainty), "
-            f"`python bench/error_headroom.py` on {result['machine']['cpu']} ({result['machine']['cores']} cores), "
-            f"{result['seconds']:.0f} s; MC: {result['passes']} passes. Each cell: errors caught at 10 % of the "
+            f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} cores), "
+            f"{result['seconds']:.0f} s; MC: {result['passes']} passes"
+            + (f"; second model `{result['second_model']}`" if result.get("second_model") else "")
+            + ". Each cell: errors caught at 10 % of the "
             "listed spans sent / entity AUROC. dev cells are out of fold (5-fold); **ORACLE rows are fitted on "
             "that test set's own gold labels** (out of fold), an upper bound for these features, not a method.")
     lines = [head, "", "| uncertainty | " + " | ".join(sets) + " |", "| --- |" + " --- |" * len(sets)]
@@ -191,6 +219,10 @@ def markdown(result):
         lines.append(f"| {s} | {n} | {e} | {100 * min(1.0, int(0.1 * n) / e):.0f} % | {c['missed_10']} "
                      f"| {c['as_in_training']} | {c['as_in_training_missed']} |")
     lines.append("")
+    lines.append("Most frequent (predicted -> gold) among the errors the learned predictor misses at 10 %: "
+                 + "; ".join(f"{s}: " + ", ".join(f"{p} {n}" for p, n in result["sets"][s]["missed_pairs"][:4])
+                             for s in sets) + ".")
+    lines.append("")
     lines.append("*Errors labelled as in training*: predicted entities whose exact text is a training entity, "
                  "at least half the time with the predicted label, whose gold label here differs.")
     return "\n".join(lines)
@@ -201,6 +233,7 @@ def main():
     p.add_argument("--model", default="bench/runs/conll03_ener", help="a calibrated checkpoint directory")
     p.add_argument("--data_dir", default="../shared/data/conll03", help="CoNLL-03 with typos/, oov/, ood/")
     p.add_argument("--passes", type=int, default=10, help="MC-dropout passes")
+    p.add_argument("--second_model", help="a second checkpoint with the same labels, for the + second row")
     p.add_argument("--out", default="bench/error_headroom.json")
     p.add_argument("--readme", help="write the table into this README's error-headroom block")
     args = p.parse_args()
@@ -209,24 +242,31 @@ def main():
     start = time.time()
     model, featurizer, config = load_checkpoint(args.model, "cpu")
     base = default_uncertainty(config)
+    second = load_checkpoint(args.second_model, "cpu") if args.second_model else None
+    if second is not None and second[2].labels != config.labels:
+        raise SystemExit(f"{args.second_model}: other labels than {args.model}")
     threshold = DevCalibration.load(args.model).candidate_default(base)
     flags = WordFlags(encoder_lookup(featurizer), *train_lexicon(read_dataset(split_path(args.data_dir, "train"),
                                                                               labels=config.labels)))
     paths = {"dev": split_path(args.data_dir, "dev"),
              **{m: split_path(args.data_dir, "test", m) for m in SETS if m != "dev"}}
-    data = {s: read_set(model, featurizer, config, path, s, threshold, flags, args.passes) for s, path in paths.items()}
+    data = {s: read_set(model, featurizer, config, path, s, threshold, flags, args.passes, second)
+            for s, path in paths.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         rows, learned = evaluate(data)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     result = {"model": os.path.relpath(os.path.abspath(args.model), ROOT), "base": base, "passes": args.passes,
+              "command": " ".join(["python bench/error_headroom.py"] + [a for a in sys.argv[1:]]),
+              "second_model": args.second_model and os.path.relpath(os.path.abspath(args.second_model), ROOT),
               "candidate_threshold": threshold, "machine": {"cpu": cpu, "cores": os.cpu_count()},
               "seconds": round(time.time() - start, 1),
               "sets": {s: {"listed": int(len(d["wrong"])), "errors": int(d["wrong"].sum()),
                            "missed_10": int(missed(learned[s], d).sum()),
                            "as_in_training": int((d["wrong"] & d["as_in_training"]).sum()),
-                           "as_in_training_missed": int((missed(learned[s], d) & d["as_in_training"]).sum())}
+                           "as_in_training_missed": int((missed(learned[s], d) & d["as_in_training"]).sum()),
+                           "missed_pairs": Counter(np.array(d["pairs"])[missed(learned[s], d)].tolist()).most_common(6)}
                        for s, d in data.items()},
               "rows": rows}
     result["markdown"] = markdown(result)
