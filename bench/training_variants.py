@@ -1,0 +1,127 @@
+"""Does the GloVe E-NER gain from longer training or from the evidential terms at full weight?
+Trains each variant of the bench model (seed 123123, other flags at their defaults), then
+per variant: dev F1 per epoch and the best epoch, test F1 on CoNLL-03 ori / typos / oov / ood
+(`local_inference.py`), and the learned error predictor's ranking (`bench/error_headroom.py`).
+
+    python bench/training_variants.py --data_dir ../shared/data/conll03 --readme README.md
+
+A step whose output exists is not redone (a trained variant is reused only when its
+config.json holds the variant's flags), so a killed run continues; --runs picks the folder.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from run import machine, run_step, train_log, update_readme  # noqa: E402
+
+SEED = 123123
+TEST_MODES = ("ori", "typos", "oov", "ood")
+# name: (folder, train_ener.py flags); the first is bench/run.py's CoNLL-03 E-NER
+VARIANTS = {
+    "12 epochs (bench/run.py)": ("e12", {"iteration": 12}),
+    "24 epochs": ("e24", {"iteration": 24, "early_stop": 6}),
+    "12 epochs, --annealing_step 12": ("a12", {"iteration": 12, "annealing_step": 12.0}),
+}
+
+
+def trained_with(model_dir, flags):
+    """Whether model_dir holds a finished model trained with these flags and the seed."""
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.isfile(path):
+        return False
+    args = json.load(open(path))["train_args"]
+    return args.get("seed") == SEED and all(args.get(k) == v for k, v in flags.items())
+
+
+def train(args, folder, flags):
+    model_dir, log_path = os.path.join(args.runs, folder), os.path.join(args.runs, "logs", f"train_{folder}.log")
+    finished = os.path.isfile(log_path) and train_log(log_path)[0] is not None
+    if not (finished and trained_with(model_dir, flags)):
+        if os.path.exists(model_dir):
+            raise SystemExit(f"{model_dir}: an unfinished training or another model; move it away or pick another --runs")
+        argv = ["train_ener.py", "--data_dir", args.data_dir, "--encoder", "glove", "--model_save_dir", model_dir,
+                "--seed", str(SEED)] + [x for k, v in flags.items() for x in (f"--{k}", str(v))]
+        run_step(argv, log_path)
+    config = json.load(open(os.path.join(model_dir, "config.json")))
+    summary, curve = train_log(log_path)
+    return model_dir, {"flags": flags, "best_dev_f1": config["dev_f1"], "best_epoch": config["epoch"] + 1,
+                       "dev_f1_per_epoch": curve, "train_seconds": summary and summary.get("train_seconds")}
+
+
+def test_f1(args, folder, model_dir):
+    out = {}
+    for mode in TEST_MODES:
+        save = os.path.join(args.runs, "pred", f"{folder}_{mode}.jsonl")
+        if not os.path.isfile(save + ".metrics.json"):
+            os.makedirs(os.path.dirname(save), exist_ok=True)
+            run_step(["local_inference.py", "--inference_model", model_dir, "--data_dir", args.data_dir,
+                      "--test_mode", mode, "--save_file", save, "--overwrite"],
+                     os.path.join(args.runs, "logs", f"infer_{folder}_{mode}.log"))
+        out[mode] = json.load(open(save + ".metrics.json"))["f1"]
+    return out
+
+
+def headroom(args, folder, model_dir):
+    out = os.path.join(args.runs, f"{folder}_headroom.json")
+    if not os.path.isfile(out):
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "error_headroom.py"), "--model", model_dir,
+                        "--data_dir", args.data_dir, "--out", out], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return json.load(open(out))["rows"]["learned"]
+
+
+def markdown(result):
+    lines = [f"GloVe E-NER variants, `python bench/training_variants.py --data_dir {result['data_dir']}` on "
+             f"{result['machine']['cpu']} ({result['machine']['cores']} cores); seed {SEED}, other flags at their "
+             "defaults. F1 in %. *learned*: the error predictor fitted on dev, caught at 10 % / entity AUROC "
+             "(`bench/error_headroom.py`).", "",
+             "| variant | best dev F1 (epoch) | ori | typos | oov | ood | learned, ori | AUROC oov / ood |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, v in result["variants"].items():
+        f1, lr = v["test_f1"], v["learned"]
+        lines.append(f"| {name} | {100 * v['best_dev_f1']:.2f} ({v['best_epoch']} of {v['flags']['iteration']}) | "
+                     + " | ".join(f"{100 * f1[m]:.2f}" for m in TEST_MODES)
+                     + f" | {100 * lr['ori']['caught_10']:.0f} % / {lr['ori']['auroc']:.3f} "
+                     f"| {lr['oov']['auroc']:.3f} / {lr['ood']['auroc']:.3f} |")
+    lines.append("")
+    for name, v in result["variants"].items():
+        if v["dev_f1_per_epoch"]:
+            lines.append(f"Dev F1 per epoch, {name}: " + ", ".join(f"{100 * x:.2f}" for x in v["dev_f1_per_epoch"])
+                         + ".  ")
+    return "\n".join(lines).rstrip()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", default="../shared/data/conll03")
+    p.add_argument("--runs", default="bench/runs/variants", help="where the variants' models and outputs go")
+    p.add_argument("--out", default="bench/training_variants.json")
+    p.add_argument("--readme", help="write the table into this README's training-variants block")
+    args = p.parse_args()
+    if not os.path.isdir(args.data_dir):
+        raise SystemExit(f"{args.data_dir}: no such directory (see ../shared/README.md)")
+    args.data_dir, args.runs = os.path.abspath(args.data_dir), os.path.abspath(args.runs)
+    os.chdir(ROOT)
+    start, variants = time.time(), {}
+    for name, (folder, flags) in VARIANTS.items():
+        model_dir, entry = train(args, folder, flags)
+        entry["test_f1"] = test_f1(args, folder, model_dir)
+        entry["learned"] = headroom(args, folder, model_dir)
+        variants[name] = entry
+    result = {"data_dir": os.path.relpath(args.data_dir, ROOT), "machine": machine(), "variants": variants,
+              "seconds": round(time.time() - start, 1)}
+    result["markdown"] = markdown(result)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(result["markdown"])
+    if args.readme:
+        update_readme(args.readme, result["markdown"], "training-variants")
+
+
+if __name__ == "__main__":
+    main()
