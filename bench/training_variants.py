@@ -11,6 +11,7 @@ config.json holds the variant's flags), so a killed run continues; --runs picks 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -39,6 +40,12 @@ def trained_with(model_dir, flags):
     return args.get("seed") == SEED and all(args.get(k) == v for k, v in flags.items())
 
 
+def dev_curve(log_path):
+    """Dev F1 per epoch from a training log; None for an epoch whose line is missing."""
+    found = {int(m[1]): float(m[2]) for m in re.finditer(r"epoch (\d+): dev F1 ([0-9.]+)", open(log_path).read())}
+    return [found.get(i) for i in range(max(found) + 1)] if found else []
+
+
 def train(args, folder, flags):
     model_dir, log_path = os.path.join(args.runs, folder), os.path.join(args.runs, "logs", f"train_{folder}.log")
     finished = os.path.isfile(log_path) and train_log(log_path)[0] is not None
@@ -49,7 +56,7 @@ def train(args, folder, flags):
                 "--seed", str(SEED)] + [x for k, v in flags.items() for x in (f"--{k}", str(v))]
         run_step(argv, log_path)
     config = json.load(open(os.path.join(model_dir, "config.json")))
-    summary, curve = train_log(log_path)
+    summary, curve = train_log(log_path)[0], dev_curve(log_path)
     return model_dir, {"flags": flags, "best_dev_f1": config["dev_f1"], "best_epoch": config["epoch"] + 1,
                        "dev_f1_per_epoch": curve, "train_seconds": summary and summary.get("train_seconds")}
 
@@ -91,8 +98,10 @@ def markdown(result):
     lines.append("")
     for name, v in result["variants"].items():
         if v["dev_f1_per_epoch"]:
-            lines.append(f"Dev F1 per epoch, {name}: " + ", ".join(f"{100 * x:.2f}" for x in v["dev_f1_per_epoch"])
-                         + ".  ")
+            lines.append(f"Dev F1 per epoch, {name}: "
+                         + ", ".join("–" if x is None else f"{100 * x:.2f}" for x in v["dev_f1_per_epoch"]) + ".  ")
+    if any(None in v["dev_f1_per_epoch"] for v in result["variants"].values()):
+        lines.append("(–: the training log has no line for that epoch.)")
     return "\n".join(lines).rstrip()
 
 

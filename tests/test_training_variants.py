@@ -22,11 +22,11 @@ def test_a_finished_variant_with_its_flags_is_reused(tmp_path):
     write_model(tmp_path / "v", {"seed": SEED, "iteration": 2})
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "train_v.log").write_text(
-        "x train: epoch 0: dev F1 0.5000, saved\nx train: epoch 1: dev F1 0.9000, saved\n"
+        "x train: epoch 0: dev F1 0.5000, saved\nx train: epoch 2: dev F1 0.9000, saved\n"
         'x train: done: {"train_seconds": 3.0}\n')
     model_dir, entry = train(args_for(tmp_path), "v", {"iteration": 2})
     assert model_dir == str(tmp_path / "v")
-    assert entry["dev_f1_per_epoch"] == [0.5, 0.9] and entry["best_epoch"] == 2 and entry["train_seconds"] == 3.0
+    assert entry["dev_f1_per_epoch"] == [0.5, None, 0.9] and entry["best_epoch"] == 2 and entry["train_seconds"] == 3.0
 
 
 @pytest.mark.parametrize("train_args, log", [
