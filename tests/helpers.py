@@ -1,6 +1,7 @@
 """Helpers the test modules share (conftest.py keeps only fixtures)."""
 import copy
 import os
+import signal
 import time
 from dataclasses import dataclass
 
@@ -18,6 +19,13 @@ def to_bio(spans, n_words):
     for s, e, label in spans:
         tags[s:e + 1] = [f"B-{label}"] + [f"I-{label}"] * (e - s)
     return tags
+
+
+def ctrl_c_works():
+    """Popen's preexec_fn for a child the test will Ctrl-C (SIGINT): a job started in the
+    background by a shell without job control inherits SIGINT ignored, and Python then never
+    raises KeyboardInterrupt; the child gets the default disposition back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(condition, seconds=60):

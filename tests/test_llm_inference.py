@@ -9,7 +9,7 @@ import pytest
 import llm_inference
 from inference.llm.session import read_records, resolve_spec
 from inference.llm.settings import LinkSettings
-from tests.helpers import no_real_openai, wait_for  # noqa: F401 (autouse fixture)
+from tests.helpers import ctrl_c_works, no_real_openai, wait_for  # noqa: F401 (autouse fixture)
 from utils.errors import DataError
 from inference.reports.metrics import entity_scores
 from inference.llm.loopback_server import Fail, LLMServer, Reply, entity_of
@@ -162,7 +162,7 @@ def test_a_killed_run_restarts_without_asking_any_span_twice(tmp_path, sig):
         env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
         with open(log, "w") as err:
             proc = subprocess.Popen([sys.executable, "llm_inference.py", *args], cwd=ROOT, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=err)
+                                    stdout=subprocess.DEVNULL, stderr=err, preexec_fn=ctrl_c_works)
         try:
             def killable():
                 assert proc.poll() is None, log.read_text()

@@ -22,7 +22,7 @@ from inference.local.predict import predict
 from inference.reports.metrics import entity_scores
 from models.checkpoint import build_model, load_checkpoint
 from models.config import ModelConfig
-from tests.helpers import REPO, SAMPLE_DIR, train_recorded
+from tests.helpers import REPO, SAMPLE_DIR, ctrl_c_works, train_recorded
 
 pytestmark = [pytest.mark.filterwarnings("ignore:.*does not have many workers"),
               pytest.mark.filterwarnings("ignore:`isinstance.treespec, LeafSpec.` is deprecated")]
@@ -246,7 +246,7 @@ def test_an_interrupted_training_run_resumes_where_it_stopped(tmp_path):
             "--batch_size", "16", "--iteration", "500"]
     last = os.path.join(out, "resume", "last.ckpt")
     proc = subprocess.Popen([sys.executable, "train_ener.py", *args], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_works)
     try:
         deadline, size = time.monotonic() + 120, -1
         while proc.poll() is None and time.monotonic() < deadline:  # until the file exists and stops growing
