@@ -104,7 +104,7 @@ def finish(settings, link, config, records, seconds, n_new, linker=None, rescore
     return metrics
 
 
-def calibrated_settings(settings, link, config, featurizer):
+def calibrated_settings(settings, link, config, featurizer, device="cpu"):
     """The uncertainty type, the candidate threshold (the checkpoint's dev default when not
     given) and, for an online --budget, the threshold it implies on dev; and the `Rescorer`."""
     calibration = DevCalibration.load(settings.inference_model)
@@ -114,7 +114,7 @@ def calibrated_settings(settings, link, config, featurizer):
         calibration.candidate_default(unc) if candidate is None else candidate))
     if link.online and link.budget is not None:
         link = dataclasses.replace(link, threshold=calibration.budget_threshold(unc, link.budget, settings.inference_model))
-    return settings, link, Rescorer(settings.inference_model, config, featurizer, unc, calibration)
+    return settings, link, Rescorer(settings.inference_model, config, featurizer, unc, calibration, device)
 
 
 def run(settings, link):
@@ -129,7 +129,7 @@ def tag(settings, link):
     device = ("cuda" if torch.cuda.is_available() else "cpu") if settings.device == "auto" else settings.device
     model, featurizer, config = load_checkpoint(settings.inference_model, device)
     # fail before reading the input
-    settings, link, rescorer = calibrated_settings(settings, link, config, featurizer)
+    settings, link, rescorer = calibrated_settings(settings, link, config, featurizer, device)
     sentences = load_input(settings, config.labels)
     if settings.paper_protocol and any(s.entities is None for s in sentences):
         raise DataError(f"{settings.input_name}: --paper_protocol lists the gold spans, so it needs labelled input")

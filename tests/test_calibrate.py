@@ -10,6 +10,7 @@ import pytest
 import local_inference
 from inference.local import calibrate
 from inference.local.dev_calibration import CALIBRATION, DevCalibration
+from inference.local.companion import FEATURES as SECOND_FEATURES
 from inference.local.error_predictor import PREDICTOR, ErrorPredictor
 from inference.local.span_features import BASE, WordFlags, feature_names, sentence_features
 from inference.reports.calibration import auroc
@@ -138,3 +139,36 @@ def test_a_foreign_or_broken_calibration_file_is_named(tmp_path):
     (tmp_path / CALIBRATION).write_text("{")
     with pytest.raises(ValueError, match=f"{CALIBRATION}: not JSON"):
         DevCalibration.load(str(tmp_path))
+
+
+def test_a_two_model_predictor_reads_the_second_checkpoint(ener_ckpt, spanner_ckpt, tmp_path):
+    two, second = tmp_path / "two", tmp_path / "second"
+    shutil.copytree(ener_ckpt, two)
+    shutil.copytree(spanner_ckpt, second)
+    calibrate.main([str(two), "--data_dir", SAMPLE_DIR, "--second_model", str(second)])
+    data = json.load(open(two / PREDICTOR))
+    assert data["second_model"]["path"] == str(second) and data["features"][-4:] == list(SECOND_FEATURES)
+    assert len(data["coef"]) == len(data["features"]) == len(feature_names(data["labels"])) + 4
+    assert DevCalibration.load(str(two)).type_entry("learned")["second_model"] == str(second)
+    plain, _ = infer(str(two), tmp_path / "plain.jsonl")
+    one, _ = infer(ener_ckpt, tmp_path / "one.jsonl", "--uncertainty_type", "learned")
+    both, metrics = infer(str(two), tmp_path / "both.jsonl", "--uncertainty_type", "learned")
+    assert [[(e["span"], e["pred"]) for e in r["entity"]] for r in both] == \
+        [[(e["span"], e["pred"]) for e in r["entity"]] for r in plain]  # the entities stay the first model's
+    unc = [e["uncertainty"] for r in both for e in r["entity"]]
+    assert all(0 < u < 1 for u in unc) and unc != [e["uncertainty"] for r in one for e in r["entity"]]
+    shutil.rmtree(second)  # a predictor whose second model is gone says so, in one line
+    with pytest.raises(SystemExit) as exit_:
+        infer(str(two), tmp_path / "gone.jsonl", "--uncertainty_type", "learned")
+    assert str(exit_.value).startswith("error: ") and "second model is missing" in str(exit_.value)
+
+
+def test_the_second_model_is_checked_before_calibrating(ener_ckpt, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(ener_ckpt, copy)
+    before = (copy / PREDICTOR).read_bytes()
+    for second, problem in ((copy, "must be another checkpoint"), (tmp_path / "none", "second model is missing")):
+        with pytest.raises(SystemExit) as exit_:
+            calibrate.main([str(copy), "--data_dir", SAMPLE_DIR, "--second_model", str(second)])
+        assert str(exit_.value).startswith("error: ") and problem in str(exit_.value)
+    assert (copy / PREDICTOR).read_bytes() == before

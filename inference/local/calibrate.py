@@ -16,7 +16,9 @@ for an existing checkpoint. On the dev split only, per uncertainty type:
   tempered confidence against their being right;
 
 and, for the checkpoint's default type, the learned error predictor (error_predictor.py),
-whose own budget table comes from out-of-fold dev probabilities. Each type's `dev` entry
+whose own budget table comes from out-of-fold dev probabilities. With `--second_model OTHER`
+the predictor also reads a second checkpoint's view of each span (companion.py), and local
+inference with `--uncertainty_type learned` then runs that checkpoint too. Each type's `dev` entry
 scores its ranking of the dev errors (for the learned one, out of fold): what to choose on.
 """
 import argparse
@@ -30,6 +32,7 @@ import torch
 from dataloaders.dataset import SpanDataset, make_loader
 from dataloaders.readers import read_dataset, split_path
 from inference.llm.budget import uncertainty_table
+from inference.local.companion import Companion, companion_features, describe
 from inference.local.decode import decode_sentence
 from inference.local.dev_calibration import DevCalibration
 from inference.local.error_predictor import ErrorPredictor, predictor_path
@@ -153,27 +156,36 @@ def dev_scores(decoded, uncertainties):
     return scores
 
 
-def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type):
-    """The error predictor fitted on the dev spans that `decoded` lists, and its table entry."""
+def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type, companion=None):
+    """The error predictor fitted on the dev spans that `decoded` lists, and its table entry;
+    with a `companion` (companion.Companion), reading its view of each span too."""
+    views = companion.views(sentences, "dev") if companion else [None] * len(sentences)
     feats, wrong = [], []
-    for records, (spans, probs, unc), sent in zip(decoded, outputs, sentences):
+    for records, (spans, probs, unc), sent, view in zip(decoded, outputs, sentences, views):
         if records:
-            feats.append(sentence_features(records, spans, probs, unc, labels, sent.words, word_flags))
+            x = sentence_features(records, spans, probs, unc, labels, sent.words, word_flags)
+            feats.append(np.hstack([x, companion_features(records, view, labels)]) if companion else x)
             wrong += [r["pred"] != r["answer"] for r in records]
-    predictor, out_of_fold = ErrorPredictor.fit(np.concatenate(feats), wrong, labels, word_flags, base_type)
-    return predictor, {"base": base_type, "listed": len(wrong), "dev": dev_scores(decoded, out_of_fold),
-                       "budget_table": uncertainty_table(out_of_fold)}
+    second = describe(companion.path) if companion else None
+    predictor, out_of_fold = ErrorPredictor.fit(np.concatenate(feats), wrong, labels, word_flags, base_type,
+                                                second=second)
+    entry = {"base": base_type, "listed": len(wrong), "dev": dev_scores(decoded, out_of_fold),
+             "budget_table": uncertainty_table(out_of_fold)}
+    return predictor, {**entry, "second_model": second["path"]} if second else entry
 
 
 def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="dev", device=None, batch_size=64,
-                         model=None, featurizer=None, config=None):
-    """Write CHECKPOINT/calibration.json and CHECKPOINT/error_predictor.json from the dev split;
-    returns the calibration's data."""
+                         model=None, featurizer=None, config=None, second_model=None):
+    """Write CHECKPOINT/calibration.json and CHECKPOINT/error_predictor.json from the dev split
+    (the predictor reading `second_model`'s view too, when given); returns the calibration's data."""
     start = time.time()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if model is None:
         model, featurizer, config = load_checkpoint(checkpoint, device)
     labels = config.labels
+    if second_model is not None and os.path.abspath(second_model) == os.path.abspath(checkpoint):
+        raise ValueError(f"{second_model}: the second model must be another checkpoint")
+    companion = Companion(second_model, labels, device) if second_model else None  # fail before the work
     dataset = SpanDataset(dev_sentences, featurizer, labels, config.max_span_len, dev_name)
     base, predictor = default_uncertainty(config), None
     calib = DevCalibration()
@@ -186,7 +198,7 @@ def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="d
             flags = WordFlags(encoder_lookup(featurizer), *train_lexicon(train_sentences))
             try:
                 predictor, calib.data["types"][LEARNED] = fit_predictor(outputs, decoded, dev_sentences, labels,
-                                                                        flags, base)
+                                                                        flags, base, companion)
             except ValueError as err:  # e.g. a dev split on which every listed span is right
                 log.warning("no error predictor: %s", err)
     if predictor is not None:
@@ -204,6 +216,8 @@ def main(argv=None):
     p.add_argument("--data_dir", help="the data directory the model was trained on (its dev and train splits)")
     p.add_argument("--dev_file", help="override the dev split")
     p.add_argument("--train_file", help="override the train split (its words feed the unknown-word feature)")
+    p.add_argument("--second_model", help="another checkpoint with the same labels (e.g. a MiniLM E-NER beside a "
+                   "GloVe one) whose view of each span the error predictor reads too; learned inference then runs it")
     p.add_argument("--device", help="default: cuda when there is one, else cpu")
     p.add_argument("--batch_size", type=int, default=64)
     args = p.parse_args(argv)
@@ -222,7 +236,7 @@ def _run(args):
     if not dev or any(s.entities is None for s in dev):
         raise ValueError(f"{dev_path}: calibration needs a labelled dev split")
     data = calibrate_checkpoint(args.checkpoint, dev, train, dev_path, device, args.batch_size, model,
-                                featurizer, config)
+                                featurizer, config, args.second_model)
     for unc_type, entry in data["types"].items():
         dev = ", ".join(f"{k} {v:.3f}" for k, v in entry["dev"].items() if v is not None)
         print(f"{unc_type}: {entry['listed']} listed dev spans ({dev})"

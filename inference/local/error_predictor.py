@@ -13,12 +13,19 @@ import warnings
 import numpy as np
 from scipy.special import expit
 
+from inference.local.companion import FEATURES as SECOND_FEATURES
+from inference.local.companion import companion_features
 from inference.local.span_features import WordFlags, encoder_lookup, feature_names, sentence_features
 from utils.versioned_json import read_versioned, write_atomic
 
 PREDICTOR = "error_predictor.json"
 FORMAT = "linkner-error-predictor/1"
 C_GRID = (0.01, 0.1, 1.0, 10.0)
+
+
+def predictor_features(labels, second=None):
+    """The predictor's feature names: span_features', then the second model's when it has one."""
+    return feature_names(labels) + (list(SECOND_FEATURES) if second else [])
 
 
 def predictor_path(checkpoint):
@@ -59,10 +66,12 @@ class ErrorPredictor:
         self.train_words = data["train_words"]
 
     @classmethod
-    def fit(cls, features, wrong, labels, word_flags, base_uncertainty, seed=0):
-        """The predictor and its out-of-fold dev probabilities (honest scores for dev tables)."""
+    def fit(cls, features, wrong, labels, word_flags, base_uncertainty, seed=0, second=None):
+        """The predictor and its out-of-fold dev probabilities (honest scores for dev tables).
+        `second`: `companion.describe` of the second model whose FEATURES end `features`."""
         scaler, model, out_of_fold = fit_logistic(features, wrong, seed)
-        data = {"format": FORMAT, "features": feature_names(labels), "labels": list(labels),
+        data = {"format": FORMAT, "features": predictor_features(labels, second), "labels": list(labels),
+                "second_model": second,
                 "base_uncertainty": base_uncertainty, "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(),
                 "coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0]), "C": float(model.C),
                 "dev_rows": int(len(wrong)), "dev_wrong": int(np.sum(wrong)), "train_vocab": sorted(word_flags.train_vocab),
@@ -79,9 +88,14 @@ class ErrorPredictor:
         if not os.path.isfile(path):
             return None
         data = read_versioned(path, FORMAT, "LinkNER error predictor")
-        if data["features"] != feature_names(labels):
+        if data["features"] != predictor_features(labels, data.get("second_model")):
             raise ValueError(f"{path}: fitted for other labels or features; recalibrate the checkpoint")
         return cls(data)
+
+    @property
+    def second_model(self):
+        """`companion.describe` of the second model it reads, or None."""
+        return self.data.get("second_model")
 
     @property
     def base_uncertainty(self):
@@ -94,11 +108,15 @@ class ErrorPredictor:
         """P(wrong) for each row of `features`."""
         return expit(((np.asarray(features) - self.mean) / self.scale) @ self.coef + self.intercept)
 
-    def rescore(self, records, spans, probs, uncertainty, labels, words, word_flags):
-        """Put P(wrong) into each listed record's uncertainty, 1 - P(wrong) into its confidence."""
+    def rescore(self, records, spans, probs, uncertainty, labels, words, word_flags, view=None):
+        """Put P(wrong) into each listed record's uncertainty, 1 - P(wrong) into its confidence;
+        `view`: the second model's view of this sentence, when the predictor reads one."""
         if not records:
             return records
-        p = self.probability(sentence_features(records, spans, probs, uncertainty, labels, words, word_flags))
+        x = sentence_features(records, spans, probs, uncertainty, labels, words, word_flags)
+        if self.second_model is not None:
+            x = np.hstack([x, companion_features(records, view, labels)])
+        p = self.probability(x)
         for rec, p_wrong in zip(records, p):
             rec["uncertainty"], rec["confidence"] = float(p_wrong), float(1.0 - p_wrong)
         return records

@@ -5,6 +5,7 @@ other types, a "calibrated_confidence" per listed span: its label's probability 
 dev temperature (the confidence and uncertainty themselves are kept)."""
 import numpy as np
 
+from inference.local.companion import Companion
 from inference.local.dev_calibration import DevCalibration
 from inference.local.error_predictor import ErrorPredictor
 from inference.local.uncertainty import LEARNED, tempered
@@ -13,15 +14,18 @@ from inference.local.uncertainty import LEARNED, tempered
 class Rescorer:
     """Built once per run from the checkpoint directory; `rescore` each decoded sentence."""
 
-    def __init__(self, checkpoint, config, featurizer, uncertainty_type, calibration=None):
+    def __init__(self, checkpoint, config, featurizer, uncertainty_type, calibration=None, device="cpu"):
         calibration = calibration or DevCalibration.load(checkpoint)
-        self.labels, self.predictor, self.temperature = config.labels, None, None
+        self.labels, self.predictor, self.temperature, self.companion = config.labels, None, None, None
         if uncertainty_type == LEARNED:
             self.predictor = ErrorPredictor.load(checkpoint, config.labels)
             if self.predictor is None:
                 raise ValueError(f"{checkpoint}: no error predictor; run python -m inference.local.calibrate "
                                  f"{checkpoint} --data_dir DATA (training writes one on its dev split)")
             self.word_flags = self.predictor.word_flags(featurizer)
+            second = self.predictor.second_model
+            if second is not None:  # a two-model predictor: the second checkpoint runs too
+                self.companion = Companion(second["path"], config.labels, device, expected=second)
         else:
             temperature = calibration.temperature(uncertainty_type)
             self.temperature = temperature if temperature and temperature != 1.0 else None
@@ -30,9 +34,14 @@ class Rescorer:
     def active(self):
         return self.predictor is not None or self.temperature is not None
 
-    def rescore(self, records, spans, probs, uncertainty, words):
+    def views(self, sentences, name="input"):
+        """Per sentence, the second model's view (None when the predictor reads none)."""
+        return self.companion.views(sentences, name) if self.companion else [None] * len(sentences)
+
+    def rescore(self, records, spans, probs, uncertainty, words, view=None):
         if self.predictor is not None:
-            return self.predictor.rescore(records, spans, probs, uncertainty, self.labels, words, self.word_flags)
+            return self.predictor.rescore(records, spans, probs, uncertainty, self.labels, words, self.word_flags,
+                                          view)
         if self.temperature is not None and records:
             where = {(int(s), int(e)): i for i, (s, e) in enumerate(spans)}
             rows = [where.get(tuple(r["span"])) for r in records]

@@ -86,13 +86,15 @@ def iter_records(model, featurizer, config, sentences, settings, device, start=0
         chunk = sentences[lo:lo + CHUNK]
         dataset = SpanDataset(chunk, featurizer, labels, config.max_span_len, settings.input_name)
         entities = [None] * len(chunk)
+        active = rescorer is not None and rescorer.active
+        views = rescorer.views(chunk, settings.input_name) if active else None
         for j, spans, probs, unc in predict(model, dataset, config, uncertainty_type, settings.mc_samples,
                                             settings.batch_size, device, progress=False):
             sent = chunk[j]
             entities[j] = decode_sentence(spans, probs, unc, labels, threshold, sent.entities,
                                           settings.paper_protocol, sent.words)
-            if rescorer is not None and rescorer.active:
-                rescorer.rescore(entities[j], spans, probs, unc, sent.words)
+            if active:
+                rescorer.rescore(entities[j], spans, probs, unc, sent.words, views[j])
             bar.update()
         yield from (sentence_record(lo + j, sent, ents) for j, (sent, ents) in enumerate(zip(chunk, entities)))
     bar.close()

@@ -1,0 +1,72 @@
+"""A second, independently trained checkpoint's view of the spans the first one lists: the
+signal of a two-model ensemble for the learned error predictor (`python -m
+inference.local.calibrate CKPT --second_model OTHER`). Trained on other features (the MiniLM
+E-NER beside the GloVe E-NER, say), it errs elsewhere, so its disagreement marks errors the
+first model's own signals cannot see (bench/error_headroom.py measures this).
+
+Per listed span the predictor reads four numbers:
+
+    second_p_pred        the second model's probability of the first model's label
+    second_agree         whether its best label is that label
+    second_p_o           its probability of "O"
+    second_uncertainty   its own default uncertainty
+
+A span the second model does not enumerate (longer than its max_span_len) reads as uniform.
+"""
+import os
+import warnings
+
+import numpy as np
+
+FEATURES = ("second_p_pred", "second_agree", "second_p_o", "second_uncertainty")
+
+
+def describe(path):
+    """What the predictor stores about its second model: where it is and its weights' size."""
+    return {"path": os.path.abspath(path), "weights_bytes": os.path.getsize(os.path.join(path, "model.safetensors"))}
+
+
+class Companion:
+    """The second checkpoint, loaded once; `views` runs it over a list of sentences."""
+
+    def __init__(self, path, labels, device="cpu", expected=None):
+        from models.checkpoint import load_checkpoint
+
+        if not os.path.isdir(path):
+            raise ValueError(f"{path}: the error predictor's second model is missing; restore it, or recalibrate "
+                             "with python -m inference.local.calibrate CHECKPOINT --data_dir DATA")
+        if expected is not None and describe(path)["weights_bytes"] != expected["weights_bytes"]:
+            raise ValueError(f"{path}: not the second model the error predictor was fitted with (other weights); "
+                             "recalibrate with --second_model")
+        self.model, self.featurizer, self.config = load_checkpoint(path, device)
+        if list(self.config.labels) != list(labels):
+            raise ValueError(f"{path}: its labels {self.config.labels} are not the first model's {list(labels)}")
+        self.path, self.labels, self.device = path, list(labels), device
+
+    def views(self, sentences, name="input", batch_size=64):
+        """Per sentence, {(start, end): (probs [K], uncertainty)} under the second model's
+        default uncertainty."""
+        from dataloaders.dataset import SpanDataset
+        from inference.local.predict import predict
+
+        with warnings.catch_warnings():  # entities longer than its max_span_len: read as uniform below
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = SpanDataset(sentences, self.featurizer, self.labels, self.config.max_span_len, name)
+        out = [None] * len(sentences)
+        for i, spans, probs, unc in predict(self.model, dataset, self.config, batch_size=batch_size,
+                                            device=self.device, progress=False):
+            probs, unc = probs.numpy().astype(np.float64), unc.numpy().astype(np.float64)
+            out[i] = {(int(s), int(e)): (probs[j], float(unc[j])) for j, (s, e) in enumerate(spans)}
+        return out
+
+
+def companion_features(records, view, labels):
+    """[len(records), 4]: the FEATURES of each listed record under `view` (from `views`)."""
+    index = {label: k for k, label in enumerate(labels)}
+    uniform = (np.full(len(labels), 1.0 / len(labels)), 1.0)
+    rows = np.zeros((len(records), len(FEATURES)))
+    for row, rec in zip(rows, records):
+        q, u = view.get(tuple(rec["span"]), uniform)
+        k = index[rec["pred"]]
+        row[:] = (q[k], float(int(np.argmax(q)) == k), q[0], u)
+    return rows
