@@ -172,3 +172,15 @@ def test_the_second_model_is_checked_before_calibrating(ener_ckpt, tmp_path):
             calibrate.main([str(copy), "--data_dir", SAMPLE_DIR, "--second_model", str(second)])
         assert str(exit_.value).startswith("error: ") and problem in str(exit_.value)
     assert (copy / PREDICTOR).read_bytes() == before
+
+
+def test_an_output_made_with_another_error_predictor_is_not_continued(ener_ckpt, spanner_ckpt, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(ener_ckpt, copy)
+    save = tmp_path / "learned.jsonl"
+    infer(str(copy), save, "--uncertainty_type", "learned")
+    before = save.read_bytes()
+    calibrate.main([str(copy), "--data_dir", SAMPLE_DIR, "--second_model", spanner_ckpt])  # a new predictor
+    with pytest.raises(SystemExit) as exit_:
+        infer(str(copy), save, "--uncertainty_type", "learned")
+    assert "other settings: error_predictor" in str(exit_.value) and save.read_bytes() == before
