@@ -9,9 +9,7 @@
   + file      the same, with consistency across the input file added: how often the span's text
               is listed elsewhere in the file, and the share of those with the same label;
   + second    the same, with a second, independently trained checkpoint's view of each span added
-              (`--second_model`, e.g. the SpanNER beside an E-NER: a two-model ensemble's signal):
-              its probability of the predicted label, whether its best label agrees, its P(O) and
-              its own uncertainty;
+              (`--second_model`; inference/local/companion.py, as `calibrate --second_model` fits it);
   trees       gradient-boosted trees (scikit-learn) on the learned predictor's features.
 
 Every candidate is fitted on the dev split; its dev row is out of fold (5-fold), which is what
@@ -28,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 import warnings
@@ -38,20 +35,22 @@ import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, os.path.join(ROOT, "bench")]
 
 from dataloaders.dataset import SpanDataset, make_loader  # noqa: E402
 from dataloaders.readers import read_dataset, split_path  # noqa: E402
 from inference.local.calibrate import decode_all, dev_outputs  # noqa: E402
+from inference.local.companion import Companion, companion_features  # noqa: E402
 from inference.local.dev_calibration import DevCalibration  # noqa: E402
 from inference.local.error_predictor import fit_logistic  # noqa: E402
 from inference.local.predict import default_uncertainty  # noqa: E402
 from inference.local.span_features import BASE, WordFlags, encoder_lookup, sentence_features, train_lexicon  # noqa: E402
 from inference.local.uncertainty import span_probabilities  # noqa: E402
 from inference.llm.budget import threshold_for_budget  # noqa: E402
-from inference.reports.budget_curve import caught  # noqa: E402
+from inference.reports.budget_curve import caught, ceiling  # noqa: E402
 from inference.reports.calibration import auroc  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
+from run import machine, update_readme  # noqa: E402
 
 SETS = ("dev", "ori", "typos", "oov", "ood")
 BUDGETS = (0.05, 0.1, 0.2)
@@ -73,19 +72,6 @@ def mc_passes(model, config, dataset, base, passes, seed=0):
     return out
 
 
-def second_view(second, sentences, name):
-    """Per sentence, {span: (probs [K], uncertainty)} of the second checkpoint, or None."""
-    if second is None:
-        return [None] * len(sentences)
-    model, featurizer, config = second
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        dataset = SpanDataset(sentences, featurizer, config.labels, config.max_span_len, name)
-    base = default_uncertainty(config)
-    return [{(int(s), int(e)): (p[i], u[i]) for i, (s, e) in enumerate(spans)}
-            for spans, p, u in dev_outputs(model, config, dataset, [base])[base]]
-
-
 def read_set(model, featurizer, config, path, name, threshold, flags, passes, second=None):
     """The listed spans of one file: learned features, MC, file-consistency and second-model
     features, wrong flags and candidate flags."""
@@ -97,21 +83,21 @@ def read_set(model, featurizer, config, path, name, threshold, flags, passes, se
     outputs = dev_outputs(model, config, dataset, [base])[base]
     decoded = decode_all(outputs, sentences, labels, threshold if threshold >= 0 else None)
     sampled = mc_passes(model, config, dataset, base, passes)
-    other, second_rows = second_view(second, sentences, name), []
+    views = second.views(sentences, name) if second else [None] * len(sentences)
+    second_rows = []
     feats, mc, texts, preds, answers, wrong, cand = [], [], [], [], [], [], []
-    for records, (spans, probs, unc), sent, passes_p, view in zip(decoded, outputs, sentences, sampled, other):
+    for records, (spans, probs, unc), sent, passes_p, view in zip(decoded, outputs, sentences, sampled, views):
         if not records:
             continue
         feats.append(sentence_features(records, spans, probs, unc, labels, sent.words, flags))
+        if second:
+            second_rows.append(companion_features(records, view, labels))
         where = {(int(s), int(e)): i for i, (s, e) in enumerate(spans)}
         for r in records:
             k = labels.index(r["pred"])
             p = passes_p[:, where[tuple(r["span"])], :]
             mc.append([p[:, k].mean(), p[:, k].std(), (p.argmax(1) == k).mean()])
-            if view is not None:  # the same labels in the same order (checked in main)
-                q, u = view.get(tuple(r["span"]), (np.full(len(labels), 1.0 / len(labels)), 1.0))
-                second_rows.append([q[k], float(q.argmax() == k), q[0], u])
-            texts.append(" ".join(sent.words[r["span"][0]:r["span"][1] + 1]))
+            texts.append(r["entity"])
             preds.append(r["pred"])
             answers.append(r["answer"])
             wrong.append(r["pred"] != r["answer"])
@@ -119,7 +105,7 @@ def read_set(model, featurizer, config, path, name, threshold, flags, passes, se
     X, cand = np.concatenate(feats), np.array(cand, dtype=bool)
     seen, label_share = X[:, BASE.index("seen_entity")], X[:, BASE.index("seen_label")]
     return {"X": X, "mc": np.array(mc), "file": file_consistency(texts, preds), "wrong": np.array(wrong, dtype=bool),
-            "second": np.array(second_rows) if second_rows else None, "candidate": cand,
+            "second": np.concatenate(second_rows) if second else None, "candidate": cand,
             "pairs": [f"{p}->{a}" for p, a in zip(preds, answers)],
             "as_in_training": (seen == 1) & (label_share >= 0.5) & ~cand}
 
@@ -216,7 +202,7 @@ def markdown(result):
     for s in sets:
         c = result["sets"][s]
         n, e = c["listed"], c["errors"]
-        lines.append(f"| {s} | {n} | {e} | {100 * min(1.0, int(0.1 * n) / e):.0f} % | {c['missed_10']} "
+        lines.append(f"| {s} | {n} | {e} | {100 * ceiling(n, e, 0.1):.0f} % | {c['missed_10']} "
                      f"| {c['as_in_training']} | {c['as_in_training_missed']} |")
     lines.append("")
     lines.append("Most frequent (predicted -> gold) among the errors the learned predictor misses at 10 %: "
@@ -242,9 +228,7 @@ def main():
     start = time.time()
     model, featurizer, config = load_checkpoint(args.model, "cpu")
     base = default_uncertainty(config)
-    second = load_checkpoint(args.second_model, "cpu") if args.second_model else None
-    if second is not None and second[2].labels != config.labels:
-        raise SystemExit(f"{args.second_model}: other labels than {args.model}")
+    second = Companion(args.second_model, config.labels) if args.second_model else None
     threshold = DevCalibration.load(args.model).candidate_default(base)
     flags = WordFlags(encoder_lookup(featurizer), *train_lexicon(read_dataset(split_path(args.data_dir, "train"),
                                                                               labels=config.labels)))
@@ -255,12 +239,10 @@ def main():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         rows, learned = evaluate(data)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
     result = {"model": os.path.relpath(os.path.abspath(args.model), ROOT), "base": base, "passes": args.passes,
               "command": " ".join(["python bench/error_headroom.py"] + [a for a in sys.argv[1:]]),
               "second_model": args.second_model and os.path.relpath(os.path.abspath(args.second_model), ROOT),
-              "candidate_threshold": threshold, "machine": {"cpu": cpu, "cores": os.cpu_count()},
+              "candidate_threshold": threshold, "machine": machine(),
               "seconds": round(time.time() - start, 1),
               "sets": {s: {"listed": int(len(d["wrong"])), "errors": int(d["wrong"].sum()),
                            "missed_10": int(missed(learned[s], d).sum()),
@@ -274,9 +256,6 @@ def main():
         json.dump(result, f, indent=2)
     print(result["markdown"])
     if args.readme:
-        sys.path.insert(0, os.path.join(ROOT, "bench"))
-        from run import update_readme
-
         update_readme(args.readme, result["markdown"], "error-headroom")
 
 

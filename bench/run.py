@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -67,11 +68,12 @@ def run_step(argv, log_path, threads=None):
 
 
 def train_log(log_path):
-    """(the trainer's closing summary, dev F1 per epoch) from a training log."""
-    lines = open(log_path, encoding="utf-8", errors="replace").read().splitlines()
-    done = [json.loads(line.split("done: ", 1)[1]) for line in lines if " train: done: " in line]
-    curve = [float(line.split("dev F1 ", 1)[1].split()[0].rstrip(",")) for line in lines if ": dev F1 " in line]
-    return (done[-1] if done else None), curve
+    """(the trainer's closing summary, dev F1 per epoch) from a training log; an epoch whose
+    line the log lacks is None, so every value stays at its epoch."""
+    text = open(log_path, encoding="utf-8", errors="replace").read()
+    done = [json.loads(line.split("done: ", 1)[1]) for line in text.splitlines() if " train: done: " in line]
+    found = {int(m[1]): float(m[2]) for m in re.finditer(r"epoch (\d+): dev F1 ([0-9.]+)", text)}
+    return (done[-1] if done else None), [found.get(i) for i in range(max(found) + 1)] if found else []
 
 
 class Bench:

@@ -11,7 +11,6 @@ config.json holds the variant's flags), so a killed run continues; --runs picks 
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -40,12 +39,6 @@ def trained_with(model_dir, flags):
     return args.get("seed") == SEED and all(args.get(k) == v for k, v in flags.items())
 
 
-def dev_curve(log_path):
-    """Dev F1 per epoch from a training log; None for an epoch whose line is missing."""
-    found = {int(m[1]): float(m[2]) for m in re.finditer(r"epoch (\d+): dev F1 ([0-9.]+)", open(log_path).read())}
-    return [found.get(i) for i in range(max(found) + 1)] if found else []
-
-
 def train(args, folder, flags):
     model_dir, log_path = os.path.join(args.runs, folder), os.path.join(args.runs, "logs", f"train_{folder}.log")
     finished = os.path.isfile(log_path) and train_log(log_path)[0] is not None
@@ -56,7 +49,7 @@ def train(args, folder, flags):
                 "--seed", str(SEED)] + [x for k, v in flags.items() for x in (f"--{k}", str(v))]
         run_step(argv, log_path)
     config = json.load(open(os.path.join(model_dir, "config.json")))
-    summary, curve = train_log(log_path)[0], dev_curve(log_path)
+    summary, curve = train_log(log_path)
     return model_dir, {"flags": flags, "best_dev_f1": config["dev_f1"], "best_epoch": config["epoch"] + 1,
                        "dev_f1_per_epoch": curve, "train_seconds": summary and summary.get("train_seconds")}
 
