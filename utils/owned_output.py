@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 from utils.errors import DataError
 from utils.output_lock import OutputLock
+from utils.versioned_json import write_atomic
 
 SIDECAR = ".settings.json"
 PROGRAM = "LinkNER"
@@ -76,10 +77,8 @@ def _read_sidecar(path):
 
 
 def _write_sidecar(path, settings):
-    tmp = path + SIDECAR + ".part"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"program": PROGRAM, "output": os.path.basename(path), "settings": settings}, f, indent=2)
-    os.replace(tmp, path + SIDECAR)
+    write_atomic(path + SIDECAR, {"program": PROGRAM, "output": os.path.basename(path), "settings": settings},
+                 indent=2)
 
 
 def discard_output(path, inputs=None):
@@ -139,4 +138,4 @@ def claim_output(path, settings, inputs=None, overwrite=False, recompute=()):
     """`start_output` under the output's lock, held for the block; yields what it returns."""
     refuse_inputs(path, inputs or {})
     with OutputLock(path):
-        yield start_output(path, settings, inputs, overwrite, recompute)
+        yield start_output(path, settings, None, overwrite, recompute)  # inputs checked above

@@ -20,6 +20,11 @@ def check_budget(fraction):
     return fraction
 
 
+def sent_count(n, fraction):
+    """How many of n listed spans a budget of `fraction` sends: floor(fraction * n)."""
+    return int(np.floor(fraction * n + 1e-9))
+
+
 def threshold_for_budget(uncertainties, fraction):
     """The threshold above which at most `fraction` of `uncertainties` lie, as many as possible.
 
@@ -30,7 +35,7 @@ def threshold_for_budget(uncertainties, fraction):
     values = np.sort(np.asarray(uncertainties, dtype=np.float64))[::-1]
     if not len(values):
         return None
-    k = int(np.floor(fraction * len(values) + 1e-9))
+    k = sent_count(len(values), fraction)
     return float(values[k]) if k < len(values) else float(np.nextafter(values[-1], -np.inf))
 
 

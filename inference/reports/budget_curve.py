@@ -3,7 +3,7 @@ among the most uncertain FRACTION of them (as --budget sends them), and the same
 ranking, the ceiling."""
 import numpy as np
 
-from inference.llm.budget import threshold_for_budget
+from inference.llm.budget import sent_count, threshold_for_budget
 
 
 def caught(uncertainties, errors, fraction):
@@ -16,4 +16,4 @@ def caught(uncertainties, errors, fraction):
 
 def ceiling(n_listed, n_errors, fraction):
     """The share a perfect ranking would send: every sent span an error while errors last."""
-    return min(1.0, int(np.floor(fraction * n_listed + 1e-9)) / n_errors) if n_errors else None
+    return min(1.0, sent_count(n_listed, fraction) / n_errors) if n_errors else None

@@ -18,7 +18,7 @@ from inference.llm.linker import decide
 from inference.reports.metrics import entity_scores
 
 SCORE_KEYS = ("precision", "recall", "f1", "tp", "n_pred", "n_gold")
-STATUS_KEYS = ("spans", "asked", "linked", "cached", "unparseable", "failed", "changed")
+LLM_STATUSES = ("linked", "cached", "unparseable", "failed")  # the llm_status values counted as such
 
 
 def status_counts(records):
@@ -26,7 +26,7 @@ def status_counts(records):
     spans = [span for rec in records for span in rec["entity"]]
     counts = Counter(span.get("llm_status") for span in spans)
     return {"spans": len(spans), "asked": len(spans) - counts["below_threshold"],
-            **{key: counts[key] for key in ("linked", "cached", "unparseable", "failed")},
+            **{key: counts[key] for key in LLM_STATUSES},
             "changed": sum(span.get("llm_pred", span["pred"]) != span["pred"] for span in spans)}
 
 
