@@ -40,7 +40,7 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "bench")]
 from dataloaders.dataset import SpanDataset, make_loader  # noqa: E402
 from dataloaders.readers import read_dataset, split_path  # noqa: E402
 from inference.local.calibrate import decode_all, dev_outputs  # noqa: E402
-from inference.local.companion import Companion, companion_features  # noqa: E402
+from inference.local.companion import Companion, companion_features, views_of  # noqa: E402
 from inference.local.dev_calibration import DevCalibration  # noqa: E402
 from inference.local.error_predictor import fit_logistic  # noqa: E402
 from inference.local.predict import default_uncertainty  # noqa: E402
@@ -83,7 +83,7 @@ def read_set(model, featurizer, config, path, name, threshold, flags, passes, se
     outputs = dev_outputs(model, config, dataset, [base])[base]
     decoded = decode_all(outputs, sentences, labels, threshold if threshold >= 0 else None)
     sampled = mc_passes(model, config, dataset, base, passes)
-    views = second.views(sentences, name) if second else [None] * len(sentences)
+    views = views_of(second, sentences, name)
     second_rows = []
     feats, mc, texts, preds, answers, wrong, cand = [], [], [], [], [], [], []
     for records, (spans, probs, unc), sent, passes_p, view in zip(decoded, outputs, sentences, sampled, views):

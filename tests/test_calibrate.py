@@ -11,6 +11,7 @@ import local_inference
 from inference.local import calibrate
 from inference.local.dev_calibration import CALIBRATION, DevCalibration
 from inference.local.companion import FEATURES as SECOND_FEATURES
+from inference.local.companion import Companion, describe
 from inference.local.error_predictor import PREDICTOR, ErrorPredictor
 from inference.local.span_features import BASE, WordFlags, feature_names, sentence_features
 from inference.reports.calibration import auroc
@@ -184,3 +185,15 @@ def test_an_output_made_with_another_error_predictor_is_not_continued(ener_ckpt,
     with pytest.raises(SystemExit) as exit_:
         infer(str(copy), save, "--uncertainty_type", "learned")
     assert "other settings: error_predictor" in str(exit_.value) and save.read_bytes() == before
+
+
+def test_a_second_model_retrained_in_place_is_noticed(spanner_ckpt, tmp_path):
+    """Same size, other weights (a retrained model of the same shape): the predictor refuses it."""
+    second = tmp_path / "second"
+    shutil.copytree(spanner_ckpt, second)
+    expected = describe(str(second))
+    data = bytearray((second / "model.safetensors").read_bytes())
+    data[-1] ^= 1  # the last byte of the last tensor
+    (second / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="not the second model the error predictor was fitted with"):
+        Companion(str(second), LABELS, expected=expected)

@@ -32,12 +32,12 @@ import torch
 from dataloaders.dataset import SpanDataset, make_loader
 from dataloaders.readers import read_dataset, split_path
 from inference.llm.budget import uncertainty_table
-from inference.local.companion import Companion, companion_features, describe
+from inference.local.companion import Companion, describe, views_of
 from inference.local.decode import decode_sentence
 from inference.local.dev_calibration import DevCalibration
-from inference.local.error_predictor import ErrorPredictor, predictor_path
+from inference.local.error_predictor import ErrorPredictor, predictor_path, predictor_rows
 from inference.local.predict import batch_outputs, default_uncertainty, to_device
-from inference.local.span_features import WordFlags, encoder_lookup, sentence_features, train_lexicon
+from inference.local.span_features import WordFlags, encoder_lookup, train_lexicon
 from inference.local.uncertainty import LEARNED, tempered
 from inference.reports.budget_curve import caught
 from inference.reports.calibration import auroc
@@ -159,19 +159,21 @@ def dev_scores(decoded, uncertainties):
 def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type, companion=None):
     """The error predictor fitted on the dev spans that `decoded` lists, and its table entry;
     with a `companion` (companion.Companion), reading its view of each span too."""
-    views = companion.views(sentences, "dev") if companion else [None] * len(sentences)
     feats, wrong = [], []
-    for records, (spans, probs, unc), sent, view in zip(decoded, outputs, sentences, views):
+    for records, (spans, probs, unc), sent, view in zip(decoded, outputs, sentences,
+                                                         views_of(companion, sentences, "dev")):
         if records:
-            x = sentence_features(records, spans, probs, unc, labels, sent.words, word_flags)
-            feats.append(np.hstack([x, companion_features(records, view, labels)]) if companion else x)
+            feats.append(predictor_rows(records, spans, probs, unc, labels, sent.words, word_flags, view,
+                                        companion is not None))
             wrong += [r["pred"] != r["answer"] for r in records]
     second = describe(companion.path) if companion else None
     predictor, out_of_fold = ErrorPredictor.fit(np.concatenate(feats), wrong, labels, word_flags, base_type,
                                                 second=second)
     entry = {"base": base_type, "listed": len(wrong), "dev": dev_scores(decoded, out_of_fold),
              "budget_table": uncertainty_table(out_of_fold)}
-    return predictor, {**entry, "second_model": second["path"]} if second else entry
+    if second:
+        entry["second_model"] = second["path"]
+    return predictor, entry
 
 
 def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="dev", device=None, batch_size=64,

@@ -18,24 +18,32 @@ import warnings
 
 import numpy as np
 
+from models.checkpoint import WEIGHTS, load_checkpoint
+from utils.file_digest import file_digest
+
 FEATURES = ("second_p_pred", "second_agree", "second_p_o", "second_uncertainty")
 
 
 def describe(path):
-    """What the predictor stores about its second model: where it is and its weights' size."""
-    return {"path": os.path.abspath(path), "weights_bytes": os.path.getsize(os.path.join(path, "model.safetensors"))}
+    """What the predictor stores about its second model: where it is and its weights' digest
+    (a retrained model of the same shape has weights of the same size, not the same digest)."""
+    return {"path": os.path.abspath(path), "weights": file_digest(os.path.join(path, WEIGHTS))}
+
+
+def views_of(companion, sentences, name="input"):
+    """`companion.views(sentences)`, or None per sentence when there is no second model."""
+    return companion.views(sentences, name) if companion else [None] * len(sentences)
 
 
 class Companion:
     """The second checkpoint, loaded once; `views` runs it over a list of sentences."""
 
     def __init__(self, path, labels, device="cpu", expected=None):
-        from models.checkpoint import load_checkpoint
 
         if not os.path.isdir(path):
             raise ValueError(f"{path}: the error predictor's second model is missing; restore it, or recalibrate "
                              "with python -m inference.local.calibrate CHECKPOINT --data_dir DATA")
-        if expected is not None and describe(path)["weights_bytes"] != expected["weights_bytes"]:
+        if expected is not None and describe(path)["weights"] != expected.get("weights"):
             raise ValueError(f"{path}: not the second model the error predictor was fitted with (other weights); "
                              "recalibrate with --second_model")
         self.model, self.featurizer, self.config = load_checkpoint(path, device)

@@ -28,6 +28,13 @@ def predictor_features(labels, second=None):
     return feature_names(labels) + (list(SECOND_FEATURES) if second else [])
 
 
+def predictor_rows(records, spans, probs, uncertainty, labels, words, word_flags, view=None, second=False):
+    """The predictor's input rows for the listed `records` of one sentence: `span_features`,
+    then, for a two-model predictor (`second`), the second model's view of each span."""
+    x = sentence_features(records, spans, probs, uncertainty, labels, words, word_flags)
+    return np.hstack([x, companion_features(records, view, labels)]) if second else x
+
+
 def predictor_path(checkpoint):
     return os.path.join(checkpoint, PREDICTOR)
 
@@ -113,10 +120,8 @@ class ErrorPredictor:
         `view`: the second model's view of this sentence, when the predictor reads one."""
         if not records:
             return records
-        x = sentence_features(records, spans, probs, uncertainty, labels, words, word_flags)
-        if self.second_model is not None:
-            x = np.hstack([x, companion_features(records, view, labels)])
-        p = self.probability(x)
+        p = self.probability(predictor_rows(records, spans, probs, uncertainty, labels, words, word_flags, view,
+                                            self.second_model is not None))
         for rec, p_wrong in zip(records, p):
             rec["uncertainty"], rec["confidence"] = float(p_wrong), float(1.0 - p_wrong)
         return records

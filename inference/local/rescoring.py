@@ -5,7 +5,7 @@ other types, a "calibrated_confidence" per listed span: its label's probability 
 dev temperature (the confidence and uncertainty themselves are kept)."""
 import numpy as np
 
-from inference.local.companion import Companion
+from inference.local.companion import Companion, views_of
 from inference.local.dev_calibration import DevCalibration
 from inference.local.error_predictor import ErrorPredictor
 from inference.local.uncertainty import LEARNED, tempered
@@ -36,7 +36,7 @@ class Rescorer:
 
     def views(self, sentences, name="input"):
         """Per sentence, the second model's view (None when the predictor reads none)."""
-        return self.companion.views(sentences, name) if self.companion else [None] * len(sentences)
+        return views_of(self.companion, sentences, name)
 
     def rescore(self, records, spans, probs, uncertainty, words, view=None):
         if self.predictor is not None:

@@ -2,7 +2,6 @@
 score the records, and write them (continuing what a killed run of the same command wrote).
 Every function reads a `TagSettings`."""
 import dataclasses
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -16,9 +15,11 @@ from inference.local.decode import decode_sentence
 from inference.local.error_predictor import predictor_path
 from inference.local.predict import default_uncertainty, predict
 from inference.local.uncertainty import LEARNED
+from models.checkpoint import WEIGHTS
 from inference.reports.calibration import entity_outcomes, local_metrics
 from inference.reports.table import format_table
 from utils.errors import DataError
+from utils.file_digest import file_digest
 from utils.jsonl import JsonlWriter, resume_jsonl
 
 log = logging.getLogger("local_inference")
@@ -127,7 +128,7 @@ def record_settings(settings, config):
     """What shapes the local records, kept beside SAVE_FILE (`utils.owned_output`): the checkpoint
     (its weights' size and time), the uncertainty (and the learned one's predictor) and the candidates. The input is checked by
     content instead (`written_records`): a file or the same text piped in continue alike."""
-    weights = os.stat(os.path.join(settings.inference_model, "model.safetensors"))
+    weights = os.stat(os.path.join(settings.inference_model, WEIGHTS))
     return {"stage": "local", "checkpoint": os.path.abspath(settings.inference_model),
             "weights": [weights.st_size, weights.st_mtime_ns], "labels": config.labels,
             "uncertainty_type": settings.uncertainty_type,
@@ -136,12 +137,6 @@ def record_settings(settings, config):
             **({"error_predictor": file_digest(predictor_path(settings.inference_model))}
                if settings.uncertainty_type == LEARNED else {})}
 
-
-def file_digest(path):
-    """A short SHA-256 of a file: a recalibrated error predictor (another second model, say)
-    gives other uncertainties, so an output made with the old one is not continued."""
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
 def written_records(settings, sentences, online):
