@@ -39,21 +39,19 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "bench")]
 
 from dataloaders.dataset import SpanDataset, make_loader  # noqa: E402
 from dataloaders.readers import read_dataset, split_path  # noqa: E402
-from inference.local.calibrate import decode_all, dev_outputs  # noqa: E402
+from inference.local.calibrate import decode_all, rank_scores  # noqa: E402
 from inference.local.companion import Companion, companion_features, views_of  # noqa: E402
 from inference.local.dev_calibration import DevCalibration  # noqa: E402
 from inference.local.error_predictor import fit_logistic  # noqa: E402
-from inference.local.predict import default_uncertainty  # noqa: E402
+from inference.local.predict import default_uncertainty, outputs_by_type  # noqa: E402
 from inference.local.span_features import BASE, WordFlags, encoder_lookup, sentence_features, train_lexicon  # noqa: E402
 from inference.local.uncertainty import span_probabilities  # noqa: E402
 from inference.llm.budget import threshold_for_budget  # noqa: E402
-from inference.reports.budget_curve import caught, ceiling  # noqa: E402
-from inference.reports.calibration import auroc  # noqa: E402
+from inference.reports.budget_curve import ceiling  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
 from run import machine, update_readme  # noqa: E402
 
 SETS = ("dev", "ori", "typos", "oov", "ood")
-BUDGETS = (0.05, 0.1, 0.2)
 
 
 @torch.no_grad()
@@ -80,7 +78,7 @@ def read_set(model, featurizer, config, path, name, threshold, flags, passes, se
     with warnings.catch_warnings():  # entities longer than max_span_len: counted as missed, as always
         warnings.simplefilter("ignore", UserWarning)
         dataset = SpanDataset(sentences, featurizer, labels, config.max_span_len, name)
-    outputs = dev_outputs(model, config, dataset, [base])[base]
+    outputs = outputs_by_type(model, config, dataset, [base])[base]
     decoded = decode_all(outputs, sentences, labels, threshold if threshold >= 0 else None)
     sampled = mc_passes(model, config, dataset, base, passes)
     views = views_of(second, sentences, name)
@@ -125,10 +123,7 @@ def file_consistency(texts, preds):
 
 
 def scores(u, data):
-    u = np.asarray(u, dtype=np.float64)
-    entity = ~data["candidate"]
-    return {"auroc": auroc(u[entity], data["wrong"][entity]),
-            **{f"caught_{round(100 * b)}": caught(u, data["wrong"], b) for b in BUDGETS}}
+    return rank_scores(u, data["wrong"], ~data["candidate"])
 
 
 def trees():

@@ -29,14 +29,14 @@ import time
 import numpy as np
 import torch
 
-from dataloaders.dataset import SpanDataset, make_loader
+from dataloaders.dataset import SpanDataset
 from dataloaders.readers import read_dataset, split_path
 from inference.llm.budget import uncertainty_table
 from inference.local.companion import Companion, describe, views_of
 from inference.local.decode import decode_sentence
 from inference.local.dev_calibration import DevCalibration
 from inference.local.error_predictor import ErrorPredictor, predictor_path, predictor_rows
-from inference.local.predict import batch_outputs, default_uncertainty, to_device
+from inference.local.predict import default_uncertainty, outputs_by_type
 from inference.local.span_features import WordFlags, encoder_lookup, train_lexicon
 from inference.local.uncertainty import LEARNED, tempered
 from inference.reports.budget_curve import caught
@@ -51,20 +51,6 @@ TEMPERATURES = np.exp(np.linspace(np.log(0.1), np.log(10.0), 93))
 
 def softmax_types(config):
     return ("evidential", "confidence", "entropy") if config.is_ener else ("confidence", "entropy")
-
-
-@torch.no_grad()
-def dev_outputs(model, config, dataset, uncertainty_types, batch_size=64, device="cpu"):
-    """{type: per dev sentence, in order, (spans, probs [n, K], uncertainty [n]) as numpy
-    arrays}, from one pass of the model."""
-    out = {unc_type: [None] * len(dataset) for unc_type in uncertainty_types}
-    for batch in make_loader(dataset, batch_size, shuffle=False):
-        batch = to_device(batch, device)
-        scores = model(batch)
-        for unc_type in uncertainty_types:
-            for index, spans, probs, unc in batch_outputs(dataset, batch, scores, unc_type, config.etrans_func):
-                out[unc_type][index] = (spans, probs.numpy().astype(np.float64), unc.numpy().astype(np.float64))
-    return out
 
 
 def decode_all(outputs, sentences, labels, threshold):
@@ -144,16 +130,21 @@ def calibrate_type(outputs, sentences, labels):
     return entry, decoded
 
 
+def rank_scores(uncertainties, errors, entity):
+    """How well `uncertainties` rank the `errors` (flags, one per listed span): entity AUROC over
+    the listed spans that are predicted entities (`entity`), and errors caught at 5 / 10 / 20 %."""
+    unc, errors, entity = (np.asarray(uncertainties, dtype=np.float64), np.asarray(errors, dtype=bool),
+                           np.asarray(entity, dtype=bool))
+    scores = {"auroc": auroc(unc[entity], errors[entity]) if entity.any() else None}
+    scores.update({f"caught_{round(100 * b)}": caught(unc, errors, b) for b in (0.05, 0.1, 0.2)})
+    return scores
+
+
 def dev_scores(decoded, uncertainties):
     """How well `uncertainties` (one per listed span of `decoded`) rank the dev errors: entity
     AUROC (wrong vs right predicted entities) and the errors caught at 5, 10 and 20 % budgets."""
     spans = [r for records in decoded for r in records]
-    errors = np.array([r["pred"] != r["answer"] for r in spans])
-    unc = np.asarray(uncertainties, dtype=np.float64)
-    entity = np.array([not r["candidate"] for r in spans], dtype=bool)
-    scores = {"auroc": auroc(unc[entity], errors[entity]) if entity.any() else None}
-    scores.update({f"caught_{round(100 * b)}": caught(unc, errors, b) for b in (0.05, 0.1, 0.2)})
-    return scores
+    return rank_scores(uncertainties, [r["pred"] != r["answer"] for r in spans], [not r["candidate"] for r in spans])
 
 
 def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type, companion=None):
@@ -193,7 +184,7 @@ def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="d
     calib = DevCalibration()
     calib.data["dev"] = {"file": dev_name, "sentences": len(dev_sentences)}
     types = softmax_types(config)
-    for unc_type, outputs in dev_outputs(model, config, dataset, types, batch_size, device).items():
+    for unc_type, outputs in outputs_by_type(model, config, dataset, types, batch_size, device).items():
         entry, decoded = calibrate_type(outputs, dev_sentences, labels)
         calib.data["types"][unc_type] = entry
         if unc_type == base:

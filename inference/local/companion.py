@@ -55,17 +55,15 @@ class Companion:
         """Per sentence, {(start, end): (probs [K], uncertainty)} under the second model's
         default uncertainty."""
         from dataloaders.dataset import SpanDataset
-        from inference.local.predict import predict
+        from inference.local.predict import default_uncertainty, outputs_by_type
 
         with warnings.catch_warnings():  # entities longer than its max_span_len: read as uniform below
             warnings.simplefilter("ignore", UserWarning)
             dataset = SpanDataset(sentences, self.featurizer, self.labels, self.config.max_span_len, name)
-        out = [None] * len(sentences)
-        for i, spans, probs, unc in predict(self.model, dataset, self.config, batch_size=batch_size,
-                                            device=self.device, progress=False):
-            probs, unc = probs.numpy().astype(np.float64), unc.numpy().astype(np.float64)
-            out[i] = {(int(s), int(e)): (probs[j], float(unc[j])) for j, (s, e) in enumerate(spans)}
-        return out
+        base = default_uncertainty(self.config)
+        return [{(int(s), int(e)): (probs[j], float(unc[j])) for j, (s, e) in enumerate(spans)}
+                for spans, probs, unc in outputs_by_type(self.model, self.config, dataset, [base], batch_size,
+                                                         self.device)[base]]
 
 
 def companion_features(records, view, labels):

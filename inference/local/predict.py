@@ -1,5 +1,6 @@
 """Run a span model over a dataset: per sentence, its spans with label probabilities and
 uncertainties, decoded into entities (and LLM candidates) by `inference.local.decode`."""
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -56,6 +57,20 @@ def predict(model, dataset, config, uncertainty_type=None, mc_samples=10, batch_
         batch = to_device(batch, device)
         scores = _span_scores(model, batch, uncertainty_type, mc_samples)
         yield from batch_outputs(dataset, batch, scores, uncertainty_type, config.etrans_func)
+
+
+@torch.inference_mode()
+def outputs_by_type(model, config, dataset, uncertainty_types, batch_size=64, device="cpu"):
+    """{type: per sentence, in order, (spans, probs [n, K], uncertainty [n]) as float64 numpy
+    arrays}, from one pass of the model scored under several uncertainty types."""
+    out = {unc_type: [None] * len(dataset) for unc_type in uncertainty_types}
+    for batch in make_loader(dataset, batch_size, shuffle=False):
+        batch = to_device(batch, device)
+        scores = model(batch)
+        for unc_type in uncertainty_types:
+            for index, spans, probs, unc in batch_outputs(dataset, batch, scores, unc_type, config.etrans_func):
+                out[unc_type][index] = (spans, probs.numpy().astype(np.float64), unc.numpy().astype(np.float64))
+    return out
 
 
 def dev_counter(dataset, config):
