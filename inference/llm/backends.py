@@ -181,8 +181,7 @@ class HFBackend(Backend):
 
     def __init__(self, ckpt, temperature=0.3, max_tokens=32, batch_size=8, device=None, seed=None, options=None):
         if not ckpt:
-            raise NotConfigured("no LLM configured: --llm_name hf (llama, qwen) needs --llm_ckpt, "
-                                "a local model folder or .gguf file")
+            raise NotConfigured(needs_ckpt("hf (llama, qwen)"))
         import torch
 
         from inference.llm.gguf import load_causal_lm, load_tokenizer
@@ -247,6 +246,20 @@ class HFBackend(Backend):
 HF_NAMES = ("llama", "qwen", "hf")  # --llm_name of a local model
 
 
+def needs_ckpt(llm_name):
+    return f"no LLM configured: --llm_name {llm_name} needs --llm_ckpt, a local model folder or .gguf file"
+
+
+def check_configured(llm_name, model=None, base_url=None, llm_ckpt=None, timeout=60.0):
+    """NotConfigured when `--llm_name` lacks what it needs; loads and calls nothing (a local
+    model needs --llm_ckpt; the OpenAI client only reads its key and URL when built)."""
+    if llm_name.lower() in HF_NAMES:
+        if not llm_ckpt:
+            raise NotConfigured(needs_ckpt(llm_name))
+    else:
+        make_backend(llm_name, model, base_url, timeout=timeout)
+
+
 def is_llm_name(llm_name):
     """Whether `make_backend` knows `llm_name`."""
     name = llm_name.lower()
@@ -261,6 +274,6 @@ def make_backend(llm_name, model=None, base_url=None, llm_ckpt=None, temperature
     if name == "openai" or name.startswith("gpt"):
         return OpenAIBackend(model or "gpt-3.5-turbo", base_url, temperature, max_tokens or DEFAULT_MAX_TOKENS, timeout,
                              options)
-    if name in ("llama", "qwen", "hf"):
+    if name in HF_NAMES:
         return HFBackend(llm_ckpt, temperature, max_tokens or 32, batch_size, seed=seed, options=options)
     raise ValueError(f"unknown --llm_name {llm_name!r} (gpt, openai, llama, qwen, hf)")

@@ -8,7 +8,7 @@ import shlex
 import sys
 from contextlib import closing, contextmanager
 
-from inference.llm.backends import HF_NAMES, FatalError, NotConfigured, make_backend
+from inference.llm.backends import FatalError, NotConfigured, check_configured, make_backend
 from inference.llm.cache import ReplyCache
 from inference.llm.linker import Linker, pending_spans
 from inference.llm.prompt import PromptBuilder, ShotSelector, dataset_spec, generic_spec, with_descriptions
@@ -144,10 +144,7 @@ def check_llm(settings):
     s = settings
     if not s.dry_run:
         try:
-            if s.llm_name.lower() in HF_NAMES and not s.llm_ckpt:
-                raise NotConfigured(f"no LLM configured: --llm_name {s.llm_name} needs --llm_ckpt, a local model folder")
-            if s.llm_name.lower() not in HF_NAMES:  # only reads the key and the URL
-                make_backend(s.llm_name, s.model, s.base_url, timeout=s.timeout)
+            check_configured(s.llm_name, s.model, s.base_url, s.llm_ckpt, s.timeout)
         except NotConfigured as err:
             sys.exit(f"error: {err}")
     print("settings OK")
