@@ -144,7 +144,7 @@ def tag(settings, link):
                **(link.record_settings() if link.online else {})}
     say_recomputed(link, start_output(settings.save_file, shaping, inputs, settings.overwrite,
                                       RECOMPUTE if link.online else ()))
-    done = written_records(settings, sentences, link.online)
+    done = written_records(settings, sentences)
     if link.online:
         keep_answered(settings.save_file, done)
     start, before = time.time(), len(done)

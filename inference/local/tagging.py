@@ -139,14 +139,12 @@ def record_settings(settings, config):
 
 
 
-def written_records(settings, sentences, online):
-    """The records a killed run of the same command already wrote (none with --overwrite)."""
+def written_records(settings, sentences):
+    """The records a killed run of the same command already wrote (none with --overwrite); a
+    local output is never continued online or back (the "online" setting, `start_output`)."""
     done = resume_jsonl(settings.save_file)
     if [r.get("tokens") for r in done] != [s.words for s in sentences[:len(done)]]:
         raise DataError(f"{settings.save_file} holds output for other input; use --overwrite or another --save_file")
-    if any(("llm_pred" in ent) != online for r in done for ent in r["entity"]):
-        raise DataError(f"{settings.save_file} holds {'local' if online else 'linked'} output; "
-                        "use --overwrite or another --save_file")
     if done:
         log.info("%s: continuing after %d sentences already written", settings.save_file, len(done))
     return done
