@@ -13,7 +13,8 @@ from inference.local.dev_calibration import CALIBRATION, DevCalibration
 from inference.local.companion import FEATURES as SECOND_FEATURES
 from inference.local.companion import Companion, describe
 from inference.local.error_predictor import PREDICTOR, ErrorPredictor
-from inference.local.span_features import BASE, WordFlags, feature_names, sentence_features
+from dataloaders.readers import Sentence
+from inference.local.span_features import BASE, WordFlags, feature_names, sentence_features, train_lexicon
 from inference.reports.calibration import auroc
 from tests.helpers import SAMPLE_DIR, no_real_openai  # noqa: F401 (autouse fixture)
 from utils.jsonl import read_jsonl
@@ -100,6 +101,18 @@ def test_features_see_unknown_words_casing_and_a_dropped_competitor():
     assert (f[0]["word_entity"], f[0]["word_label"], f[1]["word_entity"]) == (0.5, 0.25, 0)
     assert (f[1]["candidate"], f[1]["lower"], f[1]["competitor"], f[1]["p_entity"]) == (1, 1, 0, 0.4)
     assert len(BASE) + len(LABELS) == rows.shape[1]
+
+
+def test_the_training_lexicon_counts_every_occurrence_in_any_order():
+    # "Paris" is outside an entity once before and once after its one entity occurrence
+    sents = [Sentence(["Paris", "Hilton"], [(0, 1, "PER")]), Sentence(["in", "Paris"], [(1, 1, "LOC")]),
+             Sentence(["Paris", "is", "big"], []), Sentence(["paris", "Paris"], [])]
+    results = [train_lexicon(order) for order in (sents, sents[::-1], sents[2:] + sents[:2])]
+    vocab, entities, words = results[0]
+    assert all(r == results[0] for r in results)
+    assert words["Paris"] == {"PER": 1, "LOC": 1, "O": 2} and words["Hilton"] == {"PER": 1}
+    assert "is" not in words and "paris" not in words and "paris" in vocab
+    assert entities == {"Paris Hilton": {"PER": 1}, "Paris": {"LOC": 1}}
 
 
 def test_the_predictor_learns_a_signal_and_survives_a_json_round_trip(tmp_path):

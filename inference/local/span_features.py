@@ -70,9 +70,11 @@ def train_lexicon(sentences):
             counts[label] = counts.get(label, 0) + 1
             tags[s:e + 1] = [label] * (e - s + 1)
         for word, tag in zip(sent.words, tags):
-            if tag != "O" or word in words:
-                words.setdefault(word, {})[tag] = words.get(word, {}).get(tag, 0) + 1
-    return vocab, entities, words
+            counts = words.setdefault(word, {})
+            counts[tag] = counts.get(tag, 0) + 1
+    # only words seen inside some entity are kept; their O count is every outside occurrence,
+    # wherever in the split it falls
+    return vocab, entities, {w: c for w, c in words.items() if set(c) != {"O"}}
 
 
 class WordFlags:
