@@ -80,7 +80,7 @@ def read_set(model, featurizer, config, path, name, threshold, flags, passes, se
         dataset = SpanDataset(sentences, featurizer, labels, config.max_span_len, name)
     outputs = outputs_by_type(model, config, dataset, [base])[base]
     decoded = decode_all(outputs, sentences, labels, threshold if threshold >= 0 else None)
-    sampled = mc_passes(model, config, dataset, base, passes)
+    sampled = mc_passes(model, config, dataset, base, passes) if passes else [None] * len(dataset)
     views = views_of(second, sentences, name)
     second_rows = []
     feats, mc, texts, preds, answers, wrong, cand = [], [], [], [], [], [], []
@@ -92,9 +92,10 @@ def read_set(model, featurizer, config, path, name, threshold, flags, passes, se
             second_rows.append(companion_features(records, view, labels))
         where = {(int(s), int(e)): i for i, (s, e) in enumerate(spans)}
         for r in records:
-            k = labels.index(r["pred"])
-            p = passes_p[:, where[tuple(r["span"])], :]
-            mc.append([p[:, k].mean(), p[:, k].std(), (p.argmax(1) == k).mean()])
+            if passes:
+                k = labels.index(r["pred"])
+                p = passes_p[:, where[tuple(r["span"])], :]
+                mc.append([p[:, k].mean(), p[:, k].std(), (p.argmax(1) == k).mean()])
             texts.append(r["entity"])
             preds.append(r["pred"])
             answers.append(r["answer"])
@@ -156,6 +157,8 @@ def evaluate(data):
     dev = data["dev"]
     variants = {"learned": lambda d: d["X"], "learned + MC": lambda d: np.hstack([d["X"], d["mc"]]),
                 "learned + file": lambda d: np.hstack([d["X"], d["file"]])}
+    if not len(dev["mc"]):  # --passes 0
+        del variants["learned + MC"]
     if dev["second"] is not None:
         variants["learned + second"] = lambda d: np.hstack([d["X"], d["second"]])
     for name, view in variants.items():
@@ -181,7 +184,7 @@ def markdown(result):
     sets = [s for s in SETS if s in result["sets"]]
     head = (f"Error-ranking headroom of `{result['model']}` ({result['base']} uncertainty), "
             f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} cores), "
-            f"{result['seconds']:.0f} s; MC: {result['passes']} passes"
+            f"{result['seconds']:.0f} s; " + (f"MC: {result['passes']} passes" if result["passes"] else "no MC row")
             + (f"; second model `{result['second_model']}`" if result.get("second_model") else "")
             + ". Each cell: errors caught at 10 % of the "
             "listed spans sent / entity AUROC. dev cells are out of fold (5-fold); **ORACLE rows are fitted on "
@@ -213,7 +216,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="bench/runs/conll03_ener", help="a calibrated checkpoint directory")
     p.add_argument("--data_dir", default="../shared/data/conll03", help="CoNLL-03 with typos/, oov/, ood/")
-    p.add_argument("--passes", type=int, default=10, help="MC-dropout passes")
+    p.add_argument("--passes", type=int, default=10, help="MC-dropout passes (0: no + MC row)")
     p.add_argument("--second_model", help="a second checkpoint with the same labels, for the + second row")
     p.add_argument("--out", default="bench/error_headroom.json")
     p.add_argument("--readme", help="write the table into this README's error-headroom block")

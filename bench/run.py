@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,6 +26,7 @@ sys.path.insert(0, ROOT)
 
 from bench.budget import BUDGETS, budget_report, plot_caught  # noqa: E402
 from inference.reports.link_metrics import link_report  # noqa: E402
+from utils.file_digest import file_digest  # noqa: E402
 from utils.jsonl import read_jsonl  # noqa: E402
 
 MODELS = {"spanner": ("train_spanner.py", ("confidence", "entropy", "mc_dropout")),
@@ -41,6 +43,10 @@ DATASETS = ("conll03", "wnut17", "twitter")
 TEST_MODES = ("ori", "typos", "oov", "ood")
 THRESHOLDS = [round(0.1 * i, 1) for i in range(1, 10)]
 LEARNED = "learned"
+# The two-model error predictor's rows (`calibrate --second_model`): the GloVe E-NER's entities,
+# ranked with the MiniLM E-NER's view as well, on a copy of the GloVe checkpoint (the predictor
+# is saved inside the checkpoint, and the one-model rows keep theirs).
+TWO = {"kind": "ener_two", "first": "ener", "second": "bert_ener", "name": "E-NER + MiniLM E-NER's view"}
 NAMES = {"spanner": "SpanNER", "ener": "E-NER"}
 
 
@@ -125,10 +131,13 @@ class Bench:
         return os.path.isfile(os.path.join(model_dir, "config.json")) and not os.path.isdir(
             os.path.join(model_dir, "resume"))
 
-    def calibrate(self, dataset, kind):
-        """The checkpoint's dev calibration and error predictor (python -m inference.local.calibrate)."""
+    def calibrate(self, dataset, kind, second=None):
+        """The checkpoint's dev calibration and error predictor (python -m inference.local.calibrate),
+        with `second`'s view of each span when given."""
         model_dir = os.path.join(self.runs, f"{dataset}_{kind}")
         argv = ["-m", "inference.local.calibrate", model_dir, "--data_dir", os.path.join(self.args.data_dir, dataset)]
+        if second:
+            argv += ["--second_model", os.path.join(self.runs, f"{dataset}_{second}")]
         threads = BERT["threads"] if kind.startswith("bert_") else None
         seconds, peak = run_step(argv, os.path.join(self.runs, "logs", f"calibrate_{dataset}_{kind}.log"), threads)
         config = json.load(open(os.path.join(model_dir, "config.json")))
@@ -144,6 +153,34 @@ class Bench:
                 "ece": run["ece"], "ece_calibrated": metrics.get("ece_calibrated"),
                 "candidate_threshold": metrics["candidate_threshold"]}
 
+    def copy_checkpoint(self, dataset, kind, copy):
+        """Copy `kind`'s weights and config into `copy`'s folder; a folder already there must hold
+        the same files (it is this benchmark's own copy), or nothing is touched."""
+        src, dst = (os.path.join(self.runs, f"{dataset}_{k}") for k in (kind, copy))
+        os.makedirs(dst, exist_ok=True)
+        for name in ("config.json", "model.safetensors"):
+            target = os.path.join(dst, name)
+            if not os.path.exists(target):
+                shutil.copyfile(os.path.join(src, name), target + ".part")
+                os.replace(target + ".part", target)
+            elif file_digest(target) != file_digest(os.path.join(src, name)):
+                raise SystemExit(f"{target}: not a copy of {src}'s; move {dst} away")
+
+    def two_model(self):
+        """The two-model predictor: calibrated on dev, then scored per test set like `budget`."""
+        if not (self.finished("conll03", TWO["first"]) and self.finished("conll03", TWO["second"])):
+            print(f"[bench] conll03_{TWO['first']} or conll03_{TWO['second']} is not trained: no two-model rows",
+                  flush=True)
+            return
+
+        def calibrate():
+            self.copy_checkpoint("conll03", TWO["first"], TWO["kind"])
+            return self.calibrate("conll03", TWO["kind"], second=TWO["second"])
+
+        self.step("calibrate", f"conll03/{TWO['kind']}", calibrate)
+        for mode in TEST_MODES:
+            self.step("budget", f"conll03/{TWO['kind']}/{mode}/{LEARNED}", lambda: self.budget(TWO["kind"], mode, LEARNED))
+
     def budget_plots(self):
         paths = {}
         for kind, (_, types) in MODELS.items():
@@ -151,6 +188,9 @@ class Bench:
                 continue
             curves = {f"{unc} ({mode})": self.results["budget"][f"conll03/{kind}/{mode}/{unc}"]
                       for mode in ("ori", "oov") for unc in (types[0], LEARNED)}
+            if kind == TWO["first"]:
+                curves.update({f"{LEARNED}, two models ({mode})": self.results["budget"][key] for mode in ("ori", "oov")
+                               if (key := f"conll03/{TWO['kind']}/{mode}/{LEARNED}") in self.results["budget"]})
             path = os.path.join(ROOT, "bench", "plots", f"caught_vs_budget_{kind}.png")
             paths[kind] = os.path.relpath(plot_caught(curves, path, f"{NAMES[kind]}, CoNLL-03 test: errors sent"), ROOT)
         return paths
@@ -266,6 +306,7 @@ class Bench:
             for mode in TEST_MODES:
                 for unc in (types[0], LEARNED):
                     self.step("budget", f"conll03/{kind}/{mode}/{unc}", lambda: self.budget(kind, mode, unc))
+        self.two_model()
         self.results["budget_plots"] = self.budget_plots()
         from bench.llm_throughput import run as llm_run
 
@@ -351,26 +392,28 @@ def budget_markdown(r):
            "1 − P(wrong)); **ORACLE F1**: the F1 if an always-right LLM answered every sent span, an **upper "
            f"bound computed from gold labels**, not an LLM result. Budgets {per} % of the listed spans. `learned`: "
            "the error predictor fitted on the dev split (`--uncertainty_type learned`); its dev row is out of fold "
-           "(5-fold). Choices rest on the dev rows only. Plots: "
+           f"(5-fold). *{TWO['name']}*: the same E-NER and entities, its error predictor fitted with the "
+           "MiniLM E-NER's view of each span as well (`calibrate --second_model`), so inference runs both models. "
+           "Choices rest on the dev rows only. Plots: "
            + ", ".join(f"`{p}`" for p in r.get("budget_plots", {}).values()) + ".", "",
            f"| model | uncertainty | test set | errors / listed | caught {per} % | ceiling {per} % | AUROC | ECE "
            f"| ORACLE F1 {per} % (local F1) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for kind, (_, types) in MODELS.items():
-        for unc in (types[0], LEARNED):
-            dev = r.get("calibrate", {}).get(f"conll03/{kind}", {}).get("dev", {}).get(unc)
-            if dev:  # what the choice rests on (the learned type's out of fold)
-                out.append(f"| {NAMES[kind]} | {unc} | dev | | " + " / ".join(
-                    f"{100 * dev[f'caught_{round(100 * b)}']:.0f}" for b in BUDGETS) + f" | | {num(dev['auroc'])} | | |")
-            for mode in TEST_MODES:
-                c = r.get("budget", {}).get(f"conll03/{kind}/{mode}/{unc}")
-                if c is None:
-                    continue
-                rows = c["budgets"]
-                ece = num(c["ece"]) + ("" if unc == LEARNED else f" / {num(c['ece_calibrated'])}")
-                out.append(f"| {NAMES[kind]} | {unc} | {mode} | {c['errors']} / {c['listed']} | "
-                           + " / ".join(f"{100 * x['caught']:.0f}" for x in rows) + " | "
-                           + " / ".join(f"{100 * x['ceiling']:.0f}" for x in rows) + f" | {num(c['auroc'])} | {ece} | "
-                           + " / ".join(pct(x["oracle_f1"]) for x in rows) + f" ({pct(c['f1'])}) |")
+    ranked = [(kind, NAMES[kind], unc) for kind, (_, types) in MODELS.items() for unc in (types[0], LEARNED)]
+    for kind, name, unc in ranked + [(TWO["kind"], TWO["name"], LEARNED)]:
+        dev = r.get("calibrate", {}).get(f"conll03/{kind}", {}).get("dev", {}).get(unc)
+        if dev:  # what the choice rests on (the learned type's out of fold)
+            out.append(f"| {name} | {unc} | dev | | " + " / ".join(
+                f"{100 * dev[f'caught_{round(100 * b)}']:.0f}" for b in BUDGETS) + f" | | {num(dev['auroc'])} | | |")
+        for mode in TEST_MODES:
+            c = r.get("budget", {}).get(f"conll03/{kind}/{mode}/{unc}")
+            if c is None:
+                continue
+            rows = c["budgets"]
+            ece = num(c["ece"]) + ("" if unc == LEARNED else f" / {num(c['ece_calibrated'])}")
+            out.append(f"| {name} | {unc} | {mode} | {c['errors']} / {c['listed']} | "
+                       + " / ".join(f"{100 * x['caught']:.0f}" for x in rows) + " | "
+                       + " / ".join(f"{100 * x['ceiling']:.0f}" for x in rows) + f" | {num(c['auroc'])} | {ece} | "
+                       + " / ".join(pct(x["oracle_f1"]) for x in rows) + f" ({pct(c['f1'])}) |")
     return out
 
 

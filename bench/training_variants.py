@@ -71,7 +71,7 @@ def headroom(args, folder, model_dir):
     out = os.path.join(args.runs, f"{folder}_headroom.json")
     if not os.path.isfile(out):
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "error_headroom.py"), "--model", model_dir,
-                        "--data_dir", args.data_dir, "--out", out], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+                        "--data_dir", args.data_dir, "--passes", "0", "--out", out], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     return json.load(open(out))["rows"]["learned"]
 
 
