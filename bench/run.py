@@ -180,6 +180,7 @@ class Bench:
         self.step("calibrate", f"conll03/{TWO['kind']}", calibrate)
         for mode in TEST_MODES:
             self.step("budget", f"conll03/{TWO['kind']}/{mode}/{LEARNED}", lambda: self.budget(TWO["kind"], mode, LEARNED))
+        self.step("throughput", f"conll03/{TWO['kind']}/{LEARNED}", lambda: self.throughput(TWO["kind"], LEARNED))
 
     def budget_plots(self):
         paths = {}
@@ -375,6 +376,11 @@ def markdown(r, args):
         tp = r["throughput"][f"conll03/{kind}/{types[0]}"]
         out.append(f"| local inference, {name[kind]} ({types[0]}), CoNLL-03 test | {tp['sentences_per_second']:.0f} "
                    f"sentences/s (median of {len(tp['runs'])}), peak memory {tp['peak_rss_mb']} MB |")
+    two = r["throughput"].get(f"conll03/{TWO['kind']}/{LEARNED}")
+    if two:
+        out.append(f"| local inference, {TWO['name']} ({LEARNED}: both models run), CoNLL-03 test | "
+                   f"{two['sentences_per_second']:.0f} sentences/s (median of {len(two['runs'])}), "
+                   f"peak memory {two['peak_rss_mb']} MB |")
     for c, v in sorted(llm.items(), key=lambda kv: int(kv[0])):
         out.append(f"| LLM stage, local server with 100 ms latency, concurrency {c} | {v['requests_per_s']:.1f} requests/s |")
     out += bert_markdown(r, args)
