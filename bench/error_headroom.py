@@ -10,7 +10,8 @@
               is listed elsewhere in the file, and the share of those with the same label;
   + second    the same, with a second, independently trained checkpoint's view of each span added
               (`--second_model`; inference/local/companion.py, as `calibrate --second_model` fits it);
-  trees       gradient-boosted trees (scikit-learn) on the learned predictor's features.
+  trees       gradient-boosted trees (scikit-learn) on the learned predictor's features (and
+              with the second model's view: + second).
 
 Every candidate is fitted on the dev split; its dev row is out of fold (5-fold), which is what
 to choose on. The test rows only report.
@@ -169,9 +170,13 @@ def evaluate(data):
                 probs[s] = model.predict_proba(scaler.transform(view(d)))[:, 1]
                 rows[name][s] = scores(probs[s], d)
         learned = learned or probs
-    model, oof = fit_trees(dev["X"], dev["wrong"])
-    rows["trees"] = {"dev": scores(oof, dev), **{s: scores(model.predict_proba(d["X"])[:, 1], d)
-                                                 for s, d in data.items() if s != "dev"}}
+    trees_on = {"trees": lambda d: d["X"]}
+    if dev["second"] is not None:
+        trees_on["trees + second"] = lambda d: np.hstack([d["X"], d["second"]])
+    for name, view in trees_on.items():
+        model, oof = fit_trees(view(dev), dev["wrong"])
+        rows[name] = {"dev": scores(oof, dev), **{s: scores(model.predict_proba(view(d))[:, 1], d)
+                                                  for s, d in data.items() if s != "dev"}}
     rows["ORACLE learned"], rows["ORACLE trees"] = {}, {}
     for s, d in data.items():
         if s != "dev":
