@@ -18,6 +18,8 @@ import warnings
 
 import numpy as np
 
+from dataloaders.dataset import SpanDataset
+from inference.local.predict import default_uncertainty, outputs_by_type
 from models.checkpoint import WEIGHTS, load_checkpoint
 from utils.file_digest import file_digest
 
@@ -39,7 +41,6 @@ class Companion:
     """The second checkpoint, loaded once; `views` runs it over a list of sentences."""
 
     def __init__(self, path, labels, device="cpu", expected=None):
-
         if not os.path.isdir(path):
             raise ValueError(f"{path}: the error predictor's second model is missing; restore it, or recalibrate "
                              "with python -m inference.local.calibrate CHECKPOINT --data_dir DATA")
@@ -54,9 +55,6 @@ class Companion:
     def views(self, sentences, name="input", batch_size=64):
         """Per sentence, {(start, end): (probs [K], uncertainty)} under the second model's
         default uncertainty."""
-        from dataloaders.dataset import SpanDataset
-        from inference.local.predict import default_uncertainty, outputs_by_type
-
         with warnings.catch_warnings():  # entities longer than its max_span_len: read as uniform below
             warnings.simplefilter("ignore", UserWarning)
             dataset = SpanDataset(sentences, self.featurizer, self.labels, self.config.max_span_len, name)

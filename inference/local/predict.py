@@ -24,7 +24,9 @@ def check_uncertainty(config, uncertainty_type=None):
     return uncertainty_type
 
 
-def _span_scores(model, batch, uncertainty_type, mc_samples):
+def span_scores(model, batch, uncertainty_type=None, mc_samples=10):
+    """The model's span scores [B, n, K]; under mc_dropout, [mc_samples, B, n, K] from as many
+    passes with dropout on."""
     if uncertainty_type != "mc_dropout":
         return model(batch)
     model.train()  # dropout on: each pass is one sample
@@ -55,7 +57,7 @@ def predict(model, dataset, config, uncertainty_type=None, mc_samples=10, batch_
     loader = make_loader(dataset, batch_size, shuffle=False)
     for batch in tqdm(loader, desc="local inference", unit="batch", disable=not progress):
         batch = to_device(batch, device)
-        scores = _span_scores(model, batch, uncertainty_type, mc_samples)
+        scores = span_scores(model, batch, uncertainty_type, mc_samples)
         yield from batch_outputs(dataset, batch, scores, uncertainty_type, config.etrans_func)
 
 

@@ -15,9 +15,9 @@ from inference.local.decode import decode_sentence
 from inference.local.error_predictor import predictor_path
 from inference.local.predict import default_uncertainty, predict
 from inference.local.uncertainty import LEARNED
-from models.checkpoint import WEIGHTS
 from inference.reports.calibration import entity_outcomes, local_metrics
 from inference.reports.table import format_table
+from models.checkpoint import WEIGHTS
 from utils.errors import DataError
 from utils.file_digest import file_digest
 from utils.jsonl import JsonlWriter, resume_jsonl
@@ -84,12 +84,12 @@ def iter_records(model, featurizer, config, sentences, settings, device, start=0
     if uncertainty_type == LEARNED:  # decoded with the default type, then rescored
         uncertainty_type = default_uncertainty(config)
     threshold = settings.candidate_threshold if settings.candidate_threshold >= 0 else None
+    active = rescorer is not None and rescorer.active
     bar = tqdm(total=len(sentences), initial=start, desc="local inference", unit="sent")
     for lo in range(start, len(sentences), CHUNK):
         chunk = sentences[lo:lo + CHUNK]
         dataset = SpanDataset(chunk, featurizer, labels, config.max_span_len, settings.input_name)
         entities = [None] * len(chunk)
-        active = rescorer is not None and rescorer.active
         views = rescorer.views(chunk, settings.input_name) if active else None
         for j, spans, probs, unc in predict(model, dataset, config, uncertainty_type, settings.mc_samples,
                                             settings.batch_size, device, progress=False):
@@ -136,7 +136,6 @@ def record_settings(settings, config):
             "candidate_threshold": settings.candidate_threshold, "paper_protocol": settings.paper_protocol,
             **({"error_predictor": file_digest(predictor_path(settings.inference_model))}
                if settings.uncertainty_type == LEARNED else {})}
-
 
 
 def written_records(settings, sentences):
