@@ -24,7 +24,6 @@ to choose on. The test rows only report.
         --out bench/error_headroom.json --readme README.md
 """
 import argparse
-import json
 import math
 import os
 import sys
@@ -44,13 +43,13 @@ from inference.local.calibrate import decode_all, rank_scores  # noqa: E402
 from inference.local.companion import Companion, companion_features, views_of  # noqa: E402
 from inference.local.dev_calibration import DevCalibration  # noqa: E402
 from inference.local.error_predictor import fit_logistic  # noqa: E402
-from inference.local.predict import default_uncertainty, outputs_by_type  # noqa: E402
+from inference.local.predict import default_uncertainty, outputs_by_type, span_scores  # noqa: E402
 from inference.local.span_features import BASE, WordFlags, encoder_lookup, sentence_features, train_lexicon  # noqa: E402
 from inference.local.uncertainty import span_probabilities  # noqa: E402
 from inference.llm.budget import threshold_for_budget  # noqa: E402
 from inference.reports.budget_curve import ceiling  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
-from run import machine, update_readme  # noqa: E402
+from run import machine, save_results  # noqa: E402
 
 SETS = ("dev", "ori", "typos", "oov", "ood")
 
@@ -60,14 +59,11 @@ def mc_passes(model, config, dataset, base, passes, seed=0):
     """Per sentence, [passes, n_spans, K] probabilities from `passes` forward passes with dropout on."""
     torch.manual_seed(seed)
     out = [None] * len(dataset)
-    model.train()
-    try:
-        for batch in make_loader(dataset, 64, shuffle=False):
-            probs = torch.stack([span_probabilities(model(batch), base, config.etrans_func)[0] for _ in range(passes)])
-            for row, index in enumerate(batch["index"].tolist()):
-                out[index] = probs[:, row, :len(dataset.spans[index]), :].numpy().astype(np.float64)
-    finally:
-        model.eval()
+    for batch in make_loader(dataset, 64, shuffle=False):
+        # each pass scored under `base` on its own (span_probabilities averages mc_dropout's passes)
+        probs = span_probabilities(span_scores(model, batch, "mc_dropout", passes), base, config.etrans_func)[0]
+        for row, index in enumerate(batch["index"].tolist()):
+            out[index] = probs[:, row, :len(dataset.spans[index]), :].numpy().astype(np.float64)
     return out
 
 
@@ -148,6 +144,15 @@ def missed(u, d, fraction=0.1):
     """Flags of the errors a budget of `fraction` does not send, ranked by `u`."""
     u = np.asarray(u, dtype=np.float64)
     return d["wrong"] & (u <= threshold_for_budget(u, fraction))
+
+
+def set_summary(d, unsent):
+    """One set's counts: listed spans, errors, the errors a 10 % budget leaves `unsent` (flags),
+    those the training split labels as the model did, and the most frequent unsent confusions."""
+    return {"listed": int(len(d["wrong"])), "errors": int(d["wrong"].sum()), "missed_10": int(unsent.sum()),
+            "as_in_training": int((d["wrong"] & d["as_in_training"]).sum()),
+            "as_in_training_missed": int((unsent & d["as_in_training"]).sum()),
+            "missed_pairs": Counter(np.array(d["pairs"])[unsent].tolist()).most_common(6)}
 
 
 def evaluate(data):
@@ -247,19 +252,9 @@ def main():
               "second_model": args.second_model and os.path.relpath(os.path.abspath(args.second_model), ROOT),
               "candidate_threshold": threshold, "machine": machine(),
               "seconds": round(time.time() - start, 1),
-              "sets": {s: {"listed": int(len(d["wrong"])), "errors": int(d["wrong"].sum()),
-                           "missed_10": int(missed(learned[s], d).sum()),
-                           "as_in_training": int((d["wrong"] & d["as_in_training"]).sum()),
-                           "as_in_training_missed": int((missed(learned[s], d) & d["as_in_training"]).sum()),
-                           "missed_pairs": Counter(np.array(d["pairs"])[missed(learned[s], d)].tolist()).most_common(6)}
-                       for s, d in data.items()},
-              "rows": rows}
+              "sets": {s: set_summary(d, missed(learned[s], d)) for s, d in data.items()}, "rows": rows}
     result["markdown"] = markdown(result)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(result["markdown"])
-    if args.readme:
-        update_readme(args.readme, result["markdown"], "error-headroom")
+    save_results(result, args.out, args.readme, "error-headroom")
 
 
 if __name__ == "__main__":

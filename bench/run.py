@@ -372,15 +372,13 @@ def markdown(r, args):
     out += budget_markdown(r)
     llm = r["llm"]["latency_0.1"]["runs"]
     out += ["", "| speed | value |", "| --- | --- |"]
-    for kind, (_, types) in MODELS.items():
-        tp = r["throughput"][f"conll03/{kind}/{types[0]}"]
-        out.append(f"| local inference, {name[kind]} ({types[0]}), CoNLL-03 test | {tp['sentences_per_second']:.0f} "
-                   f"sentences/s (median of {len(tp['runs'])}), peak memory {tp['peak_rss_mb']} MB |")
-    two = r["throughput"].get(f"conll03/{TWO['kind']}/{LEARNED}")
-    if two:
-        out.append(f"| local inference, {TWO['name']} ({LEARNED}: both models run), CoNLL-03 test | "
-                   f"{two['sentences_per_second']:.0f} sentences/s (median of {len(two['runs'])}), "
-                   f"peak memory {two['peak_rss_mb']} MB |")
+    timed = [(f"{name[kind]} ({types[0]})", f"{kind}/{types[0]}") for kind, (_, types) in MODELS.items()]
+    timed.append((f"{TWO['name']} ({LEARNED}: both models run)", f"{TWO['kind']}/{LEARNED}"))
+    for label, key in timed:
+        tp = r["throughput"].get(f"conll03/{key}")
+        if tp:
+            out.append(f"| local inference, {label}, CoNLL-03 test | {tp['sentences_per_second']:.0f} "
+                       f"sentences/s (median of {len(tp['runs'])}), peak memory {tp['peak_rss_mb']} MB |")
     for c, v in sorted(llm.items(), key=lambda kv: int(kv[0])):
         out.append(f"| LLM stage, local server with 100 ms latency, concurrency {c} | {v['requests_per_s']:.1f} requests/s |")
     out += bert_markdown(r, args)
@@ -518,7 +516,8 @@ def main():
     p.add_argument("--repeats", type=int, default=3, help="timed local-inference runs (median reported)")
     p.add_argument("--force", action="store_true", help="redo every step")
     p.add_argument("--train_only", action="store_true", help="only the training steps (MiniLM's first)")
-    p.add_argument("--bert_models", default=",".join(BERT_MODELS), help="which MiniLM models to train and score")
+    p.add_argument("--bert_models", default=",".join(BERT_MODELS),
+                   help="which MiniLM models to train and score (none: no MiniLM step)")
     p.add_argument("--bert_only", action="store_true", help="only the MiniLM steps (no tables written)")
     p.add_argument("--tables_only", action="store_true", help="run nothing: write the tables from --out as it is")
     args = p.parse_args()

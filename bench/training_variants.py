@@ -22,7 +22,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from run import machine, run_step, train_log, update_readme  # noqa: E402
+from run import machine, run_step, save_results, train_log  # noqa: E402
 
 SEED = 123123
 TEST_MODES = ("ori", "typos", "oov", "ood")
@@ -41,41 +41,50 @@ SECOND_MODELS = {
 }
 
 
-def trained_with(model_dir, flags):
-    """Whether model_dir holds a finished model trained with these flags and the seed."""
-    path = os.path.join(model_dir, "config.json")
-    if not os.path.isfile(path):
-        return False
-    args = json.load(open(path))["train_args"]
+def finished(model_dir, log_path):
+    """(config, the trainer's closing summary, dev F1 per epoch) of a training that ran to its end
+    in model_dir, logged to log_path; None otherwise."""
+    config_path = os.path.join(model_dir, "config.json")
+    if not (os.path.isfile(config_path) and os.path.isfile(log_path)):
+        return None
+    summary, curve = train_log(log_path)
+    return None if summary is None else (json.load(open(config_path)), summary, curve)
+
+
+def describe(flags, config, summary, curve):
+    """A model's entry in the tables."""
+    return {"flags": flags, "best_dev_f1": config["dev_f1"], "best_epoch": config["epoch"] + 1,
+            "dev_f1_per_epoch": curve, "train_seconds": summary.get("train_seconds")}
+
+
+def trained_with(config, flags):
+    """Whether a model's config holds these flags and the seed."""
+    args = config["train_args"]
     return args.get("seed") == SEED and all(args.get(k) == v for k, v in flags.items())
 
 
 def train(args, folder, flags):
     model_dir, log_path = os.path.join(args.runs, folder), os.path.join(args.runs, "logs", f"train_{folder}.log")
-    finished = os.path.isfile(log_path) and train_log(log_path)[0] is not None
-    if not (finished and trained_with(model_dir, flags)):
+    done = finished(model_dir, log_path)
+    if done is None or not trained_with(done[0], flags):
         if os.path.exists(model_dir):
             raise SystemExit(f"{model_dir}: an unfinished training or another model; move it away or pick another --runs")
         argv = ["train_ener.py", "--data_dir", args.data_dir, "--encoder", "glove", "--model_save_dir", model_dir,
                 "--seed", str(SEED)] + [x for k, v in flags.items() for x in (f"--{k}", str(v))]  # a later --encoder wins
         run_step(argv, log_path)
-    config = json.load(open(os.path.join(model_dir, "config.json")))
-    summary, curve = train_log(log_path)
-    return model_dir, {"flags": flags, "best_dev_f1": config["dev_f1"], "best_epoch": config["epoch"] + 1,
-                       "dev_f1_per_epoch": curve, "train_seconds": summary and summary.get("train_seconds")}
+        done = finished(model_dir, log_path)
+        if done is None:
+            raise SystemExit(f"{log_path}: the training ended without its closing line")
+    return model_dir, describe(flags, *done)
 
 
 def bench_model(folder):
     """bench/run.py's finished model in bench/runs/FOLDER, described as `train` describes a variant."""
-    model_dir, log_path = os.path.join(BENCH_RUNS, folder), os.path.join(BENCH_RUNS, "logs", f"train_{folder}.log")
-    if not (os.path.isfile(os.path.join(model_dir, "config.json")) and os.path.isfile(log_path)
-            and train_log(log_path)[0] is not None):
+    model_dir = os.path.join(BENCH_RUNS, folder)
+    done = finished(model_dir, os.path.join(BENCH_RUNS, "logs", f"train_{folder}.log"))
+    if done is None:
         raise SystemExit(f"{model_dir}: not trained yet; run bench/run.py first")
-    config = json.load(open(os.path.join(model_dir, "config.json")))
-    summary, curve = train_log(log_path)
-    return model_dir, {"flags": {"iteration": config["train_args"]["iteration"]}, "best_dev_f1": config["dev_f1"],
-                       "best_epoch": config["epoch"] + 1, "dev_f1_per_epoch": curve,
-                       "train_seconds": summary.get("train_seconds")}
+    return model_dir, describe({"iteration": done[0]["train_args"]["iteration"]}, *done)
 
 
 def model(args, folder, flags):
@@ -168,11 +177,7 @@ def main():
     result = {"data_dir": os.path.relpath(args.data_dir, ROOT), "machine": machine(), "variants": variants,
               "second_models": seconds, "seconds": round(time.time() - start, 1)}
     result["markdown"] = markdown(result)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(result["markdown"])
-    if args.readme:
-        update_readme(args.readme, result["markdown"], "training-variants")
+    save_results(result, args.out, args.readme, "training-variants")
 
 
 if __name__ == "__main__":
