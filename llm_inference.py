@@ -21,20 +21,21 @@ One run at a time writes SAVE_FILE (SAVE_FILE.lock); the settings that shape its
 kept in SAVE_FILE.settings.json, and a rerun with others is refused (a new --threshold
 relinks every record from the cache). --html REPORT.html draws the linked records as a page.
 
-The linking session (inference/llm/session.py) is also local_inference.py's online mode
-(`--llm_name`), which links each sentence as the local model tags it.
+The same linking code (inference/llm/) is local_inference.py's online mode (`--llm_name`),
+which links each sentence as the local model tags it.
 """
 import argparse
 import dataclasses
 import sys
 
-from inference.llm.budget import threshold_for_budget
-from inference.llm.session import (check_llm, claim_link_output, exit_status, inputs_of, link_file, link_metrics,
-                                   linking, print_link_summary, prompt_builder, read_records, resolve_spec,
-                                   write_prompts)
+from inference.budget import threshold_for_budget
+from inference.llm.labels import prompt_builder, resolve_spec
+from inference.llm.link_output import claim_link_output, inputs_of, link_file, write_prompts
+from inference.llm.link_run import check_llm, exit_status, link_metrics, linking, print_link_summary
+from inference.records import read_records
 from inference.llm.settings import LinkSettings, add_link_args, check_link_args
 from inference.reports.outputs import write_outputs
-from utils import flag_types as t
+from utils import flag_types as ft
 from utils.cli import run_cli
 from utils.jsonl import read_jsonl
 from utils.owned_output import discard_output
@@ -44,9 +45,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     io = p.add_argument_group("input and output")
     io.add_argument("--input_file", required=True, help="JSONL from local_inference.py")
-    io.add_argument("--save_file", required=True, type=t.output_file, help="linked JSONL; metrics go to SAVE_FILE.metrics.json")
-    io.add_argument("--html", type=t.output_file, help="also write the linked records as a self-contained HTML page here")
-    io.add_argument("--plot_dir", type=t.output_dir, help="draw F1 and calls against the --threshold_sweep thresholds here")
+    io.add_argument("--save_file", required=True, type=ft.output_file, help="linked JSONL; metrics go to SAVE_FILE.metrics.json")
+    io.add_argument("--html", type=ft.output_file, help="also write the linked records as a self-contained HTML page here")
+    io.add_argument("--plot_dir", type=ft.output_dir, help="draw F1 and calls against the --threshold_sweep thresholds here")
     io.add_argument("--overwrite", action="store_true", help="start SAVE_FILE afresh instead of continuing it")
     io.add_argument("--check", action="store_true",
                     help="check the flags and the LLM configuration, then stop (the input need not exist yet)")

@@ -7,7 +7,7 @@ and bench/runs/conll03_spanner, trained by bench/run.py), it tags the test / typ
 sets with local_inference.py (the models' default uncertainty; outputs in
 bench/runs/break_even/, reused while newer than the checkpoint), then simulates an LLM that
 answers each sent span's gold label with probability `a` and otherwise a wrong option, under two
-error models (inference/reports/break_even.py): uniform over the other options, and biased
+error models (bench/break_even_model.py): uniform over the other options, and biased
 toward Non-entity. Per threshold 0.1 .. 0.9 and test set it reports the break-even accuracy
 (below it linking lowers F1), the accuracy needed for +1 and +3 F1 points, and draws linked F1
 against `a` (bench/break_even_uniform.png, bench/break_even_nonentity.png). Figures are
@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.run import NAMES, TEST_MODES, THRESHOLDS, machine, run_step, save_results  # noqa: E402
-from inference.reports.break_even import ERROR_MODELS, NONENTITY_SHARE, counts, plot_curves, sampled_f1  # noqa: E402
+from bench.break_even_model import ERROR_MODELS, NONENTITY_SHARE, counts, plot_curves, sampled_f1  # noqa: E402
 from utils.jsonl import read_jsonl  # noqa: E402
 
 ACCURACIES = [round(0.5 + 0.05 * i, 2) for i in range(11)]

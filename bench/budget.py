@@ -6,7 +6,7 @@ result). An error is a listed span, entity or candidate, whose local label is no
 """
 import os
 
-from inference.llm.budget import threshold_for_budget
+from inference.budget import threshold_for_budget
 from inference.reports.budget_curve import caught, ceiling
 from inference.reports.link_metrics import link_report
 from utils.jsonl import read_jsonl

@@ -8,10 +8,10 @@
               and spread of the predicted label's probability and the share of passes that agree;
   + file      the same, with consistency across the input file added: how often the span's text
               is listed elsewhere in the file, and the share of those with the same label;
-  + second    the same, with a second, independently trained checkpoint's view of each span added
-              (`--second_model`; inference/local/companion.py, as `calibrate --second_model` fits it);
+  + second    the same, with a second, independently trained checkpoint's outputs for each span added
+              (`--second_model`; inference/local/learned/second_model.py, as `calibrate --second_model` fits it);
   trees       gradient-boosted trees (scikit-learn) on the learned predictor's features (and
-              with the second model's view: + second).
+              with the second model's outputs: + second).
 
 Every candidate is fitted on the dev split; its dev row is out of fold (5-fold), which is what
 to choose on. The test rows only report.
@@ -40,13 +40,13 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "bench")]
 from dataloaders.dataset import SpanDataset, make_loader  # noqa: E402
 from dataloaders.readers import read_dataset, split_path  # noqa: E402
 from inference.local.calibrate import decode_all, rank_scores  # noqa: E402
-from inference.local.companion import Companion, companion_features, views_of  # noqa: E402
+from inference.local.learned.second_model import SecondModel, second_model_features, second_model_outputs  # noqa: E402
 from inference.local.dev_calibration import DevCalibration  # noqa: E402
-from inference.local.error_predictor import fit_logistic  # noqa: E402
+from inference.local.learned.error_predictor import fit_logistic  # noqa: E402
 from inference.local.predict import default_uncertainty, outputs_by_type, span_scores  # noqa: E402
-from inference.local.span_features import BASE, WordFlags, encoder_lookup, sentence_features, train_lexicon  # noqa: E402
+from inference.local.learned.span_features import BASE, WordFlags, encoder_lookup, sentence_features, train_lexicon  # noqa: E402
 from inference.local.uncertainty import span_probabilities  # noqa: E402
-from inference.llm.budget import threshold_for_budget  # noqa: E402
+from inference.budget import threshold_for_budget  # noqa: E402
 from inference.reports.budget_curve import ceiling  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
 from run import machine, save_results  # noqa: E402
@@ -78,15 +78,15 @@ def read_set(model, featurizer, config, path, name, threshold, flags, passes, se
     outputs = outputs_by_type(model, config, dataset, [base])[base]
     decoded = decode_all(outputs, sentences, labels, threshold if threshold >= 0 else None)
     sampled = mc_passes(model, config, dataset, base, passes) if passes else [None] * len(dataset)
-    views = views_of(second, sentences, name)
+    second_outputs = second_model_outputs(second, sentences, name)
     second_rows = []
     feats, mc, texts, preds, answers, wrong, cand = [], [], [], [], [], [], []
-    for records, (spans, probs, unc), sent, passes_p, view in zip(decoded, outputs, sentences, sampled, views):
+    for records, (spans, probs, unc), sent, passes_p, second_out in zip(decoded, outputs, sentences, sampled, second_outputs):
         if not records:
             continue
         feats.append(sentence_features(records, spans, probs, unc, labels, sent.words, flags))
         if second:
-            second_rows.append(companion_features(records, view, labels))
+            second_rows.append(second_model_features(records, second_out, labels))
         where = {(int(s), int(e)): i for i, (s, e) in enumerate(spans)}
         for r in records:
             if passes:
@@ -236,7 +236,7 @@ def main():
     start = time.time()
     model, featurizer, config = load_checkpoint(args.model, "cpu")
     base = default_uncertainty(config)
-    second = Companion(args.second_model, config.labels) if args.second_model else None
+    second = SecondModel(args.second_model, config.labels) if args.second_model else None
     threshold = DevCalibration.load(args.model).candidate_default(base)
     flags = WordFlags(encoder_lookup(featurizer), *train_lexicon(read_dataset(split_path(args.data_dir, "train"),
                                                                               labels=config.labels)))

@@ -1,6 +1,6 @@
 """LLM linking throughput: requests per second at several concurrencies against a local server.
 
-The server (inference/llm/loopback_server.py) answers every request after `latency` seconds, like a remote
+The server (tests/support/loopback_server.py) answers every request after `latency` seconds, like a remote
 API; the linker runs with the OpenAI backend and no cache, so every span is one request.
 
     python bench/llm_throughput.py [--n_requests 64] [--latency 0.1] [--concurrencies 1,16]
@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from inference.llm.linker import Linker  # noqa: E402
 from inference.llm.backends import OpenAIBackend  # noqa: E402
 from inference.llm.prompt import DATASETS, PromptBuilder  # noqa: E402
-from inference.llm.loopback_server import LLMServer  # noqa: E402
+from tests.support.loopback_server import LLMServer  # noqa: E402
 
 
 def _records(n):

@@ -44,9 +44,9 @@ TEST_MODES = ("ori", "typos", "oov", "ood")
 THRESHOLDS = [round(0.1 * i, 1) for i in range(1, 10)]
 LEARNED = "learned"
 # The two-model error predictor's rows (`calibrate --second_model`): the GloVe E-NER's entities,
-# ranked with the MiniLM E-NER's view as well, on a copy of the GloVe checkpoint (the predictor
+# ranked with the MiniLM E-NER's second_out as well, on a copy of the GloVe checkpoint (the predictor
 # is saved inside the checkpoint, and the one-model rows keep theirs).
-TWO = {"kind": "ener_two", "first": "ener", "second": "bert_ener", "name": "E-NER + MiniLM E-NER's view"}
+TWO = {"kind": "ener_two", "first": "ener", "second": "bert_ener", "name": "E-NER + MiniLM E-NER's outputs"}
 NAMES = {"spanner": "SpanNER", "ener": "E-NER"}
 
 
@@ -133,7 +133,7 @@ class Bench:
 
     def calibrate(self, dataset, kind, second=None):
         """The checkpoint's dev calibration and error predictor (python -m inference.local.calibrate),
-        with `second`'s view of each span when given."""
+        with `second`'s outputs for each span when given."""
         model_dir = os.path.join(self.runs, f"{dataset}_{kind}")
         argv = ["-m", "inference.local.calibrate", model_dir, "--data_dir", os.path.join(self.args.data_dir, dataset)]
         if second:
@@ -397,7 +397,7 @@ def budget_markdown(r):
            f"bound computed from gold labels**, not an LLM result. Budgets {per} % of the listed spans. `learned`: "
            "the error predictor fitted on the dev split (`--uncertainty_type learned`); its dev row is out of fold "
            f"(5-fold). *{TWO['name']}*: the same E-NER and entities, its error predictor fitted with the "
-           "MiniLM E-NER's view of each span as well (`calibrate --second_model`), so inference runs both models. "
+           "MiniLM E-NER's outputs for each span as well (`calibrate --second_model`), so inference runs both models. "
            "Choices rest on the dev rows only. Plots: "
            + ", ".join(f"`{p}`" for p in r.get("budget_plots", {}).values()) + ".", "",
            f"| model | uncertainty | test set | errors / listed | caught {per} % | ceiling {per} % | AUROC | ECE "

@@ -105,7 +105,7 @@ def test_f1(args, folder, model_dir):
 
 
 def headroom(args, folder, model_dir, second=None):
-    """The learned predictor's ranking of model_dir's errors (with `second`'s view: that row)."""
+    """The learned predictor's ranking of model_dir's errors (with `second`'s outputs: that row)."""
     out = os.path.join(args.runs, f"{folder}_headroom.json" if second is None else f"{folder}_second_headroom.json")
     if not os.path.isfile(out):
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "error_headroom.py"), "--model", model_dir,
@@ -135,7 +135,7 @@ def markdown(result):
                      + " | ".join(f"{100 * f1[m]:.2f}" for m in TEST_MODES)
                      + f" | {100 * lr['ori']['caught_10']:.0f} % / {lr['ori']['auroc']:.3f} "
                      f"| {lr['oov']['auroc']:.3f} / {lr['ood']['auroc']:.3f} |")
-    lines += ["", "The bench E-NER (12 epochs) ranked with each MiniLM E-NER's view as well (`--second_model`; "
+    lines += ["", "The bench E-NER (12 epochs) ranked with each MiniLM E-NER's second_out as well (`--second_model`; "
               "*learned + second*: caught at 10 % / entity AUROC, dev out of fold). F1 in %.", "",
               "| second model | best dev F1 (epoch) | its ori F1 | learned + second: dev | ori | typos | oov | ood |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -10,7 +10,7 @@ import json  # noqa: E402
 from inference.llm.answers import parse_answer  # noqa: E402
 from inference.llm.linker import Linker  # noqa: E402
 from inference.llm.backends import HFBackend, OpenAIBackend, make_backend  # noqa: E402
-from inference.llm.loopback_server import LLMServer, entity_of  # noqa: E402
+from tests.support.loopback_server import LLMServer, entity_of  # noqa: E402
 from inference.llm.prompt import DATASETS, PromptBuilder  # noqa: E402
 from tests.helpers import no_real_openai  # noqa: E402,F401 (autouse fixture)
 

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from inference.reports.break_even import ERROR_MODELS, counts, sampled_f1
+from bench.break_even_model import ERROR_MODELS, counts, sampled_f1
 from inference.reports.link_metrics import link_report
 
 LABELS = ["LOC", "MISC", "ORG", "PER"]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import llm_inference
-from inference.llm.budget import sent_share, table_threshold, threshold_for_budget, uncertainty_table
-from inference.llm.loopback_server import LLMServer
+from inference.budget import sent_share, table_threshold, threshold_for_budget, uncertainty_table
+from tests.support.loopback_server import LLMServer
 from inference.reports.budget_curve import caught, ceiling
 from tests.helpers import no_real_openai  # noqa: F401 (autouse fixture)
 from tests.test_llm_inference import answer, write_input

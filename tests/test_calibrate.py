@@ -10,11 +10,11 @@ import pytest
 import local_inference
 from inference.local import calibrate
 from inference.local.dev_calibration import CALIBRATION, DevCalibration
-from inference.local.companion import FEATURES as SECOND_FEATURES
-from inference.local.companion import Companion, describe
-from inference.local.error_predictor import PREDICTOR, ErrorPredictor
+from inference.local.learned.second_model import FEATURES as SECOND_FEATURES
+from inference.local.learned.second_model import SecondModel, describe
+from inference.local.learned.error_predictor import PREDICTOR, ErrorPredictor
 from dataloaders.readers import Sentence
-from inference.local.span_features import BASE, WordFlags, feature_names, sentence_features, train_lexicon
+from inference.local.learned.span_features import BASE, WordFlags, feature_names, sentence_features, train_lexicon
 from inference.reports.calibration import auroc
 from tests.helpers import SAMPLE_DIR, no_real_openai  # noqa: F401 (autouse fixture)
 from utils.jsonl import read_jsonl
@@ -209,4 +209,4 @@ def test_a_second_model_retrained_in_place_is_noticed(spanner_ckpt, tmp_path):
     data[-1] ^= 1  # the last byte of the last tensor
     (second / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(ValueError, match="not the second model the error predictor was fitted with"):
-        Companion(str(second), LABELS, expected=expected)
+        SecondModel(str(second), LABELS, expected=expected)

@@ -5,7 +5,7 @@ from inference.llm.backends import FatalError, OpenAIBackend
 from inference.llm.cache import ReplyCache
 from inference.llm.prompt import DATASETS, PromptBuilder
 from tests.helpers import no_real_openai  # noqa: F401 (autouse fixture)
-from inference.llm.loopback_server import Drop, Fail, Garbage, LLMServer, Reply, entity_of
+from tests.support.loopback_server import Drop, Fail, Garbage, LLMServer, Reply, entity_of
 
 ANSWERS = {"German": "Miscellaneous", "Brussels": "Answer: Location", "Peter": "Non-entity", "EU": "Organization"}
 

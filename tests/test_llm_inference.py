@@ -7,12 +7,13 @@ import sys
 import pytest
 
 import llm_inference
-from inference.llm.session import read_records, resolve_spec
+from inference.llm.labels import resolve_spec
+from inference.records import read_records
 from inference.llm.settings import LinkSettings
 from tests.helpers import ctrl_c_works, no_real_openai, wait_for  # noqa: F401 (autouse fixture)
 from utils.errors import DataError
 from inference.reports.metrics import entity_scores
-from inference.llm.loopback_server import Fail, LLMServer, Reply, entity_of
+from tests.support.loopback_server import Fail, LLMServer, Reply, entity_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANSWERS = {"German": "Miscellaneous", "Brussels": "Location", "Peter": "Person", "Smith": "Non-entity"}

@@ -11,14 +11,14 @@ from html.parser import HTMLParser
 
 import pytest
 
-import inference.llm.session
+import inference.llm.link_output
 import inference.local.tagging
 import llm_inference
 import local_inference
 from dataloaders.readers import read_dataset
 from inference.reports.page import change_kind
 from tests.helpers import REPO, SAMPLE_DIR, wait_for
-from inference.llm.loopback_server import Fail, LLMServer, entity_of
+from tests.support.loopback_server import Fail, LLMServer, entity_of
 from utils.jsonl import JsonlWriter, read_jsonl
 
 NAMES = ("Location", "Person", "Organization", "Miscellaneous", "Non-entity")
@@ -215,7 +215,7 @@ def test_ctrl_c_while_a_record_is_written_keeps_every_reply_and_stops(spanner_ck
     text = first_sentences(tmp_path / "notes.txt", 30)
     if entry is llm_inference:
         local(spanner_ckpt, tmp_path / "local.jsonl", "--input_file", text)
-    writer_module = {local_inference: inference.local.tagging, llm_inference: inference.llm.session}[entry]
+    writer_module = {local_inference: inference.local.tagging, llm_inference: inference.llm.link_output}[entry]
     monkeypatch.setattr(writer_module, "JsonlWriter", Interrupted)
     with LLMServer(answer=answer, latency=0.2) as server:
         llm = ["--save_file", str(tmp_path / "out.jsonl"), "--base_url", server.base_url, "--concurrency", "4"]

@@ -2,7 +2,7 @@
 
 Most tests point PYTHON (or the venv) at a stub interpreter that records its arguments, so
 they check what each script would run without training anything. llm_inference.sh links a
-two-span file through a local OpenAI-compatible server (inference/llm/loopback_server.py), and one slow
+two-span file through a local OpenAI-compatible server (tests/support/loopback_server.py), and one slow
 test runs pipeline.sh for real on a slice of data/sample, from another working directory,
 with no LLM (dry run).
 """
@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from inference.llm.loopback_server import LLMServer, entity_of
+from tests.support.loopback_server import LLMServer, entity_of
 from tests.helpers import REPO
 
 SCRIPTS = sorted(glob.glob(os.path.join(REPO, "scripts", "*.sh"))) + [os.path.join(REPO, ".ci", "run")]

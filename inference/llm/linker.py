@@ -49,22 +49,11 @@ from tqdm import tqdm
 from inference.llm.answers import parse_reply
 from inference.llm.backends import FatalError, TransientError
 from inference.llm.cache import prompt_key
+from inference.records import decide
 
 MAX_REPLY_CHARS = 2000  # what is kept of a reply: a label takes a few words
-PENDING = ("failed", "unparseable")  # spans a rerun asks again
 SUMMARY_KEYS = ("spans", "asked", "linked", "cached", "unparseable", "failed", "changed", "requests",
                 "cache_replies", "transient_errors", "prompt_tokens", "completion_tokens")
-
-
-def pending_spans(record):
-    """How many spans of a linked record are still to be answered."""
-    return sum(span.get("llm_status") in PENDING for span in record.get("entity", []))
-
-
-def decide(span, threshold):
-    """The linked label of a span: the LLM's answer above the threshold, else the local one."""
-    answer = span.get("llm_answer")
-    return answer if answer is not None and span["uncertainty"] > threshold else span["pred"]
 
 
 @dataclass(eq=False)

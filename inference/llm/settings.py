@@ -8,12 +8,12 @@ from typing import Optional
 
 from inference.llm.prompt import DATASETS
 from inference.llm.backends import is_llm_name
-from utils import flag_types as t
+from utils import flag_types as ft
 
 
 @dataclass(frozen=True)
 class LinkSettings:
-    """Everything the linking session reads, from the flags of `add_link_args` plus the run's
+    """Everything a linking run reads, from the flags of `add_link_args` plus the run's
     input and output (`input_file` is None when local_inference.py reads a --data_dir)."""
     save_file: str
     input_file: Optional[str] = None
@@ -36,7 +36,7 @@ class LinkSettings:
     max_attempts: int = 5
     concurrency: int = 8
     threshold: float = 0.4
-    budget: Optional[float] = None  # share of listed spans to send; sets `threshold` (see inference/llm/budget.py)
+    budget: Optional[float] = None  # share of listed spans to send; sets `threshold` (see inference/budget.py)
     threshold_sweep: list = field(default_factory=list)
     cache: Optional[str] = None
     no_cache: bool = False
@@ -60,7 +60,7 @@ class LinkSettings:
         """Spans above it are asked: the lowest threshold scored, so one pass serves the whole sweep."""
         return min([self.threshold] + self.threshold_sweep)
 
-    def record_settings(self):
+    def fingerprint(self):
         """What shapes the linked records, kept beside the output (`utils.owned_output`): the
         label set and prompt, the LLM and its decoding, the thresholds (the only ones a rerun
         may change: `RECOMPUTE`). The server's address is not one (a server may move between
@@ -93,37 +93,37 @@ def add_link_args(p, llm_name="gpt"):
     labels.add_argument("--labels", help="the label set: a comma list or a labels.txt file (overrides the rest)")
     labels.add_argument("--dataname", choices=sorted(DATASETS), type=str.lower,
                         help="the paper's label set and descriptions")
-    labels.add_argument("--label_desc", type=t.json_labels,
+    labels.add_argument("--label_desc", type=ft.json_labels,
                         help='JSON {"LABEL": "description"} replacing the label descriptions')
-    labels.add_argument("--shot", type=t.nonnegative_int, default=LinkSettings.shot, help="examples per label in each prompt")
+    labels.add_argument("--shot", type=ft.nonnegative_int, default=LinkSettings.shot, help="examples per label in each prompt")
     labels.add_argument("--shot_strategy", choices=("random", "similar"), default=LinkSettings.shot_strategy)
-    labels.add_argument("--selectShot_dir", type=t.existing_file, help="labelled file (spanner JSON or CoNLL columns) to draw examples from")
+    labels.add_argument("--selectShot_dir", type=ft.existing_file, help="labelled file (spanner JSON or CoNLL columns) to draw examples from")
     online = "local only, unless --llm_name links each sentence online as it is tagged"
     llm = p.add_argument_group("LLM", None if llm_name else online)
     llm.add_argument("--llm_name", default=llm_name, type=llm_name_type,
                      help="gpt / openai (any OpenAI-compatible server), or llama / qwen / hf (a local model)")
     llm.add_argument("--model", help="model name for the server (default gpt-3.5-turbo)")
     llm.add_argument("--base_url", help="OpenAI-compatible server URL (default: OPENAI_BASE_URL, else OpenAI)")
-    llm.add_argument("--llm_ckpt", type=t.existing_path, help="local Hugging Face model folder or .gguf file, for llama / qwen / hf")
-    llm.add_argument("--temperature", type=t.nonnegative_float, default=LinkSettings.temperature)
-    llm.add_argument("--max_tokens", type=t.positive_int, help="reply length cap (default 64; hf: 32)")
+    llm.add_argument("--llm_ckpt", type=ft.existing_path, help="local Hugging Face model folder or .gguf file, for llama / qwen / hf")
+    llm.add_argument("--temperature", type=ft.nonnegative_float, default=LinkSettings.temperature)
+    llm.add_argument("--max_tokens", type=ft.positive_int, help="reply length cap (default 64; hf: 32)")
     llm.add_argument("--answer_mode", choices=("free", "choice"), default=LinkSettings.answer_mode,
                      help="free: the paper's free-text reply, parsed; choice: one of the options, by scoring "
                           "them (llama / qwen / hf) or by structured output (openai)")
-    llm.add_argument("--timeout", type=t.positive_float, default=LinkSettings.timeout, help="seconds per request")
-    llm.add_argument("--max_attempts", type=t.positive_int, default=LinkSettings.max_attempts, help="requests per span at most (unparseable or failed)")
-    llm.add_argument("--concurrency", type=t.positive_int, default=LinkSettings.concurrency, help="requests in flight (hf: prompts per batch)")
+    llm.add_argument("--timeout", type=ft.positive_float, default=LinkSettings.timeout, help="seconds per request")
+    llm.add_argument("--max_attempts", type=ft.positive_int, default=LinkSettings.max_attempts, help="requests per span at most (unparseable or failed)")
+    llm.add_argument("--concurrency", type=ft.positive_int, default=LinkSettings.concurrency, help="requests in flight (hf: prompts per batch)")
     link = p.add_argument_group("linking")
-    link.add_argument("--threshold", type=t.number, default=LinkSettings.threshold, help="spans with uncertainty above it go to the LLM")
-    link.add_argument("--budget", type=t.number, metavar="FRACTION",
+    link.add_argument("--threshold", type=ft.number, default=LinkSettings.threshold, help="spans with uncertainty above it go to the LLM")
+    link.add_argument("--budget", type=ft.number, metavar="FRACTION",
                       help="send the most uncertain FRACTION of the listed spans, e.g. 0.1 (replaces --threshold; "
                       "online: the threshold that sends FRACTION on the checkpoint's dev split)")
-    link.add_argument("--threshold_sweep", type=t.number_list, default=[],
+    link.add_argument("--threshold_sweep", type=ft.number_list, default=[],
                       help="comma list of thresholds to score from one pass of calls")
-    link.add_argument("--cache", type=t.output_file, help="reply cache (JSONL); default: llm_cache.jsonl next to --save_file")
+    link.add_argument("--cache", type=ft.output_file, help="reply cache (JSONL); default: llm_cache.jsonl next to --save_file")
     link.add_argument("--no_cache", action="store_true", help="ask every span again")
     link.add_argument("--dry_run", action="store_true", help="call nothing; write the prompts to --prompts_file")
-    link.add_argument("--prompts_file", type=t.output_file, help="for --dry_run; default: SAVE_FILE with .prompts.jsonl")
+    link.add_argument("--prompts_file", type=ft.output_file, help="for --dry_run; default: SAVE_FILE with .prompts.jsonl")
     link.add_argument("--seed", type=int, default=LinkSettings.seed, help="for shot sampling and local sampling")
 
 

@@ -17,7 +17,7 @@ for an existing checkpoint. On the dev split only, per uncertainty type:
 
 and, for the checkpoint's default type, the learned error predictor (error_predictor.py),
 whose own budget table comes from out-of-fold dev probabilities. With `--second_model OTHER`
-the predictor also reads a second checkpoint's view of each span (companion.py), and local
+the predictor also reads a second checkpoint's outputs for each span (learned/second_model.py), and local
 inference with `--uncertainty_type learned` then runs that checkpoint too. Each type's `dev` entry
 scores its ranking of the dev errors (for the learned one, out of fold): what to choose on.
 """
@@ -31,13 +31,13 @@ import torch
 
 from dataloaders.dataset import SpanDataset
 from dataloaders.readers import read_dataset, split_path
-from inference.llm.budget import uncertainty_table
-from inference.local.companion import Companion, describe, views_of
+from inference.budget import uncertainty_table
+from inference.local.learned.second_model import SecondModel, describe, second_model_outputs
 from inference.local.decode import decode_sentence
 from inference.local.dev_calibration import DevCalibration
-from inference.local.error_predictor import ErrorPredictor, predictor_path, predictor_rows
+from inference.local.learned.error_predictor import ErrorPredictor, predictor_path, predictor_rows
 from inference.local.predict import default_uncertainty, outputs_by_type
-from inference.local.span_features import WordFlags, encoder_lookup, train_lexicon
+from inference.local.learned.span_features import WordFlags, encoder_lookup, train_lexicon
 from inference.local.uncertainty import LEARNED, tempered
 from inference.reports.budget_curve import caught
 from inference.reports.calibration import auroc
@@ -147,30 +147,30 @@ def dev_scores(decoded, uncertainties):
     return rank_scores(uncertainties, [r["pred"] != r["answer"] for r in spans], [not r["candidate"] for r in spans])
 
 
-def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type, companion=None):
+def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type, second=None):
     """The error predictor fitted on the dev spans that `decoded` lists, and its table entry;
-    with a `companion` (companion.Companion), reading its view of each span too."""
+    with a `second` (second_model.SecondModel), reading its outputs for each span too."""
     feats, wrong = [], []
-    for records, (spans, probs, unc), sent, view in zip(decoded, outputs, sentences,
-                                                         views_of(companion, sentences, "dev")):
+    for records, (spans, probs, unc), sent, second_out in zip(decoded, outputs, sentences,
+                                                         second_model_outputs(second, sentences, "dev")):
         if records:
-            feats.append(predictor_rows(records, spans, probs, unc, labels, sent.words, word_flags, view,
-                                        companion is not None))
+            feats.append(predictor_rows(records, spans, probs, unc, labels, sent.words, word_flags, second_out,
+                                        second is not None))
             wrong += [r["pred"] != r["answer"] for r in records]
-    second = describe(companion.path) if companion else None
+    described = describe(second.path) if second else None
     predictor, out_of_fold = ErrorPredictor.fit(np.concatenate(feats), wrong, labels, word_flags, base_type,
-                                                second=second)
+                                                second=described)
     entry = {"base": base_type, "listed": len(wrong), "dev": dev_scores(decoded, out_of_fold),
              "budget_table": uncertainty_table(out_of_fold)}
-    if second:
-        entry["second_model"] = second["path"]
+    if described:
+        entry["second_model"] = described["path"]
     return predictor, entry
 
 
 def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="dev", device=None, batch_size=64,
                          model=None, featurizer=None, config=None, second_model=None):
     """Write CHECKPOINT/calibration.json and CHECKPOINT/error_predictor.json from the dev split
-    (the predictor reading `second_model`'s view too, when given); returns the calibration's data."""
+    (the predictor reading `second_model`'s outputs too, when given); returns the calibration's data."""
     start = time.time()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if model is None:
@@ -178,7 +178,7 @@ def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="d
     labels = config.labels
     if second_model is not None and os.path.abspath(second_model) == os.path.abspath(checkpoint):
         raise ValueError(f"{second_model}: the second model must be another checkpoint")
-    companion = Companion(second_model, labels, device) if second_model else None  # fail before the work
+    second = SecondModel(second_model, labels, device) if second_model else None  # fail before the work
     dataset = SpanDataset(dev_sentences, featurizer, labels, config.max_span_len, dev_name)
     base, predictor = default_uncertainty(config), None
     calib = DevCalibration()
@@ -191,7 +191,7 @@ def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="d
             flags = WordFlags(encoder_lookup(featurizer), *train_lexicon(train_sentences))
             try:
                 predictor, calib.data["types"][LEARNED] = fit_predictor(outputs, decoded, dev_sentences, labels,
-                                                                        flags, base, companion)
+                                                                        flags, base, second)
             except ValueError as err:  # e.g. a dev split on which every listed span is right
                 log.warning("no error predictor: %s", err)
     if predictor is not None:
@@ -210,7 +210,7 @@ def main(argv=None):
     p.add_argument("--dev_file", help="override the dev split")
     p.add_argument("--train_file", help="override the train split (its words feed the unknown-word feature)")
     p.add_argument("--second_model", help="another checkpoint with the same labels (e.g. a MiniLM E-NER beside a "
-                   "GloVe one) whose view of each span the error predictor reads too; learned inference then runs it")
+                   "GloVe one) whose outputs for each span the error predictor reads too; learned inference then runs it")
     p.add_argument("--device", help="default: cuda when there is one, else cpu")
     p.add_argument("--batch_size", type=int, default=64)
     args = p.parse_args(argv)

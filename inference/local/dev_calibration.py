@@ -12,7 +12,7 @@ candidate threshold 0.4, no temperature, and --budget online asks for calibratio
 """
 import os
 
-from inference.llm.budget import table_threshold
+from inference.budget import table_threshold
 from utils.versioned_json import read_versioned, write_atomic
 
 CALIBRATION = "calibration.json"

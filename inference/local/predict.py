@@ -16,7 +16,7 @@ def default_uncertainty(config):
 def check_uncertainty(config, uncertainty_type=None):
     """The uncertainty method to use (the checkpoint's default when None), or a clear error."""
     uncertainty_type = uncertainty_type or default_uncertainty(config)
-    if uncertainty_type == LEARNED:  # needs the checkpoint's error predictor: see inference/local/rescoring.py
+    if uncertainty_type == LEARNED:  # needs the checkpoint's error predictor: see inference/local/learned/rescoring.py
         return uncertainty_type
     if uncertainty_type == "evidential" and not config.is_ener:
         raise ValueError("evidential uncertainty needs an E-NER checkpoint (train_ener.py); this SpanNER "

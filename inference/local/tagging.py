@@ -12,8 +12,10 @@ from tqdm import tqdm
 from dataloaders.dataset import SpanDataset
 from dataloaders.readers import STDIN, read_dataset, split_path
 from inference.local.decode import decode_sentence
-from inference.local.error_predictor import predictor_path
-from inference.local.predict import default_uncertainty, predict
+from inference.local.dev_calibration import DevCalibration
+from inference.local.learned.error_predictor import predictor_path
+from inference.local.learned.rescoring import Rescorer
+from inference.local.predict import check_uncertainty, default_uncertainty, predict
 from inference.local.uncertainty import LEARNED
 from inference.reports.calibration import entity_outcomes, local_metrics
 from inference.reports.table import format_table
@@ -54,6 +56,17 @@ class TagSettings:
         return self.input_file or f"{self.data_dir} ({self.test_mode})"
 
 
+def calibrated(settings, config, featurizer, device="cpu"):
+    """The settings with the uncertainty type and the candidate threshold (the checkpoint's dev
+    default when not given) filled in, the checkpoint's `DevCalibration`, and the `Rescorer`."""
+    calibration = DevCalibration.load(settings.inference_model)
+    unc = check_uncertainty(config, settings.uncertainty_type)
+    candidate = settings.candidate_threshold
+    settings = dataclasses.replace(settings, uncertainty_type=unc, candidate_threshold=(
+        calibration.candidate_default(unc) if candidate is None else candidate))
+    return settings, calibration, Rescorer(settings.inference_model, config, featurizer, unc, calibration, device)
+
+
 def load_input(settings, labels):
     """The sentences to tag: --input_file (- for stdin), else the --data_dir test split."""
     if settings.input_file:
@@ -79,7 +92,7 @@ def sentence_record(i, sent, entities):
 
 def iter_records(model, featurizer, config, sentences, settings, device, start=0, rescorer=None):
     """Records for sentences[start:], in input order, decoded chunk by chunk; `rescorer`
-    (inference/local/rescoring.py) applies the checkpoint's dev calibration."""
+    (inference/local/learned/rescoring.py) applies the checkpoint's dev calibration."""
     labels, uncertainty_type = config.labels, settings.uncertainty_type
     if uncertainty_type == LEARNED:  # decoded with the default type, then rescored
         uncertainty_type = default_uncertainty(config)
@@ -90,14 +103,14 @@ def iter_records(model, featurizer, config, sentences, settings, device, start=0
         chunk = sentences[lo:lo + CHUNK]
         dataset = SpanDataset(chunk, featurizer, labels, config.max_span_len, settings.input_name)
         entities = [None] * len(chunk)
-        views = rescorer.views(chunk, settings.input_name) if active else None
+        second_outputs = rescorer.outputs(chunk, settings.input_name) if active else None
         for j, spans, probs, unc in predict(model, dataset, config, uncertainty_type, settings.mc_samples,
                                             settings.batch_size, device, progress=False):
             sent = chunk[j]
             entities[j] = decode_sentence(spans, probs, unc, labels, threshold, sent.entities,
                                           settings.paper_protocol, sent.words)
             if active:
-                rescorer.rescore(entities[j], spans, probs, unc, sent.words, views[j])
+                rescorer.rescore(entities[j], spans, probs, unc, sent.words, second_outputs[j])
             bar.update()
         yield from (sentence_record(lo + j, sent, ents) for j, (sent, ents) in enumerate(zip(chunk, entities)))
     bar.close()
@@ -124,7 +137,7 @@ def score_records(settings, config, records, seconds, n_new):
     return metrics
 
 
-def record_settings(settings, config):
+def fingerprint(settings, config):
     """What shapes the local records, kept beside SAVE_FILE (`utils.owned_output`): the checkpoint
     (its weights' size and time), the uncertainty (and the learned one's predictor) and the candidates. The input is checked by
     content instead (`written_records`): a file or the same text piped in continue alike."""

@@ -12,7 +12,7 @@ import torch
 from models.losses import evidence
 
 UNCERTAINTY_TYPES = ("confidence", "entropy", "mc_dropout", "evidential")
-LEARNED = "learned"  # the checkpoint's error predictor over the default type (inference/local/rescoring.py)
+LEARNED = "learned"  # the checkpoint's error predictor over the default type (inference/local/learned/rescoring.py)
 
 def _check_logits(logits, min_dim=1):
     if not torch.is_tensor(logits) or not logits.is_floating_point():

@@ -3,7 +3,7 @@ among the most uncertain FRACTION of them (as --budget sends them), and the same
 ranking, the ceiling."""
 import numpy as np
 
-from inference.llm.budget import sent_count, threshold_for_budget
+from inference.budget import sent_count, threshold_for_budget
 
 
 def caught(uncertainties, errors, fraction):

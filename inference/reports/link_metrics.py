@@ -3,7 +3,7 @@
 Entity-level scores (exact span and type) against each record's `gold`, as local_inference.py
 scores them: a gold entity that no span lists counts as missed, an LLM "O" removes an entity,
 a candidate (local "O") the LLM types becomes one. At threshold t a span takes its `llm_answer`
-if its uncertainty is above t (`linker.decide`), so one pass of LLM calls at the lowest
+if its uncertainty is above t (`inference.records.decide`), so one pass of LLM calls at the lowest
 threshold scores every higher one. Change counts, per span whose label changed:
 
     fixed      the local label was wrong and the linked one is right
@@ -14,7 +14,7 @@ threshold scores every higher one. Change counts, per span whose label changed:
 """
 from collections import Counter
 
-from inference.llm.linker import decide
+from inference.records import decide
 from inference.reports.metrics import entity_scores
 
 SCORE_KEYS = ("precision", "recall", "f1", "tp", "n_pred", "n_gold")

@@ -5,9 +5,9 @@ other types, a "calibrated_confidence" per listed span: its label's probability 
 dev temperature (the confidence and uncertainty themselves are kept)."""
 import numpy as np
 
-from inference.local.companion import Companion, views_of
+from inference.local.learned.second_model import SecondModel, second_model_outputs
 from inference.local.dev_calibration import DevCalibration
-from inference.local.error_predictor import ErrorPredictor
+from inference.local.learned.error_predictor import ErrorPredictor
 from inference.local.uncertainty import LEARNED, tempered
 
 
@@ -16,7 +16,7 @@ class Rescorer:
 
     def __init__(self, checkpoint, config, featurizer, uncertainty_type, calibration=None, device="cpu"):
         calibration = calibration or DevCalibration.load(checkpoint)
-        self.labels, self.predictor, self.temperature, self.companion = config.labels, None, None, None
+        self.labels, self.predictor, self.temperature, self.second_model = config.labels, None, None, None
         if uncertainty_type == LEARNED:
             self.predictor = ErrorPredictor.load(checkpoint, config.labels)
             if self.predictor is None:
@@ -25,7 +25,7 @@ class Rescorer:
             self.word_flags = self.predictor.word_flags(featurizer)
             second = self.predictor.second_model
             if second is not None:  # a two-model predictor: the second checkpoint runs too
-                self.companion = Companion(second["path"], config.labels, device, expected=second)
+                self.second_model = SecondModel(second["path"], config.labels, device, expected=second)
         else:
             temperature = calibration.temperature(uncertainty_type)
             self.temperature = temperature if temperature and temperature != 1.0 else None
@@ -34,14 +34,14 @@ class Rescorer:
     def active(self):
         return self.predictor is not None or self.temperature is not None
 
-    def views(self, sentences, name="input"):
-        """Per sentence, the second model's view (None when the predictor reads none)."""
-        return views_of(self.companion, sentences, name)
+    def outputs(self, sentences, name="input"):
+        """Per sentence, the second model's second_out (None when the predictor reads none)."""
+        return second_model_outputs(self.second_model, sentences, name)
 
-    def rescore(self, records, spans, probs, uncertainty, words, view=None):
+    def rescore(self, records, spans, probs, uncertainty, words, second_out=None):
         if self.predictor is not None:
             return self.predictor.rescore(records, spans, probs, uncertainty, self.labels, words, self.word_flags,
-                                          view)
+                                          second_out)
         if self.temperature is not None and records:
             where = {(int(s), int(e)): i for i, (s, e) in enumerate(spans)}
             rows = [where.get(tuple(r["span"])) for r in records]

@@ -1,4 +1,4 @@
-"""A second, independently trained checkpoint's view of the spans the first one lists: the
+"""A second, independently trained checkpoint's outputs for the spans the first one lists: the
 signal of a two-model ensemble for the learned error predictor (`python -m
 inference.local.calibrate CKPT --second_model OTHER`). Trained on other features (the MiniLM
 E-NER beside the GloVe E-NER, say), it errs elsewhere, so its disagreement marks errors the
@@ -32,13 +32,13 @@ def describe(path):
     return {"path": os.path.abspath(path), "weights": file_digest(os.path.join(path, WEIGHTS))}
 
 
-def views_of(companion, sentences, name="input"):
-    """`companion.views(sentences)`, or None per sentence when there is no second model."""
-    return companion.views(sentences, name) if companion else [None] * len(sentences)
+def second_model_outputs(second, sentences, name="input"):
+    """`second.outputs(sentences)`, or None per sentence when there is no second model."""
+    return second.outputs(sentences, name) if second else [None] * len(sentences)
 
 
-class Companion:
-    """The second checkpoint, loaded once; `views` runs it over a list of sentences."""
+class SecondModel:
+    """The second checkpoint, loaded once; `outputs` runs it over a list of sentences."""
 
     def __init__(self, path, labels, device="cpu", expected=None):
         if not os.path.isdir(path):
@@ -52,7 +52,7 @@ class Companion:
             raise ValueError(f"{path}: its labels {self.config.labels} are not the first model's {list(labels)}")
         self.path, self.labels, self.device = path, list(labels), device
 
-    def views(self, sentences, name="input", batch_size=64):
+    def outputs(self, sentences, name="input", batch_size=64):
         """Per sentence, {(start, end): (probs [K], uncertainty)} under the second model's
         default uncertainty."""
         with warnings.catch_warnings():  # entities longer than its max_span_len: read as uniform below
@@ -64,13 +64,13 @@ class Companion:
                                                          self.device)[base]]
 
 
-def companion_features(records, view, labels):
-    """[len(records), 4]: the FEATURES of each listed record under `view` (from `views`)."""
+def second_model_features(records, second_out, labels):
+    """[len(records), 4]: the FEATURES of each listed record under `second_out` (from `outputs`)."""
     index = {label: k for k, label in enumerate(labels)}
     uniform = (np.full(len(labels), 1.0 / len(labels)), 1.0)
     rows = np.zeros((len(records), len(FEATURES)))
     for row, rec in zip(rows, records):
-        q, u = view.get(tuple(rec["span"]), uniform)
+        q, u = second_out.get(tuple(rec["span"]), uniform)
         k = index[rec["pred"]]
         row[:] = (q[k], float(int(np.argmax(q)) == k), q[0], u)
     return rows

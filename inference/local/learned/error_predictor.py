@@ -13,9 +13,9 @@ import warnings
 import numpy as np
 from scipy.special import expit
 
-from inference.local.companion import FEATURES as SECOND_FEATURES
-from inference.local.companion import companion_features
-from inference.local.span_features import WordFlags, encoder_lookup, feature_names, sentence_features
+from inference.local.learned.second_model import FEATURES as SECOND_FEATURES
+from inference.local.learned.second_model import second_model_features
+from inference.local.learned.span_features import WordFlags, encoder_lookup, feature_names, sentence_features
 from utils.versioned_json import read_versioned, write_atomic
 
 PREDICTOR = "error_predictor.json"
@@ -28,11 +28,11 @@ def predictor_features(labels, second=None):
     return feature_names(labels) + (list(SECOND_FEATURES) if second else [])
 
 
-def predictor_rows(records, spans, probs, uncertainty, labels, words, word_flags, view=None, second=False):
+def predictor_rows(records, spans, probs, uncertainty, labels, words, word_flags, second_out=None, second=False):
     """The predictor's input rows for the listed `records` of one sentence: `span_features`,
-    then, for a two-model predictor (`second`), the second model's view of each span."""
+    then, for a two-model predictor (`second`), the second model's outputs for each span."""
     x = sentence_features(records, spans, probs, uncertainty, labels, words, word_flags)
-    return np.hstack([x, companion_features(records, view, labels)]) if second else x
+    return np.hstack([x, second_model_features(records, second_out, labels)]) if second else x
 
 
 def predictor_path(checkpoint):
@@ -75,7 +75,7 @@ class ErrorPredictor:
     @classmethod
     def fit(cls, features, wrong, labels, word_flags, base_uncertainty, seed=0, second=None):
         """The predictor and its out-of-fold dev probabilities (honest scores for dev tables).
-        `second`: `companion.describe` of the second model whose FEATURES end `features`."""
+        `second`: `second_model.describe` of the second model whose FEATURES end `features`."""
         scaler, model, out_of_fold = fit_logistic(features, wrong, seed)
         data = {"format": FORMAT, "features": predictor_features(labels, second), "labels": list(labels),
                 "second_model": second,
@@ -101,7 +101,7 @@ class ErrorPredictor:
 
     @property
     def second_model(self):
-        """`companion.describe` of the second model it reads, or None."""
+        """`second_model.describe` of the second model it reads, or None."""
         return self.data.get("second_model")
 
     @property
@@ -115,12 +115,12 @@ class ErrorPredictor:
         """P(wrong) for each row of `features`."""
         return expit(((np.asarray(features) - self.mean) / self.scale) @ self.coef + self.intercept)
 
-    def rescore(self, records, spans, probs, uncertainty, labels, words, word_flags, view=None):
+    def rescore(self, records, spans, probs, uncertainty, labels, words, word_flags, second_out=None):
         """Put P(wrong) into each listed record's uncertainty, 1 - P(wrong) into its confidence;
-        `view`: the second model's view of this sentence, when the predictor reads one."""
+        `second_out`: the second model's outputs for this sentence, when the predictor reads one."""
         if not records:
             return records
-        p = self.probability(predictor_rows(records, spans, probs, uncertainty, labels, words, word_flags, view,
+        p = self.probability(predictor_rows(records, spans, probs, uncertainty, labels, words, word_flags, second_out,
                                             self.second_model is not None))
         for rec, p_wrong in zip(records, p):
             rec["uncertainty"], rec["confidence"] = float(p_wrong), float(1.0 - p_wrong)

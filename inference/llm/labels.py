@@ -1,0 +1,58 @@
+"""The label set and the prompt builder of a linking run: --labels > --dataname > the local
+model's labels (INPUT.metrics.json) > the labels seen in the input records."""
+import json
+import os
+
+from inference.llm.prompt import PromptBuilder, ShotSelector, dataset_spec, generic_spec, with_descriptions
+from utils.errors import DataError
+
+
+def read_label_list(value):
+    """--labels: a labels.txt file (one per line) or a comma list."""
+    if os.path.isfile(value):
+        with open(value, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    return [label.strip() for label in value.split(",") if label.strip()]
+
+
+def model_labels(input_file):
+    """The local model's labels, from INPUT.metrics.json beside the input, if it is there."""
+    path = input_file + ".metrics.json"
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f).get("labels")
+        except (ValueError, AttributeError):
+            raise DataError(f"{path}: not a metrics JSON object") from None
+
+
+def seen_labels(records):
+    found = {span.get(key) for rec in records for span in rec["entity"] for key in ("pred", "answer")}
+    found |= {label for rec in records for _, _, label in rec.get("gold") or []}
+    return sorted(found - {None, "O"})
+
+
+def resolve_spec(settings, records=(), known=None):
+    """--labels > --dataname > the model's labels `known` (default: those in INPUT.metrics.json)
+    > labels seen in the input records."""
+    known = model_labels(settings.input_file) if known is None else known
+    if settings.labels:
+        spec = generic_spec(read_label_list(settings.labels))
+    elif settings.dataname:
+        spec = dataset_spec(settings.dataname, known)
+    else:
+        labels = known or seen_labels(records)
+        if not labels:
+            raise DataError(f"{settings.input_file}: no labels found; pass --labels or --dataname")
+        spec = generic_spec(labels)
+    if settings.label_desc:
+        with open(settings.label_desc, encoding="utf-8-sig") as f:
+            spec = with_descriptions(spec, json.load(f))
+    return spec
+
+
+def prompt_builder(settings, spec):
+    shots = (ShotSelector.from_file(settings.selectShot_dir, spec, settings.shot, settings.shot_strategy, settings.seed)
+             if settings.shot > 0 else None)
+    return PromptBuilder(spec, shots)

@@ -1,0 +1,102 @@
+"""Running a link: the backend, reply cache and Linker for the settings (`linking`), the
+scores of the linked records, the console summary and the exit status."""
+import os
+import shlex
+import sys
+from contextlib import contextmanager
+
+from inference.llm.backends import FatalError, NotConfigured, check_configured, make_backend
+from inference.llm.cache import ReplyCache
+from inference.llm.link_output import inputs_of
+from inference.llm.linker import Linker
+from inference.reports.link_metrics import link_report, plot_sweep, status_counts, sweep
+from utils.owned_output import refuse_inputs
+
+
+def check_llm(settings):
+    """--check: the flags are parsed; is an LLM configured? Nothing is called or loaded."""
+    s = settings
+    if not s.dry_run:
+        try:
+            check_configured(s.llm_name, s.model, s.base_url, s.llm_ckpt, s.timeout)
+        except NotConfigured as err:
+            sys.exit(f"error: {err}")
+    print("settings OK")
+    return 0
+
+
+@contextmanager
+def linking(settings, prompts):
+    """A Linker for the LLM settings, its reply cache next to --save_file.
+
+    Leaving the block closes the cache; a fatal LLM error or Ctrl-C inside it ends the
+    program with a message that the output so far is kept and a rerun continues it.
+    """
+    s = settings
+    try:
+        backend = make_backend(s.llm_name, s.model, s.base_url, s.llm_ckpt, s.temperature,
+                               s.max_tokens, s.timeout, batch_size=s.concurrency, seed=s.seed,
+                               options=prompts.spec.option_names() if s.answer_mode == "choice" else None)
+    except NotConfigured as err:
+        sys.exit(f"{err}.\nRun with --dry_run to write the prompts without calling an LLM.")
+    batching = backend.batch_size > 1  # a local model takes its concurrency as batches
+    cache = None
+    if not s.no_cache:
+        path = s.cache or os.path.join(os.path.dirname(os.path.abspath(s.save_file)), "llm_cache.jsonl")
+        refuse_inputs(path, {**inputs_of(s), "--save_file": s.save_file})
+        cache = ReplyCache(path)
+    linker = Linker(backend, prompts, cache, s.threshold, s.ask_threshold, s.max_attempts,
+                    concurrency=1 if batching else s.concurrency, progress=True)
+    try:
+        yield linker
+    except FatalError as err:
+        sys.exit(f"stopped: {err}\nThe records linked so far are in {s.save_file}; rerun to continue.")
+    except KeyboardInterrupt:
+        sys.exit(f"interrupted; the records linked so far are in {s.save_file}; rerun to continue.")
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def link_metrics(settings, linked, linker):
+    """Scores before and after linking at --threshold, the sweep, and the LLM's counts."""
+    metrics = link_report(linked, settings.threshold, per_label=True)
+    if settings.budget is not None:
+        listed = sum(len(rec["entity"]) for rec in linked)
+        metrics.update(budget=settings.budget, listed=listed, sent_share=metrics["sent"] / listed if listed else 0.0)
+    if settings.threshold_sweep:
+        metrics["sweep"] = sweep(linked, settings.threshold_sweep)
+        if settings.plot_dir:
+            os.makedirs(settings.plot_dir, exist_ok=True)
+            metrics["plot"] = plot_sweep(metrics["sweep"], os.path.join(settings.plot_dir, "threshold_sweep.png"))
+    # the spans' outcome over the whole output; requests, tokens and time are this run's
+    metrics["llm"] = {**linker.summary(), **status_counts(linked), "backend": linker.identity}
+    return metrics
+
+
+def exit_status(metrics, script, argv=None):
+    """0, or 3 when spans failed (no answer from the LLM): the last line then says how many
+    and the command that asks them again."""
+    llm = (metrics or {}).get("llm") or {}
+    command = shlex.join(["python", script, *(sys.argv[1:] if argv is None else argv)])
+    if llm.get("unparseable"):
+        print(f"{llm['unparseable']} spans got no reply that names a label; a rerun asks them again: {command}")
+    if llm.get("failed"):
+        print(f"error: {llm['failed']} spans failed (no answer from the LLM) and are kept as pending; "
+              f"rerun to ask them: {command}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def print_link_summary(metrics):
+    """The console lines of a linking run: the LLM's counts, and the F1 before and after."""
+    llm = metrics["llm"]
+    print(f"LLM: {llm['asked']} spans asked in the output: {llm['linked']} linked, {llm['cached']} from the cache, "
+          f"{llm['unparseable']} unparseable, {llm['failed']} failed; this run: {llm['requests']} requests, "
+          f"tokens {llm['prompt_tokens']} prompt + "
+          f"{llm['completion_tokens']} completion; {llm['wall_s']} s, {llm['requests_per_s']} requests/s")
+    if "linked" in metrics:
+        local, linked = metrics["local"], metrics["linked"]
+        print(f"F1 local {local['f1']:.4f} -> linked {linked['f1']:.4f} (P {linked['precision']:.4f}, "
+              f"R {linked['recall']:.4f}); {metrics['changed']} labels changed: {metrics['fixed']} fixed, "
+              f"{metrics['broken']} broken")
