@@ -51,6 +51,27 @@ require_number() {
     done
 }
 
+# set_flag ARRAY FLAG VAR: append FLAG and VAR's value to ARRAY when VAR is set; an empty VAR
+# leaves the flag out, so the Python default (written once, in the settings dataclasses) holds.
+set_flag() {
+    local -n out=$1
+    if [[ -n ${!3:-} ]]; then out+=("$2" "${!3}"); fi
+}
+
+# require_int_or_empty / require_number_or_empty VAR...: as above, or empty (the Python default).
+require_int_or_empty() {
+    local name
+    for name in "$@"; do
+        if [[ -n ${!name:-} ]]; then require_int "$name"; fi
+    done
+}
+require_number_or_empty() {
+    local name
+    for name in "$@"; do
+        if [[ -n ${!name:-} ]]; then require_number "$name"; fi
+    done
+}
+
 # words VAR: the words of a variable holding extra flags (TRAIN_ARGS="--iteration 1"), into ARGS.
 words() {
     read -r -a ARGS <<<"${!1:-}"
@@ -97,8 +118,11 @@ run_train() {
         require BERT_CONFIG_DIR
         encoder+=(--bert_config_dir "$BERT_CONFIG_DIR")
     fi
-    "$PYTHON" "$REPO_ROOT/$entry" --data_dir "$DATA_DIR" --model_save_dir "$MODEL_SAVE_DIR" "${encoder[@]}" \
-        --batch_size "$BATCH_SIZE" --max_spanLen "$MAX_SPANLEN" --iteration "$ITERATION" "$@"
+    require_int_or_empty BATCH_SIZE MAX_SPANLEN ITERATION
+    set_flag encoder --batch_size BATCH_SIZE
+    set_flag encoder --max_spanLen MAX_SPANLEN
+    set_flag encoder --iteration ITERATION
+    "$PYTHON" "$REPO_ROOT/$entry" --data_dir "$DATA_DIR" --model_save_dir "$MODEL_SAVE_DIR" "${encoder[@]}" "$@"
 }
 
 # run_local [flags]: local_inference.py with MODEL_SAVE_DIR on DATA_DIR's TEST_MODE test set,
@@ -149,15 +173,14 @@ pick_llm() {
     else
         case ${LLM_NAME,,} in
             llama | qwen | hf) require LLM_CKPT; LLM_FLAGS=(--llm_name "$LLM_NAME" --llm_ckpt "$LLM_CKPT") ;;
-            *) LLM_FLAGS=(--llm_name "$LLM_NAME" --model "${LLM_MODEL:-gpt-3.5-turbo}") ;;
+            *) LLM_FLAGS=(--llm_name "$LLM_NAME"); set_flag LLM_FLAGS --model LLM_MODEL ;;
         esac
         if [[ -n ${BASE_URL:-} ]]; then LLM_FLAGS+=(--base_url "$BASE_URL"); fi
     fi
     if [[ -n ${DATANAME:-} ]]; then LLM_FLAGS+=(--dataname "$DATANAME"); fi
     if [[ -n ${LINK_BUDGET:-} ]]; then LLM_FLAGS+=(--budget "$LINK_BUDGET"); fi
-    : "${SHOT:=0}"
-    require_int SHOT
-    if [[ $SHOT -gt 0 ]]; then
+    require_int_or_empty SHOT
+    if [[ ${SHOT:-0} -gt 0 ]]; then
         require SELECTSHOT_DIR
         LLM_FLAGS+=(--shot "$SHOT" --selectShot_dir "$SELECTSHOT_DIR")
     fi
@@ -168,7 +191,9 @@ pick_llm() {
 run_llm() {
     local input=$1 save=$2
     shift 2
-    require_number LINK_THRESHOLD
+    local threshold=()
+    require_number_or_empty LINK_THRESHOLD
+    set_flag threshold --threshold LINK_THRESHOLD
     "$PYTHON" "$REPO_ROOT/llm_inference.py" --input_file "$input" --save_file "$save" \
-        --threshold "$LINK_THRESHOLD" "${LLM_FLAGS[@]}" "$@"
+        "${threshold[@]}" "${LLM_FLAGS[@]}" "$@"
 }

@@ -13,13 +13,13 @@ set -euo pipefail
 : "${LLM_NAME:=}"                       # gpt / openai (OpenAI or a compatible server), llama / qwen / hf (local);
                                         # empty: picked from LLM_CKPT / OPENAI_API_KEY / OPENAI_BASE_URL, else
                                         # a dry run (common.sh: pick_llm)
-: "${LLM_MODEL:=gpt-3.5-turbo}"         # model name on the server (gpt / openai)
+: "${LLM_MODEL:=}"                      # model name on the server (gpt / openai); empty: the default
 : "${LLM_CKPT:=/path/to/llm}"           # local Hugging Face chat model folder (llama / qwen / hf)
 : "${DATANAME:=conll03}"                # the paper's label descriptions: conll03, wnut17, twitter, ontonotes5;
                                         # empty: the local model's labels
-: "${SHOT:=0}"                          # examples per label in each prompt
+: "${SHOT:=}"                           # examples per label in each prompt; empty: none
 : "${SELECTSHOT_DIR:=/path/to/train}"   # labelled file to draw them from (SHOT > 0)
-: "${LINK_THRESHOLD:=0.4}"              # spans with uncertainty above it go to the LLM
+: "${LINK_THRESHOLD:=}"                 # spans with uncertainty above it go to the LLM; empty: the default (inference/llm/settings.py)
 : "${LINK_BUDGET:=}"                    # e.g. 0.1: send the most uncertain 10 % of the spans instead
 : "${DRY_RUN:=0}"                       # 1: write the prompts, call nothing
 

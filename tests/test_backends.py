@@ -10,6 +10,7 @@ import json  # noqa: E402
 from inference.llm.answers import parse_answer  # noqa: E402
 from inference.llm.linker import Linker  # noqa: E402
 from inference.llm.backends import HFBackend, OpenAIBackend, make_backend  # noqa: E402
+from inference.llm.settings import LinkSettings  # noqa: E402
 from tests.support.loopback_server import LLMServer, entity_of  # noqa: E402
 from inference.llm.prompt import DATASETS, PromptBuilder  # noqa: E402
 from tests.helpers import no_real_openai  # noqa: E402,F401 (autouse fixture)
@@ -23,7 +24,8 @@ def record(i):
 
 
 def test_batched_generation_through_the_chat_template(tiny_llama):
-    backend = make_backend("qwen", llm_ckpt=tiny_llama, max_tokens=4, batch_size=3, seed=0)
+    backend = make_backend(LinkSettings(save_file="out.jsonl", llm_name="qwen", llm_ckpt=tiny_llama, max_tokens=4,
+                                        concurrency=3, seed=0))
     assert isinstance(backend, HFBackend) and backend.tokenizer.padding_side == "left"
     seen = []
     template = backend.tokenizer.apply_chat_template
@@ -106,7 +108,7 @@ def test_free_generation_has_a_default_reply_cap_and_the_server_keys_the_cache(m
     from inference.llm.backends import DEFAULT_MAX_TOKENS, make_backend
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    a = make_backend("gpt", base_url="http://127.0.0.1:1/v1")
-    b = make_backend("gpt", base_url="http://127.0.0.1:2/v1")
+    a = make_backend(LinkSettings(save_file="o", llm_name="gpt", base_url="http://127.0.0.1:1/v1"))
+    b = make_backend(LinkSettings(save_file="o", llm_name="gpt", base_url="http://127.0.0.1:2/v1"))
     assert a.max_tokens == DEFAULT_MAX_TOKENS and 0 < DEFAULT_MAX_TOKENS <= 256
-    assert a.identity() != b.identity() and make_backend("gpt", base_url="http://127.0.0.1:1/v1").identity() == a.identity()
+    assert a.identity() != b.identity() and make_backend(LinkSettings(save_file="o", llm_name="gpt", base_url="http://127.0.0.1:1/v1")).identity() == a.identity()

@@ -343,7 +343,7 @@ def test_a_rerun_with_other_settings_is_refused_or_for_a_threshold_recomputed_fr
         before = open(save).read()
         refused = llm_cli(*args, *url, "--threshold", "0.6", "--model", "other", "--temperature", "0")
         assert refused.returncode == 1 and refused.stderr == (
-            f'error: {save} was written with other settings: model null (now "other"); temperature 0.3 (now 0.0). '
+            f'error: {save} was written with other settings: model "gpt-3.5-turbo" (now "other"); temperature 0.3 (now 0.0). '
             "Rerun with --overwrite to start it afresh, or choose another --save_file\n")
         assert open(save).read() == before and len(server.prompts) == 12
         metrics = llm_inference.main(args + url + ["--threshold", "0.4"])  # German too, now

@@ -148,15 +148,16 @@ def test_quickstart_picks_the_llm(stub, env, expected):
     result = stub.run("scripts/quickstart.sh", **env)
     assert result.returncode == 0, result.stderr
     check, train, local, llm, summary = stub.calls()  # no pip: the stamp says installed
-    assert check[-1] == "--check" and check[:check.index("--threshold") + 2] == llm[:llm.index("--threshold") + 2]
-    assert check[check.index("--threshold") + 2:][:len(expected)] == expected  # the LLM settings, before training
+    assert check[-1] == "--check" and check[:check.index("--save_file") + 2] == llm[:llm.index("--save_file") + 2]
+    assert "--threshold" not in llm  # LINK_THRESHOLD empty: the Python default
+    assert check[check.index("--save_file") + 2:][:len(expected)] == expected  # the LLM settings, before training
     assert "--overwrite" in llm  # the old linked output is replaced only once the new local output is there
     assert train[0].endswith("/train_ener.py") and flag(train, "--encoder") == "glove"
     assert flag(train, "--data_dir") == os.path.join(REPO, "data", "sample")
     assert flag(local, "--uncertainty_type") == "evidential"
     results = os.path.join(REPO, "outputs", "quickstart")
     assert flag(llm, "--input_file") == os.path.join(results, "ori.jsonl")
-    assert llm[llm.index("--threshold") + 2:][:len(expected)] == expected
+    assert llm[llm.index("--save_file") + 2:][:len(expected)] == expected
     assert summary == ["-m", "inference.reports.summary", os.path.join(results, "ori")]
 
 

@@ -26,9 +26,11 @@ import time
 from dataclasses import dataclass
 
 from inference.llm.answers import is_structured
+from inference.llm.settings import HF_NAMES, SERVER_NAMES, LinkSettings
 
 HF_SYSTEM_PROMPT = "You are a helpful assistant."  # as the paper's Llama / Qwen calls
 DEFAULT_MAX_TOKENS = 64  # free generation: a label takes a few tokens; --max_tokens for more
+HF_MAX_TOKENS = 32  # a local model's free generation
 
 
 class TransientError(RuntimeError):
@@ -104,8 +106,8 @@ class OpenAIBackend(Backend):
     RETRY_STATUS = {408, 409, 429}  # and every 5xx
     REJECT_STATUS = {400, 422}  # what servers answer to a response_format they do not take
 
-    def __init__(self, model="gpt-3.5-turbo", base_url=None, temperature=0.3, max_tokens=None, timeout=60.0,
-                 options=None):
+    def __init__(self, model=LinkSettings.model, base_url=None, temperature=LinkSettings.temperature,
+                 max_tokens=None, timeout=LinkSettings.timeout, options=None):
         import openai
 
         self._openai = openai
@@ -179,7 +181,8 @@ class HFBackend(Backend):
 
     name = "hf"
 
-    def __init__(self, ckpt, temperature=0.3, max_tokens=32, batch_size=8, device=None, seed=None, options=None):
+    def __init__(self, ckpt, temperature=LinkSettings.temperature, max_tokens=HF_MAX_TOKENS,
+                 batch_size=LinkSettings.concurrency, device=None, seed=None, options=None):
         if not ckpt:
             raise NotConfigured(needs_ckpt("hf (llama, qwen)"))
         import torch
@@ -243,37 +246,27 @@ class HFBackend(Backend):
         return Completion(json.dumps(reply), scored.prompt_tokens, scored.option_tokens)
 
 
-HF_NAMES = ("llama", "qwen", "hf")  # --llm_name of a local model
-
-
 def needs_ckpt(llm_name):
     return f"no LLM configured: --llm_name {llm_name} needs --llm_ckpt, a local model folder or .gguf file"
 
 
-def check_configured(llm_name, model=None, base_url=None, llm_ckpt=None, timeout=60.0):
+def check_configured(settings):
     """NotConfigured when `--llm_name` lacks what it needs; loads and calls nothing (a local
     model needs --llm_ckpt; the OpenAI client only reads its key and URL when built)."""
-    if llm_name.lower() in HF_NAMES:
-        if not llm_ckpt:
-            raise NotConfigured(needs_ckpt(llm_name))
+    if settings.llm_name.lower() in HF_NAMES:
+        if not settings.llm_ckpt:
+            raise NotConfigured(needs_ckpt(settings.llm_name))
     else:
-        make_backend(llm_name, model, base_url, timeout=timeout)
+        make_backend(settings)
 
 
-def is_llm_name(llm_name):
-    """Whether `make_backend` knows `llm_name`."""
-    name = llm_name.lower()
-    return name == "openai" or name.startswith("gpt") or name in HF_NAMES
-
-
-def make_backend(llm_name, model=None, base_url=None, llm_ckpt=None, temperature=0.3, max_tokens=None,
-                 timeout=60.0, batch_size=8, seed=None, options=None):
-    """The backend that `--llm_name` names: gpt / openai, or llama / qwen / hf; with `options`
-    (the option names) it answers in choice mode."""
-    name = llm_name.lower()
-    if name == "openai" or name.startswith("gpt"):
-        return OpenAIBackend(model or "gpt-3.5-turbo", base_url, temperature, max_tokens or DEFAULT_MAX_TOKENS, timeout,
-                             options)
+def make_backend(settings, options=None):
+    """The backend that `settings.llm_name` names: gpt / openai, or llama / qwen / hf; with
+    `options` (the option names) it answers in choice mode."""
+    s, name = settings, settings.llm_name.lower()
+    if name in SERVER_NAMES or name.startswith("gpt"):
+        return OpenAIBackend(s.model, s.base_url, s.temperature, s.max_tokens or DEFAULT_MAX_TOKENS, s.timeout, options)
     if name in HF_NAMES:
-        return HFBackend(llm_ckpt, temperature, max_tokens or 32, batch_size, seed=seed, options=options)
-    raise ValueError(f"unknown --llm_name {llm_name!r} (gpt, openai, llama, qwen, hf)")
+        return HFBackend(s.llm_ckpt, s.temperature, s.max_tokens or HF_MAX_TOKENS, s.concurrency, seed=s.seed,
+                         options=options)
+    raise ValueError(f"unknown --llm_name {settings.llm_name!r} (gpt, openai, llama, qwen, hf)")

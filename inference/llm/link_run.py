@@ -18,7 +18,7 @@ def check_llm(settings):
     s = settings
     if not s.dry_run:
         try:
-            check_configured(s.llm_name, s.model, s.base_url, s.llm_ckpt, s.timeout)
+            check_configured(s)
         except NotConfigured as err:
             sys.exit(f"error: {err}")
     print("settings OK")
@@ -34,9 +34,7 @@ def linking(settings, prompts):
     """
     s = settings
     try:
-        backend = make_backend(s.llm_name, s.model, s.base_url, s.llm_ckpt, s.temperature,
-                               s.max_tokens, s.timeout, batch_size=s.concurrency, seed=s.seed,
-                               options=prompts.spec.option_names() if s.answer_mode == "choice" else None)
+        backend = make_backend(s, options=prompts.spec.option_names() if s.answer_mode == "choice" else None)
     except NotConfigured as err:
         sys.exit(f"{err}.\nRun with --dry_run to write the prompts without calling an LLM.")
     batching = backend.batch_size > 1  # a local model takes its concurrency as batches

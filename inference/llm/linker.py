@@ -49,6 +49,7 @@ from tqdm import tqdm
 from inference.llm.answers import parse_reply
 from inference.llm.backends import FatalError, TransientError
 from inference.llm.cache import prompt_key
+from inference.llm.settings import LinkSettings
 from inference.records import decide
 
 MAX_REPLY_CHARS = 2000  # what is kept of a reply: a label takes a few words
@@ -96,8 +97,8 @@ class _Run:
 
 
 class Linker:
-    def __init__(self, backend, prompts, cache=None, threshold=0.4, ask_threshold=None, max_attempts=5,
-                 concurrency=1, backoff=0.5, max_backoff=30.0, lookahead=None, progress=False):
+    def __init__(self, backend, prompts, cache=None, threshold=LinkSettings.threshold, ask_threshold=None,
+                 max_attempts=LinkSettings.max_attempts, concurrency=1, backoff=0.5, max_backoff=30.0, lookahead=None, progress=False):
         self.ask_threshold = threshold if ask_threshold is None else ask_threshold
         if self.ask_threshold > threshold:
             raise ValueError(f"ask_threshold {self.ask_threshold} is above threshold {threshold}")

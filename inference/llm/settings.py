@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from inference.llm.prompt import DATASETS
-from inference.llm.backends import is_llm_name
 from utils import flag_types as ft
 
 
@@ -26,7 +25,7 @@ class LinkSettings:
     shot_strategy: str = "random"
     selectShot_dir: Optional[str] = None
     llm_name: Optional[str] = None
-    model: Optional[str] = None
+    model: str = "gpt-3.5-turbo"  # the model name on an OpenAI-compatible server
     base_url: Optional[str] = None
     llm_ckpt: Optional[str] = None
     temperature: float = 0.3
@@ -56,6 +55,11 @@ class LinkSettings:
         return self.llm_name is not None or self.dry_run
 
     @property
+    def local_llm(self):
+        """Whether --llm_name names an in-process Hugging Face model (no server, no --model)."""
+        return bool(self.llm_name) and self.llm_name.lower() in HF_NAMES
+
+    @property
     def ask_threshold(self):
         """Spans above it are asked: the lowest threshold scored, so one pass serves the whole sweep."""
         return min([self.threshold] + self.threshold_sweep)
@@ -70,10 +74,21 @@ class LinkSettings:
                 "dataname": self.dataname, "label_desc": path(self.label_desc), "shot": self.shot,
                 "shot_strategy": self.shot_strategy if self.shot else None,
                 "selectShot_dir": path(self.selectShot_dir) if self.shot else None,
-                "seed": self.seed, "llm_name": self.llm_name and self.llm_name.lower(), "model": self.model,
+                "seed": self.seed, "llm_name": self.llm_name and self.llm_name.lower(),
+                "model": None if self.local_llm else self.model,
                 "llm_ckpt": path(self.llm_ckpt),  # not the server's address: it may move between runs
                 "temperature": self.temperature, "max_tokens": self.max_tokens, "answer_mode": self.answer_mode,
                 "threshold": self.threshold, "ask_threshold": self.ask_threshold}
+
+
+HF_NAMES = ("llama", "qwen", "hf")  # --llm_name of a local model
+SERVER_NAMES = ("openai",)  # and every name starting with gpt
+
+
+def is_llm_name(llm_name):
+    """Whether `backends.make_backend` knows `llm_name`."""
+    name = llm_name.lower()
+    return name in SERVER_NAMES or name.startswith("gpt") or name in HF_NAMES
 
 
 RECOMPUTE = ("threshold", "ask_threshold")  # a rerun rewrites every record from the reply cache
@@ -102,11 +117,11 @@ def add_link_args(p, llm_name="gpt"):
     llm = p.add_argument_group("LLM", None if llm_name else online)
     llm.add_argument("--llm_name", default=llm_name, type=llm_name_type,
                      help="gpt / openai (any OpenAI-compatible server), or llama / qwen / hf (a local model)")
-    llm.add_argument("--model", help="model name for the server (default gpt-3.5-turbo)")
+    llm.add_argument("--model", default=LinkSettings.model, help="model name for the server (gpt / openai)")
     llm.add_argument("--base_url", help="OpenAI-compatible server URL (default: OPENAI_BASE_URL, else OpenAI)")
     llm.add_argument("--llm_ckpt", type=ft.existing_path, help="local Hugging Face model folder or .gguf file, for llama / qwen / hf")
     llm.add_argument("--temperature", type=ft.nonnegative_float, default=LinkSettings.temperature)
-    llm.add_argument("--max_tokens", type=ft.positive_int, help="reply length cap (default 64; hf: 32)")
+    llm.add_argument("--max_tokens", type=ft.positive_int, help="reply length cap (default: 64 tokens from a server, 32 from a local model)")
     llm.add_argument("--answer_mode", choices=("free", "choice"), default=LinkSettings.answer_mode,
                      help="free: the paper's free-text reply, parsed; choice: one of the options, by scoring "
                           "them (llama / qwen / hf) or by structured output (openai)")
