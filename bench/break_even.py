@@ -1,6 +1,6 @@
 """SIMULATED break-even bench: how accurate must an LLM be for linking to raise F1?
 
-    python bench/break_even.py --data_dir ../shared/data --readme README.md
+    python bench/break_even.py --data_dir ../shared/data
 
 No LLM is called. For the E-NER and SpanNER CoNLL-2003 models (default bench/runs/conll03_ener
 and bench/runs/conll03_spanner, trained by bench/run.py), it tags the test / typos / oov / ood
@@ -12,7 +12,7 @@ toward Non-entity. Per threshold 0.1 .. 0.9 and test set it reports the break-ev
 (below it linking lowers F1), the accuracy needed for +1 and +3 F1 points, and draws linked F1
 against `a` (bench/break_even_uniform.png, bench/break_even_nonentity.png). Figures are
 expected values (exact, no sampling); one sampled run per point (seed 0) is kept as a check.
-Results go to bench/break_even.json and, with --readme, between the README's break-even markers.
+Results go to bench/break_even.json and between the break-even markers of docs/results.md (--results_doc).
 """
 import argparse
 import json
@@ -119,8 +119,8 @@ def markdown(results):
     out += ["Spans sent per threshold (test set): " + "; ".join(
         f"{NAMES[n]}: " + ", ".join(str(row["sent"]) for row in m["sets"]["ori"]["error_models"]["uniform"])
         for n, m in results["models"].items()) + f" (for {sent.replace(' | ', ', ')}).", "",
-        "![linked F1 against simulated LLM accuracy, uniform errors](bench/break_even_uniform.png)",
-        "![linked F1 against simulated LLM accuracy, Non-entity-biased errors](bench/break_even_nonentity.png)"]
+        "![linked F1 against simulated LLM accuracy, uniform errors](../bench/break_even_uniform.png)",
+        "![linked F1 against simulated LLM accuracy, Non-entity-biased errors](../bench/break_even_nonentity.png)"]
     return "\n".join(out)
 
 
@@ -133,7 +133,8 @@ def main():
                    "uncertainty (e.g. ener=confidence)")
     p.add_argument("--out", default="bench/break_even.json")
     p.add_argument("--plot_dir", default="bench")
-    p.add_argument("--readme", help="write the table between this README's break-even markers")
+    p.add_argument("--results_doc", default=os.path.join(ROOT, "docs", "results.md"),
+                   help="write the table between this file's break-even markers (default docs/results.md; '': none)")
     args = p.parse_args()
     data_dir = os.path.join(args.data_dir, "conll03")
     if not os.path.isdir(data_dir):
@@ -166,7 +167,7 @@ def main():
             f"SIMULATED LLM ({e} errors): linked F1 against its accuracy, per threshold"), ROOT)
     results["seconds"] = round(time.time() - start, 1)
     results["markdown"] = markdown(results)
-    save_results(results, args.out, args.readme, "break-even")
+    save_results(results, args.out, args.results_doc, "break-even")
 
 
 if __name__ == "__main__":

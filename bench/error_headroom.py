@@ -21,7 +21,7 @@ to choose on. The test rows only report.
               labels: an upper bound for how well these features can rank that set's errors.
 
     python bench/error_headroom.py --model bench/runs/conll03_ener --data_dir ../shared/data/conll03 \\
-        --out bench/error_headroom.json --readme README.md
+        --out bench/error_headroom.json
 """
 import argparse
 import math
@@ -229,7 +229,8 @@ def main():
     p.add_argument("--passes", type=int, default=10, help="MC-dropout passes (0: no + MC row)")
     p.add_argument("--second_model", help="a second checkpoint with the same labels, for the + second row")
     p.add_argument("--out", default="bench/error_headroom.json")
-    p.add_argument("--readme", help="write the table into this README's error-headroom block")
+    p.add_argument("--results_doc", default=os.path.join(ROOT, "docs", "results.md"),
+                   help="write the table into this file's error-headroom block (default docs/results.md; '': none)")
     args = p.parse_args()
     if not os.path.isdir(args.data_dir):
         raise SystemExit(f"{args.data_dir}: no such directory (see ../shared/README.md)")
@@ -254,7 +255,7 @@ def main():
               "seconds": round(time.time() - start, 1),
               "sets": {s: set_summary(d, missed(learned[s], d)) for s, d in data.items()}, "rows": rows}
     result["markdown"] = markdown(result)
-    save_results(result, args.out, args.readme, "error-headroom")
+    save_results(result, args.out, args.results_doc, "error-headroom")
 
 
 if __name__ == "__main__":

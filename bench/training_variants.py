@@ -7,7 +7,7 @@ Does a stronger second model rank the bench E-NER's errors better? Per MiniLM E-
 and one trained longer here): its own F1, and the two-model predictor's ranking of the bench
 E-NER's errors (`bench/error_headroom.py --second_model`, its "learned + second" row).
 
-    python bench/training_variants.py --data_dir ../shared/data/conll03 --readme README.md
+    python bench/training_variants.py --data_dir ../shared/data/conll03
 
 A step whose output exists is not redone (a trained variant is reused only when its
 config.json holds the variant's flags), so a killed run continues; --runs picks the folder.
@@ -135,7 +135,7 @@ def markdown(result):
                      + " | ".join(f"{100 * f1[m]:.2f}" for m in TEST_MODES)
                      + f" | {100 * lr['ori']['caught_10']:.0f} % / {lr['ori']['auroc']:.3f} "
                      f"| {lr['oov']['auroc']:.3f} / {lr['ood']['auroc']:.3f} |")
-    lines += ["", "The bench E-NER (12 epochs) ranked with each MiniLM E-NER's second_out as well (`--second_model`; "
+    lines += ["", "The bench E-NER (12 epochs) ranked with each MiniLM E-NER's outputs as well (`--second_model`; "
               "*learned + second*: caught at 10 % / entity AUROC, dev out of fold). F1 in %.", "",
               "| second model | best dev F1 (epoch) | its ori F1 | learned + second: dev | ori | typos | oov | ood |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -160,7 +160,8 @@ def main():
     p.add_argument("--data_dir", default="../shared/data/conll03")
     p.add_argument("--runs", default="bench/runs/variants", help="where the variants' models and outputs go")
     p.add_argument("--out", default="bench/training_variants.json")
-    p.add_argument("--readme", help="write the table into this README's training-variants block")
+    p.add_argument("--results_doc", default=os.path.join(ROOT, "docs", "results.md"),
+                   help="write the table into this file's training-variants block (default docs/results.md; '': none)")
     args = p.parse_args()
     if not os.path.isdir(args.data_dir):
         raise SystemExit(f"{args.data_dir}: no such directory (see ../shared/README.md)")
@@ -177,7 +178,7 @@ def main():
     result = {"data_dir": os.path.relpath(args.data_dir, ROOT), "machine": machine(), "variants": variants,
               "second_models": seconds, "seconds": round(time.time() - start, 1)}
     result["markdown"] = markdown(result)
-    save_results(result, args.out, args.readme, "training-variants")
+    save_results(result, args.out, args.results_doc, "training-variants")
 
 
 if __name__ == "__main__":
