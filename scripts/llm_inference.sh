@@ -15,7 +15,7 @@ set -euo pipefail
                                         # a dry run (common.sh: pick_llm)
 : "${LLM_MODEL:=}"                      # model name on the server (gpt / openai); empty: the default
 : "${LLM_CKPT:=/path/to/llm}"           # local Hugging Face chat model folder (llama / qwen / hf)
-: "${DATANAME:=conll03}"                # the paper's label descriptions: conll03, wnut17, twitter, ontonotes5;
+: "${DATANAME:=conll03}"                # the paper's label descriptions: conll03, wnut16, wnut17, twitter, ontonotes5;
                                         # empty: the local model's labels
 : "${SHOT:=}"                           # examples per label in each prompt; empty: none
 : "${SELECTSHOT_DIR:=/path/to/train}"   # labelled file to draw them from (SHOT > 0)

@@ -27,7 +27,7 @@ set -euo pipefail
                                                   # from the environment, else a dry run (pick_llm)
 : "${LLM_MODEL:=}"                                # model name on the server (gpt / openai); empty: the default
 : "${LLM_CKPT:=/path/to/llm}"                     # local chat model folder (llama / qwen / hf)
-: "${DATANAME:=}"                                 # conll03, wnut17, twitter, ontonotes5; empty: the model's labels
+: "${DATANAME:=}"                                 # conll03, wnut16, wnut17, twitter, ontonotes5; empty: the model's labels
 : "${SHOT:=}"                                      # examples per label in each prompt; empty: none
 : "${SELECTSHOT_DIR:=/path/to/train}"
 : "${DRY_RUN:=0}"                                 # 1: write the LLM prompts, call nothing

@@ -20,7 +20,7 @@ set -euo pipefail
 : "${BASE_URL:=}"                        # OpenAI-compatible server, e.g. http://localhost:8000/v1 (vLLM,
                                          # Ollama); empty: OPENAI_BASE_URL, else OpenAI
 : "${LLM_CKPT:=}"                        # local Hugging Face chat model folder (llama / qwen / hf)
-: "${DATANAME:=}"                        # the paper's label descriptions (conll03, ...); empty: the
+: "${DATANAME:=}"                        # the paper's label descriptions (conll03, wnut16, ...); empty: the
                                          # checkpoint's labels
 : "${LINK_THRESHOLD:=}"                  # spans with uncertainty above it go to the LLM; empty: the default (inference/llm/settings.py)
 : "${LINK_BUDGET:=}"                     # e.g. 0.1: the threshold that sent 10 % on the checkpoint's dev split

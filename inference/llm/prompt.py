@@ -9,7 +9,8 @@ One prompt per uncertain span, as in LinkNER's `run_llm.py`:
 with the options one per line (`"\\n Location\\n Person ... \\n Non-entity"`). The descriptions
 of CoNLL-2003, WNUT-17, OntoNotes 5 and Twitter are the authors' (`dataprocess/context.py` in
 github.com/zhzhengit/LinkNER) with the runs of indentation that their backslash line
-continuations left inside the strings collapsed to single spaces. Other label sets get
+continuations left inside the strings collapsed to single spaces; WNUT-16's (in the paper's data
+list, not in context.py) is written for this repository in their style. Other label sets get
 descriptions built from their labels. Examples use the authors' format
 (`extract2select.py`): `Example:\\n<Context>:{sentence}\\n Select the entity type of {entity}
 in this context, and only need to output the entity type.\\nAnswer:{name}\\n`.
@@ -100,6 +101,25 @@ TWITTER = (
     "adjectives, like Italian, and events, like 1000 Lakes Rally, making it a very diverse category. "
     "Examples of entity classification are given below:"
 )
+# WNUT-16 is in the paper's data list but not in the authors' context.py: this description is
+# written for this repository in the style of WNUT17 above, after the shared task's ten types.
+WNUT16 = (
+    "A dataset of tweets, with noisy, informal text: misspellings, abbreviations, hashtags and @-mentions. "
+    "Here is all entity class information: Person: Names of people (e.g. Justin Bieber, Obama), real or "
+    "fictional, including @-mentions of a person's account. Don’t mark people that don’t have their own "
+    "name. Geo-location: Names of geographical places (e.g. Texas, London, Europe): countries, states, "
+    "cities, regions, rivers, mountains. Company: Names of companies and brands as businesses (e.g. "
+    "Google, Starbucks, Apple). Facility: Names of buildings, venues and other man-made places (e.g. "
+    "Madison Square Garden, Disney World, Heathrow Airport), including shops, restaurants and schools "
+    "referred to as places. Product: Names of products (e.g. iPhone, Xbox 360) that you can buy or use; "
+    "it’s got to be the official name. Music-artist: Names of musicians, bands and singers when named as "
+    "music acts (e.g. Coldplay, Lady Gaga). Movie: Titles of films (e.g. The Dark Knight). Sports-team: "
+    "Names of sports teams and clubs (e.g. Lakers, Manchester United). TV-show: Titles of television "
+    "shows and series (e.g. Glee, American Idol). Other: Named entities that do not fall into the above "
+    "categories, such as events, holidays, songs, books, albums, games and organisations that are not "
+    "companies (e.g. Christmas, Super Bowl, the Grammys). Examples of entity classification are given "
+    "below:"
+)
 
 # The paper's label sets: description and (tag, name) options in the paper's order.
 DATASETS = {
@@ -108,6 +128,10 @@ DATASETS = {
     "wnut17": LabelSpec(WNUT17, (("location", "Location"), ("group", "Group"), ("corporation", "Corporation"),
                                  ("person", "Person"), ("creative_work", "Creative-work"),
                                  ("product", "Product"))),
+    "wnut16": LabelSpec(WNUT16, (("person", "Person"), ("geo-loc", "Geo-location"), ("company", "Company"),
+                                 ("facility", "Facility"), ("product", "Product"), ("musicartist", "Music-artist"),
+                                 ("movie", "Movie"), ("sportsteam", "Sports-team"), ("tvshow", "TV-show"),
+                                 ("other", "Other"))),
     "ontonotes5": LabelSpec(ONTONOTES5, (
         ("PERSON", "Person"), ("ORG", "Organization"), ("GPE", "GPE"), ("DATE", "Date"), ("NORP", "NORP"),
         ("CARDINAL", "Cardinal"), ("TIME", "Time"), ("LOC", "Location"), ("FAC", "Facility"),
