@@ -92,8 +92,8 @@ def device(text):
     """auto, cpu, or cuda[:N] on a machine that has that GPU."""
     if text in ("auto", "cpu"):
         return text
-    kind, _, index = text.partition(":")
-    if kind != "cuda" or (index and not index.isdigit()):
+    kind, colon, index = text.partition(":")
+    if kind != "cuda" or (colon and not (index.isascii() and index.isdigit())):  # "cuda:" and "cuda:²" too
         _fail(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
     import torch
 
