@@ -1,5 +1,8 @@
 """argparse `type=` validators: a bad flag value is a usage error (exit 2) when the flags are
 parsed, before any model is loaded or any file written."""
+
+from __future__ import annotations
+
 import argparse
 import json
 import math
@@ -17,17 +20,18 @@ def _int(text):
         _fail(f"expected a whole number, got {text!r}")
 
 
-def positive_int(text):
+def positive_int(text: str) -> int:
     value = _int(text)
     return value if value >= 1 else _fail(f"expected a whole number of at least 1, got {text!r}")
 
 
-def nonnegative_int(text):
+def nonnegative_int(text: str) -> int:
     value = _int(text)
     return value if value >= 0 else _fail(f"expected a whole number of at least 0, got {text!r}")
 
 
-def finite_float(text, low=-math.inf, high=math.inf, low_open=False, what="a number"):
+def finite_float(text: str, low: float = -math.inf, high: float = math.inf, low_open: bool = False,
+                 what: str = "a number") -> float:
     try:
         value = float(text)
     except ValueError:
@@ -37,58 +41,58 @@ def finite_float(text, low=-math.inf, high=math.inf, low_open=False, what="a num
     return value
 
 
-def number(text):
+def number(text: str) -> float:
     return finite_float(text)
 
 
-def positive_float(text):
+def positive_float(text: str) -> float:
     return finite_float(text, 0.0, low_open=True, what="a number above 0")
 
 
-def nonnegative_float(text):
+def nonnegative_float(text: str) -> float:
     return finite_float(text, 0.0, what="a number of at least 0")
 
 
-def fraction(text):
+def fraction(text: str) -> float:
     """A dropout rate and the like: 0 <= value < 1."""
     value = finite_float(text, 0.0, 1.0, what="a number from 0 to below 1")
     return value if value < 1 else _fail(f"expected a number from 0 to below 1, got {text!r}")
 
 
-def number_list(text):
+def number_list(text: str) -> list[float]:
     """A comma list of finite numbers (`--threshold_sweep 0.2,0.4`)."""
     return [finite_float(x) for x in text.split(",")]
 
 
-def existing_file(text):
+def existing_file(text: str) -> str:
     return text if os.path.isfile(text) else _fail(f"{text}: no such file")
 
 
-def existing_dir(text):
+def existing_dir(text: str) -> str:
     return text if os.path.isdir(text) else _fail(f"{text}: no such directory")
 
 
-def existing_path(text):
+def existing_path(text: str) -> str:
     """An existing file or directory."""
     return text if os.path.exists(text) else _fail(f"{text}: no such file or directory")
 
 
-def input_file(text):
+def input_file(text: str) -> str:
     """An existing file, or - for standard input."""
     return text if text == "-" else existing_file(text)
 
 
-def output_file(text):
+def output_file(text: str) -> str:
     """A file to write: not an existing directory."""
     return _fail(f"{text}: is a directory") if os.path.isdir(text) else text
 
 
-def output_dir(text):
+def output_dir(text: str) -> str:
     """A directory to write into: not an existing file."""
     return _fail(f"{text}: is a file, not a directory") if os.path.exists(text) and not os.path.isdir(text) else text
 
 
-def device(text):
+def device(text: str) -> str:
     """auto, cpu, or cuda[:N] on a machine that has that GPU."""
     if text in ("auto", "cpu"):
         return text
@@ -104,7 +108,7 @@ def device(text):
     return text
 
 
-def json_labels(text):
+def json_labels(text: str) -> str:
     """A JSON file of {"LABEL": "description"}: the path, once checked."""
     existing_file(text)
     try:
@@ -117,7 +121,7 @@ def json_labels(text):
     return text
 
 
-def str2bool(v):
+def str2bool(v: str) -> bool:
     """A yes/no flag (`--with_kl false`)."""
     if v.lower() in ("yes", "true", "t", "y", "1"):
         return True

@@ -4,14 +4,18 @@ and on restart a torn last line is cut off (with a warning) and the complete one
 The one JSONL reader and writer of the project: outputs of both stages, the LLM reply cache
 and the HTML report all go through it.
 """
+
+from __future__ import annotations
+
 import json
 import os
 import warnings
+from typing import Any, Callable, Iterable, Optional
 
 from utils.errors import DataError
 
 
-def read_jsonl(path, check=None):
+def read_jsonl(path: str, check: Optional[Callable[[Any], Optional[str]]] = None) -> list[Any]:
     """All records of a JSONL file, blank lines skipped.
 
     A malformed line, or one for which `check(record)` returns a message, is a DataError
@@ -41,19 +45,21 @@ def _parse(line, check, where):
     return record
 
 
-def complete_lines(path):
-    """The lines of an append-only file, after cutting off a last line that a kill left unfinished."""
+def complete_lines(path: str, repair: bool = True) -> list[str]:
+    """The complete lines of an append-only file. A last line without its newline is cut off
+    when `repair` (a kill left it unfinished); without (another live process may be writing it
+    as we read, as two runs sharing a reply cache do) it is only left out."""
     with open(path, "rb") as f:
         data = f.read()
     complete = data.rfind(b"\n") + 1
-    if complete < len(data):
+    if complete < len(data) and repair:
         warnings.warn(f"{path}: dropped a partial last line (a run was killed while writing it)")
         with open(path, "r+b") as f:
             f.truncate(complete)
     return data[:complete].decode("utf-8").splitlines()
 
 
-def resume_jsonl(path, check=None):
+def resume_jsonl(path: str, check: Optional[Callable[[Any], Optional[str]]] = None) -> list[Any]:
     """Records already complete in `path`, for a restarted run (see `complete_lines`).
     A missing file has none."""
     if not os.path.isfile(path):
@@ -62,7 +68,7 @@ def resume_jsonl(path, check=None):
     return read_jsonl(path, check)
 
 
-def rewrite_jsonl(path, records):
+def rewrite_jsonl(path: str, records: Iterable[Any]) -> None:
     """Replace `path` by `records`, atomically: a kill leaves the old file or the new one."""
     with JsonlWriter(path + ".part", append=False) as out:
         for record in records:
@@ -71,18 +77,24 @@ def rewrite_jsonl(path, records):
 
 
 class JsonlWriter:
-    """Append records, one flushed line each, so a crash loses at most the line being written."""
+    """Append records, one line each, so a crash loses at most the line being written. Each
+    line goes to the file in one `write` call on a file opened for appending, so lines that
+    several processes append to one file (a shared reply cache) never interleave."""
 
     def __init__(self, path, append=True):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.f = open(path, "a" if append else "w", encoding="utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        self.fd = os.open(path, flags, 0o666)
 
-    def write(self, record):
-        self.f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.f.flush()
+    def write(self, record: Any) -> None:
+        data = memoryview((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        while data:  # a regular file takes it whole; a short write (disk full) is finished or raises
+            data = data[os.write(self.fd, data):]
 
-    def close(self):
-        self.f.close()
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def __enter__(self):
         return self

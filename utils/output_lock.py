@@ -7,6 +7,9 @@ A second run on the same output is refused at once with a `DataError` naming the
 run that holds it. The lock dies with its process (a killed run never leaves a stale lock);
 the lock file is removed on release, and a run that locked a file removed under it tries again.
 """
+
+from __future__ import annotations
+
 import fcntl
 import os
 
@@ -18,7 +21,7 @@ class OutputLock:
         self.path = os.path.abspath(path) + ".lock"
         self.fd = None
 
-    def acquire(self):
+    def acquire(self) -> OutputLock:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -41,7 +44,7 @@ class OutputLock:
         self.fd = fd
         return self
 
-    def release(self):
+    def release(self) -> None:
         if self.fd is not None:
             try:
                 os.unlink(self.path)  # while still held, so no other run holds a removed file
