@@ -5,18 +5,22 @@
 Writes [{"context": "w1 w2 ...", "span_posLabel": {"start;end": "LABEL"}}] with inclusive word
 indices, laid out as the LinkNER / SpanNER files are (sorted keys, indent 2, UTF-8 as is).
 """
+
+from __future__ import annotations
+
 import argparse
 import json
 import os
 import sys
+from typing import Optional
 
-from dataloaders.readers import read_dataset
+from dataloaders.readers import Sentence, read_dataset
 from utils.cli import run_cli
 from utils.errors import DataError
 from utils.owned_output import refuse_inputs
 
 
-def to_spanner_records(sentences):
+def to_spanner_records(sentences: list[Sentence]) -> list[dict]:
     """Sentences to spanner records; unlabelled sentences get no spans."""
     records = []
     for i, sent in enumerate(sentences):
@@ -29,7 +33,7 @@ def to_spanner_records(sentences):
     return records
 
 
-def write_spanner_json(sentences, path):
+def write_spanner_json(sentences: list[Sentence], path: str) -> int:
     """Write `sentences` to `path` as spanner JSON, creating its folder; returns the record count."""
     records = to_spanner_records(sentences)
     if os.path.dirname(path):
@@ -39,7 +43,7 @@ def write_spanner_json(sentences, path):
     return len(records)
 
 
-def main(argv=None):
+def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("input")
     parser.add_argument("output")
@@ -49,7 +53,7 @@ def main(argv=None):
     return run_cli(convert, args.input, args.output, args.format, args.column)
 
 
-def convert(source, target, fmt="auto", column=-1):
+def convert(source: str, target: str, fmt: str = "auto", column: int = -1) -> int:
     """Read `source`, write `target` (never the same file); 0."""
     refuse_inputs(target, {"IN": source})
     sentences = read_dataset(source, fmt, column=column)

@@ -1,6 +1,10 @@
 """Sentences to span batches: every span up to `max_span_len` words, with its features and label."""
+
+from __future__ import annotations
+
 import random
 import warnings
+from typing import Callable, Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -36,7 +40,7 @@ class SpanDataset(Dataset):
                 "span_width": [width_bucket(cum[e + 1] - 1 - cum[s], self.max_span_len) for s, e in spans],
                 "morph": [morph_id(w) for w in sent.words]}
 
-    def collate(self, items):
+    def collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
         batch = self.featurizer.collate([it["feats"] for it in items])
         batch.update({"index": torch.tensor([it["index"] for it in items]),
                       "spans": pad([it["spans"] for it in items]),

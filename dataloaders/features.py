@@ -4,13 +4,17 @@ A featurizer has `encode_all(list of word lists) -> list of dicts` (one per sent
 Python lists) and `collate(list of dicts) -> dict of tensors`. Both report for every word
 `n_sub`, its number of encoder positions, which the span-width feature needs.
 """
+
+from __future__ import annotations
+
 import re
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
 
-def pad(seqs, value=0, dtype=torch.long):
+def pad(seqs: Sequence[Sequence], value: int = 0, dtype: torch.dtype = torch.long) -> torch.Tensor:
     """Right-pad a list of (possibly nested, 2-level) lists into a tensor."""
     if seqs and seqs[0] and isinstance(seqs[0][0], (list, tuple)):
         inner = max((len(x) for s in seqs for x in s), default=1)
@@ -35,7 +39,7 @@ class BertFeaturizer:
         self.tok, self.max_length = tokenizer, max_length
         self.n_windowed = 0  # sentences that needed more than one window
 
-    def encode_all(self, sentences):
+    def encode_all(self, sentences: list[list[str]]) -> list[dict]:
         enc = self.tok(sentences, is_split_into_words=True, add_special_tokens=False)
         return [self._encode(words, enc["input_ids"][i], enc.word_ids(i)) for i, words in enumerate(sentences)]
 
@@ -82,7 +86,7 @@ class BertFeaturizer:
                 lo -= 1
                 used += lengths[lo]
 
-    def collate(self, feats):
+    def collate(self, feats: list[dict]) -> dict[str, torch.Tensor]:
         rows = [row for f in feats for row in f["rows"]]
         input_ids = pad(rows, self.tok.pad_token_id or 0)
         offsets = np.cumsum([0] + [len(f["rows"]) for f in feats])
@@ -106,7 +110,8 @@ class GloveFeaturizer:
         self.char_index = {c: i + 2 for i, c in enumerate(self.chars)}
 
     @classmethod
-    def from_sentences(cls, glove_words, sentences, min_count=1):
+    def from_sentences(cls, glove_words: Iterable[str], sentences: list[list[str]],
+                       min_count: int = 1) -> GloveFeaturizer:
         counts = {}
         for words in sentences:
             for c in "".join(words):
@@ -117,10 +122,10 @@ class GloveFeaturizer:
         w = word.lower()
         return self.word_index.get(w) or self.word_index.get(_DIGITS.sub("0", w)) or 1
 
-    def encode_all(self, sentences):
+    def encode_all(self, sentences: list[list[str]]) -> list[dict]:
         return [{"word_ids": [self.word_id(w) for w in words],
                  "char_ids": [[self.char_index.get(c, 1) for c in w[:30]] for w in words],
                  "n_sub": [1] * len(words)} for words in sentences]
 
-    def collate(self, feats):
+    def collate(self, feats: list[dict]) -> dict[str, torch.Tensor]:
         return {"word_ids": pad([f["word_ids"] for f in feats]), "char_ids": pad([f["char_ids"] for f in feats])}

@@ -11,7 +11,7 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, TextIO
 
 from seqeval.metrics.sequence_labeling import get_entities
 
@@ -23,7 +23,7 @@ _stdin_text = []  # standard input, read once: detecting the format and reading 
 _COLUMNS = re.compile(r"[ \t]+")
 
 
-def open_text(path):
+def open_text(path: str) -> TextIO:
     """`path` (STDIN: standard input, even from a pipe) as UTF-8 text, a byte-order mark dropped."""
     if path != STDIN:
         return open(path, encoding="utf-8-sig")
@@ -54,7 +54,7 @@ def _check_entities(entities, n_words, where, labels):
             taken[i] = (s, e)
 
 
-def read_spanner_json(path, labels=None):
+def read_spanner_json(path: str, labels: Optional[list[str]] = None) -> list[Sentence]:
     """The paper's format: [{"context": "w1 w2", "span_posLabel": {"s;e": "LABEL"}}]."""
     try:
         with open_text(path) as f:
@@ -106,11 +106,11 @@ def _columns(line):
     return _COLUMNS.split(line.strip(" \t\r\n"))
 
 
-def read_column_file(path, column=-1, labels=None):
+def read_column_file(path: str, column: int = -1, labels: Optional[list[str]] = None) -> list[Sentence]:
     """CoNLL columns: `word ... TAG` per line, blank line between sentences."""
     sentences, words, tags, start_line = [], [], [], 1
 
-    def flush():
+    def flush() -> None:
         if words and words[0] != DOCSTART:
             where = f"{path}: sentence at line {start_line}"
             entities = _tag_entities(tags, where)
@@ -141,7 +141,7 @@ def read_column_file(path, column=-1, labels=None):
     return sentences
 
 
-def read_plain_text(path):
+def read_plain_text(path: str) -> list[Sentence]:
     """One sentence or paragraph per line; words split by `dataloaders.text.tokenize`."""
     from dataloaders.text import tokenize
 
@@ -155,7 +155,7 @@ def read_plain_text(path):
     return sentences
 
 
-def detect_format(path):
+def detect_format(path: str) -> str:
     """'spanner', 'column' or 'text', from the extension and the first lines."""
     if path.endswith(".json") or os.path.basename(path).startswith("spanner."):
         return "spanner"
@@ -171,7 +171,8 @@ def detect_format(path):
     return "text"
 
 
-def read_dataset(path, fmt="auto", labels=None, column=-1):
+def read_dataset(path: str, fmt: str = "auto", labels: Optional[list[str]] = None,
+                 column: int = -1) -> list[Sentence]:
     """Read any supported file (STDIN: standard input); `labels` (a list) makes unknown labels an
     error. Text that is not UTF-8 is a DataError naming the file."""
     if path != STDIN and not os.path.isfile(path):
@@ -193,7 +194,7 @@ SPLIT_FILES = {"train": ["spanner.train", "train.txt", "train.json"],
                "test": ["spanner.test", "test.txt", "test.json"]}
 
 
-def split_path(data_dir, split, test_mode="ori"):
+def split_path(data_dir: str, split: str, test_mode: str = "ori") -> str:
     """Locate a split in a data directory (the paper's layout or train/dev/test.txt).
 
     `test_mode` typos / oov / ood picks the CoNLL-2003 robustness test sets in sub-folders.
@@ -207,7 +208,7 @@ def split_path(data_dir, split, test_mode="ori"):
     raise DataError(f"{base}: no {split} file (looked for {', '.join(SPLIT_FILES[split])})")
 
 
-def load_labels(data_dir, sentences):
+def load_labels(data_dir: Optional[str], sentences: list[Sentence]) -> list[str]:
     """The label list, `O` first: from `labels.txt` in `data_dir` if present, else from the data."""
     path = os.path.join(data_dir, "labels.txt") if data_dir else None
     if path and os.path.isfile(path):

@@ -1,16 +1,19 @@
 """Span enumeration and the per-span features of SpanNER (length, width bucket, morphology)."""
+
+from __future__ import annotations
+
 import math
 
 # SpanNER's morphology categories, one per word, summed over a span by the model.
 MORPHS = ("isupper", "islower", "istitle", "isdigit", "other")
 
 
-def enumerate_spans(n_words, max_span_len):
+def enumerate_spans(n_words: int, max_span_len: int) -> list[tuple[int, int]]:
     """All (start, end) word spans, end inclusive, of at most `max_span_len` words."""
     return [(s, e) for s in range(n_words) for e in range(s, min(s + max_span_len, n_words))]
 
 
-def morph_id(word):
+def morph_id(word: str) -> int:
     """1-based index into MORPHS (0 is padding)."""
     for i, test in enumerate(MORPHS[:-1]):
         if getattr(word, test)():
@@ -18,7 +21,7 @@ def morph_id(word):
     return len(MORPHS)
 
 
-def width_bucket(width, n_buckets):
+def width_bucket(width: int, n_buckets: int) -> int:
     """AllenNLP's `bucket_values` as used by SpanNER's endpoint extractor:
     widths 0-4 keep their own bucket, larger ones go to log2 buckets, clipped."""
     if width <= 4:

@@ -16,6 +16,9 @@ the Penn Treebank tokenise them, so "Germany's" yields the entity word "Germany"
 
 Letters and digits are Unicode (`\\w`), so "São Paulo", "Zürich" and "Ærø" are plain words.
 """
+
+from __future__ import annotations
+
 import re
 import unicodedata
 
@@ -33,7 +36,7 @@ _TOKEN = re.compile(rf"""
 _CLITIC = re.compile(r"(?:n['’]t|['’](?:s|re|ve|ll|d|m))$", re.IGNORECASE)
 
 
-def tokenize(line):
+def tokenize(line: str) -> tuple[list[str], list[tuple[int, int]]]:
     """Split `line` into words; returns `(words, char_spans)` with `line[s:e] == word`."""
     words, spans = [], []
     for m in _TOKEN.finditer(line):
