@@ -5,8 +5,12 @@ llm_answer / llm_pred (and llm_probs) to each span (see inference/llm/linker.py)
 
 This module owns the format: validation (`record_problem`, `read_records`), the linked label
 (`decide`) and the spans still to answer (`pending_spans`)."""
-import math
+from __future__ import annotations
 
+import math
+from typing import Optional
+
+from inference.fusion import Fuser
 from utils.errors import DataError
 from utils.jsonl import read_jsonl
 
@@ -18,10 +22,13 @@ def pending_spans(record: dict) -> int:
     return sum(span.get("llm_status") in PENDING for span in record.get("entity", []))
 
 
-def decide(span: dict, threshold: float) -> str:
-    """The linked label of a span: the LLM's answer above the threshold, else the local one."""
+def decide(span: dict, threshold: float, fuser: Optional[Fuser] = None) -> str:
+    """The linked label of a span: above the threshold, the LLM's answer (`--combine override`)
+    or what the `fuser` makes of it and the local label (`fuse`); else the local label."""
     answer = span.get("llm_answer")
-    return answer if answer is not None and span["uncertainty"] > threshold else span["pred"]
+    if answer is None or not span["uncertainty"] > threshold:
+        return span["pred"]
+    return answer if fuser is None else fuser.choose(span)
 
 
 REQUIRED_SPAN_KEYS = ("entity", "span", "pred", "uncertainty")

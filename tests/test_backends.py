@@ -81,7 +81,42 @@ def test_structured_output_asks_for_an_enum_of_the_options(capsys):
     assert [(s["llm_status"], s["llm_pred"], s["llm_probs"]) for s in asked] == \
         [("linked", "MISC", {"MISC": 1.0}), ("linked", "ORG", {"ORG": 1.0})] * 2
     assert json.loads(asked[0]["llm_raw"]) == {"answer": "Miscellaneous"}
+    err = capsys.readouterr().err  # no log-probabilities from this server: told once, answers one-hot
+    assert err.count("warning") == 1 and "no log-probabilities" in err
+
+
+NAMES = dict(DATASETS["conll03"].options)  # tag -> option name
+
+
+def scripted(distribution):
+    """A server distribution per prompt: `distribution` for EU, all on the answer for German."""
+    return lambda prompt: distribution if entity_of(prompt) == "EU" else {"Miscellaneous": 1.0}
+
+
+@pytest.mark.parametrize("distribution, expected", [
+    # present: every option among the top alternatives
+    ({"Organization": 0.6, "Location": 0.25, "Person": 0.1, "Miscellaneous": 0.04, "Non-entity": 0.01},
+     {"ORG": 0.6, "LOC": 0.25, "PER": 0.1, "MISC": 0.04, "O": 0.01}),
+    # partial: two options in the top alternatives, renormalised over them, the others 0
+    ({"Organization": 0.6, "Location": 0.2}, {"ORG": 0.75, "LOC": 0.25, "PER": 0.0, "MISC": 0.0, "O": 0.0}),
+])
+def test_server_log_probabilities_become_the_options_distribution(distribution, expected, capsys):
+    with LLMServer(answer=server_answer, structured="honour", logprobs=scripted(distribution)) as server:
+        linker, asked = link_through(server)
+    eu = [s for s in asked if s["entity"] == "EU"]
+    assert eu and all(s["llm_answer"] == "ORG" for s in eu)
+    for span in eu:
+        assert span["llm_probs"].keys() == expected.keys()
+        assert all(abs(span["llm_probs"][k] - v) < 1e-9 for k, v in expected.items())
     assert "warning" not in capsys.readouterr().err
+    assert linker.backend.identity()["top_logprobs"] > 0  # the cache key knows replies carry them
+
+
+def test_log_probabilities_that_name_no_option_fall_back_to_the_answer(capsys):
+    with LLMServer(answer=server_answer, structured="honour", logprobs=lambda prompt: {"Zebra": 1.0}) as server:
+        linker, asked = link_through(server)
+    assert all(sum(s["llm_probs"].values()) == 1.0 and s["llm_probs"][s["llm_answer"]] == 1.0 for s in asked)
+    assert capsys.readouterr().err.count("no log-probabilities") == 1
 
 
 def test_a_server_that_rejects_structured_output_is_asked_free_and_told_once(capsys):
@@ -92,7 +127,8 @@ def test_a_server_that_rejects_structured_output_is_asked_free_and_told_once(cap
     assert [(s["llm_status"], s["llm_pred"], s["llm_raw"]) for s in asked] == \
         [("linked", "MISC", "Miscellaneous"), ("linked", "ORG", "Organization")] * 2
     assert all("llm_probs" not in s for s in asked)
-    assert server.formats.count(None) == 4 and 1 <= len(server.formats) - 4 <= 2  # rejected once per thread at most
+    # rejected at most twice per thread: first without logprobs, then without response_format
+    assert server.formats.count(None) == 4 and 1 <= len(server.formats) - 4 <= 4
 
 
 def test_a_server_that_ignores_structured_output_is_parsed_free_and_told_once(capsys):

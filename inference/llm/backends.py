@@ -26,11 +26,13 @@ import time
 from dataclasses import dataclass
 
 from inference.llm.answers import is_structured
+from inference.llm.logprobs import option_probs, reply_tokens
 from inference.llm.settings import HF_NAMES, SERVER_NAMES, LinkSettings
 
 HF_SYSTEM_PROMPT = "You are a helpful assistant."  # as the paper's Llama / Qwen calls
 DEFAULT_MAX_TOKENS = 64  # free generation: a label takes a few tokens; --max_tokens for more
 HF_MAX_TOKENS = 32  # a local model's free generation
+TOP_LOGPROBS = 20  # alternatives per token asked of a server in choice mode (OpenAI's maximum)
 
 
 class TransientError(RuntimeError):
@@ -119,6 +121,7 @@ class OpenAIBackend(Backend):
         self.model, self.temperature, self.max_tokens = model, temperature, max_tokens
         self.options = list(options) if options else None
         self.structured = self.options is not None  # until the server rejects response_format
+        self.logprobs = self.options is not None  # until the server rejects or ignores logprobs
         self._said, self._lock = set(), threading.Lock()
         # Local servers ignore the key, but the SDK insists on one. Retries are the linker's job.
         self.client = openai.OpenAI(api_key=self._key or "unused", base_url=self.base_url,
@@ -128,20 +131,28 @@ class OpenAIBackend(Backend):
         out = {"backend": self.name, "model": self.model, "temperature": self.temperature,
                "max_tokens": self.max_tokens, "base_url": self.base_url}
         if self.options:
-            out["choice"] = self.options
+            out.update(choice=self.options, top_logprobs=TOP_LOGPROBS)
         return out
 
     def complete(self, prompt):
         extra = {} if self.max_tokens is None else {"max_tokens": self.max_tokens}
-        structured = self.structured
+        structured, logprobs = self.structured, self.structured and self.logprobs
         if structured:
             extra["response_format"] = choice_schema(self.options)
+        if logprobs:  # the option's probabilities, from the token that names it
+            extra.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
         try:
             reply = self.client.chat.completions.create(
                 model=self.model, messages=[{"role": "user", "content": prompt}],
                 temperature=self.temperature, **extra)
         except self._openai.APIStatusError as err:
             message = self._redact(f"HTTP {err.status_code} from {self.base_url or 'OpenAI'}: {err.message}")
+            if logprobs and err.status_code in self.REJECT_STATUS:  # try again without them first
+                with self._lock:
+                    self.logprobs = False
+                    say_once(self._said, "no_logprobs", f"the server rejected a request with logprobs ({message}); "
+                             "asking without them: each answer counts as certain (llm_probs all on it)")
+                return self.complete(prompt)
             if structured and err.status_code in self.REJECT_STATUS:
                 with self._lock:
                     self.structured = False
@@ -160,7 +171,20 @@ class OpenAIBackend(Backend):
             with self._lock:
                 say_once(self._said, "ignored", "the server ignored the structured-output request (the reply "
                          f"{completion.text[:60]!r} is not {{\"answer\": OPTION}}); parsing replies as free text")
+        elif logprobs:
+            completion.text = self._with_probs(reply, completion.text)
         return completion
+
+    def _with_probs(self, reply, text):
+        """The structured reply with the options' probabilities added from its log-probabilities,
+        or as it is (said once) when the server returned none that name an option."""
+        probs = option_probs(reply_tokens(reply.choices[0]) or (), self.options)
+        if probs is None:
+            with self._lock:
+                say_once(self._said, "no_logprobs", "the server returned no log-probabilities that name an option; "
+                         "each answer counts as certain (llm_probs all on it)")
+            return text
+        return json.dumps({"answer": json.loads(text)["answer"], "probs": probs})
 
     def _completion(self, reply):
         try:

@@ -5,11 +5,14 @@ import shlex
 import sys
 from contextlib import contextmanager
 
+from inference.fusion import Fuser
 from inference.llm.backends import FatalError, NotConfigured, check_configured, make_backend
 from inference.llm.cache import ReplyCache
-from inference.llm.link_output import inputs_of
+from inference.llm.link_output import cache_path, inputs_of
 from inference.llm.linker import Linker
 from inference.reports.link_metrics import link_report, plot_sweep, status_counts, sweep
+from utils.errors import DataError
+from utils.cli import exit_interrupted
 from utils.owned_output import refuse_inputs
 
 
@@ -33,37 +36,72 @@ def linking(settings, prompts):
     program with a message that the output so far is kept and a rerun continues it.
     """
     s = settings
+    fuser = load_fuser(s)  # a damaged file fails before a model is loaded
     try:
         backend = make_backend(s, options=prompts.spec.option_names() if s.answer_mode == "choice" else None)
     except NotConfigured as err:
         sys.exit(f"{err}.\nRun with --dry_run to write the prompts without calling an LLM.")
+    if fuser is not None:
+        check_fuser(s, fuser, backend)
     batching = backend.batch_size > 1  # a local model takes its concurrency as batches
     cache = None
     if not s.no_cache:
-        path = s.cache or os.path.join(os.path.dirname(os.path.abspath(s.save_file)), "llm_cache.jsonl")
+        path = cache_path(s)
         refuse_inputs(path, {**inputs_of(s), "--save_file": s.save_file})
         cache = ReplyCache(path)
     linker = Linker(backend, prompts, cache, s.threshold, s.ask_threshold, s.max_attempts,
-                    concurrency=1 if batching else s.concurrency, progress=True)
+                    concurrency=1 if batching else s.concurrency, progress=True, fuser=fuser)
     try:
         yield linker
     except FatalError as err:
         sys.exit(f"stopped: {err}\nThe records linked so far are in {s.save_file}; rerun to continue.")
     except KeyboardInterrupt:
-        sys.exit(f"interrupted; the records linked so far are in {s.save_file}; rerun to continue.")
+        exit_interrupted(f"interrupted; the records linked so far are in {s.save_file}; rerun to continue.")
     finally:
         if cache is not None:
             cache.close()
 
 
+def load_fuser(settings):
+    """`--combine fuse`: the gate calibrate_link fitted (`inference.fusion.Fuser`); None for override."""
+    if settings.combine != "fuse":
+        return None
+    path = settings.calibration_path
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no link calibration; --combine fuse needs one: run python -m "
+                        "inference.llm.calibrate_link on the dev split's local output with the same LLM flags "
+                        "(or give --link_calibration)")
+    try:
+        return Fuser.load(path)
+    except ValueError as err:
+        raise DataError(str(err)) from None
+
+
+def link_identity(settings, backend):
+    """What a link calibration is keyed by: the LLM (as it keys the reply cache) and the prompt."""
+    return {"llm": backend.identity(), "prompt": settings.prompt_fingerprint()}
+
+
+def check_fuser(settings, fuser, backend):
+    """Refuse a link calibration fitted for another LLM or prompt, naming what differs."""
+    ours = link_identity(settings, backend)
+    theirs = fuser.identity
+    differ = [key for part in ("llm", "prompt") for key in sorted(set(ours[part]) | set(theirs.get(part) or {}))
+              if ours[part].get(key) != (theirs.get(part) or {}).get(key)]
+    if differ:
+        raise DataError(f"{settings.calibration_path}: fitted for another LLM or prompt ({', '.join(differ)} "
+                        "differ); rerun python -m inference.llm.calibrate_link with these LLM flags")
+
+
 def link_metrics(settings, linked, linker):
     """Scores before and after linking at --threshold, the sweep, and the LLM's counts."""
-    metrics = link_report(linked, settings.threshold, per_label=True)
+    metrics = link_report(linked, settings.threshold, per_label=True, fuser=linker.fuser)
+    metrics["combine"] = settings.combine
     if settings.budget is not None:
         listed = sum(len(rec["entity"]) for rec in linked)
         metrics.update(budget=settings.budget, listed=listed, sent_share=metrics["sent"] / listed if listed else 0.0)
     if settings.threshold_sweep:
-        metrics["sweep"] = sweep(linked, settings.threshold_sweep)
+        metrics["sweep"] = sweep(linked, settings.threshold_sweep, linker.fuser)
         if settings.plot_dir:
             os.makedirs(settings.plot_dir, exist_ok=True)
             metrics["plot"] = plot_sweep(metrics["sweep"], os.path.join(settings.plot_dir, "threshold_sweep.png"))

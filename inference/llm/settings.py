@@ -6,8 +6,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+from inference.fusion import COMBINE
 from inference.llm.prompt import DATASETS
 from utils import flag_types as ft
+from utils.file_digest import file_digest
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class LinkSettings:
     threshold: float = 0.4
     budget: Optional[float] = None  # share of listed spans to send; sets `threshold` (see inference/budget.py)
     threshold_sweep: list = field(default_factory=list)
+    combine: str = "override"  # or "fuse" (inference/fusion.py)
+    link_calibration: Optional[str] = None  # --combine fuse: default link_calibration.json beside SAVE_FILE
     cache: Optional[str] = None
     no_cache: bool = False
     dry_run: bool = False
@@ -70,15 +74,33 @@ class LinkSettings:
         may change: `RECOMPUTE`). The server's address is not one (a server may move between
         runs), but it keys the reply cache."""
         path = lambda p: os.path.abspath(p) if p else None  # noqa: E731
+        return {**self.prompt_fingerprint(), "seed": self.seed, "llm_name": self.llm_name and self.llm_name.lower(),
+                "model": None if self.local_llm else self.model,
+                "llm_ckpt": path(self.llm_ckpt),  # not the server's address: it may move between runs
+                "temperature": self.temperature, "max_tokens": self.max_tokens,
+                "threshold": self.threshold, "ask_threshold": self.ask_threshold, "combine": self.combine,
+                "link_calibration": self.calibration_digest()}
+
+    def prompt_fingerprint(self):
+        """What shapes the prompt and how its answer is read: a link calibration holds for these."""
+        path = lambda p: os.path.abspath(p) if p else None  # noqa: E731
         return {"labels": path(self.labels) if self.labels and os.path.isfile(self.labels) else self.labels,
                 "dataname": self.dataname, "label_desc": path(self.label_desc), "shot": self.shot,
                 "shot_strategy": self.shot_strategy if self.shot else None,
                 "selectShot_dir": path(self.selectShot_dir) if self.shot else None,
-                "seed": self.seed, "llm_name": self.llm_name and self.llm_name.lower(),
-                "model": None if self.local_llm else self.model,
-                "llm_ckpt": path(self.llm_ckpt),  # not the server's address: it may move between runs
-                "temperature": self.temperature, "max_tokens": self.max_tokens, "answer_mode": self.answer_mode,
-                "threshold": self.threshold, "ask_threshold": self.ask_threshold}
+                "shot_seed": self.seed if self.shot else None, "answer_mode": self.answer_mode}
+
+    def calibration_digest(self):
+        """`--combine fuse`: the link calibration's content digest (a refitted one relinks from the cache)."""
+        if self.combine != "fuse":
+            return None
+        return file_digest(self.calibration_path) if os.path.isfile(self.calibration_path) else "missing"
+
+    @property
+    def calibration_path(self):
+        """The link calibration `--combine fuse` reads."""
+        return self.link_calibration or os.path.join(os.path.dirname(os.path.abspath(self.save_file)),
+                                                     LINK_CALIBRATION)
 
 
 HF_NAMES = ("llama", "qwen", "hf")  # --llm_name of a local model
@@ -91,7 +113,8 @@ def is_llm_name(llm_name):
     return name in SERVER_NAMES or name.startswith("gpt") or name in HF_NAMES
 
 
-RECOMPUTE = ("threshold", "ask_threshold")  # a rerun rewrites every record from the reply cache
+LINK_CALIBRATION = "link_calibration.json"  # written by python -m inference.llm.calibrate_link
+RECOMPUTE = ("threshold", "ask_threshold", "combine", "link_calibration")  # a rerun rewrites every record from the reply cache
 
 
 def llm_name_type(text):
@@ -133,6 +156,12 @@ def add_link_args(p, llm_name="gpt"):
     link.add_argument("--budget", type=ft.number, metavar="FRACTION",
                       help="send the most uncertain FRACTION of the listed spans, e.g. 0.1 (replaces --threshold; "
                       "online: the threshold that sends FRACTION on the checkpoint's dev split)")
+    link.add_argument("--combine", choices=COMBINE, default=LinkSettings.combine,
+                      help="override: the LLM's answer replaces the local label (the paper's rule); fuse: a gate "
+                      "fitted on dev (python -m inference.llm.calibrate_link) takes it only where dev says it pays")
+    link.add_argument("--link_calibration", type=ft.existing_file,
+                      help=f"for --combine fuse: the file calibrate_link wrote (default: {LINK_CALIBRATION} beside "
+                      "--save_file)")
     link.add_argument("--threshold_sweep", type=ft.number_list, default=[],
                       help="comma list of thresholds to score from one pass of calls")
     link.add_argument("--cache", type=ft.output_file, help="reply cache (JSONL); default: llm_cache.jsonl next to --save_file")

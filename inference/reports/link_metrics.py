@@ -38,15 +38,16 @@ def _scores(preds, golds, per_label):
     return kept
 
 
-def link_report(records, threshold, per_label=False):
-    """Scores and change counts with the LLM's answers taken above `threshold`."""
+def link_report(records, threshold, per_label=False, fuser=None):
+    """Scores and change counts with the LLM's answers taken above `threshold` (combined with
+    the local labels by `fuser`, `inference.fusion.Fuser`, when given)."""
     with_gold = all("gold" in rec for rec in records)
     counts = Counter()
     local, linked, golds = [], [], []
     for rec in records:
         gold = {(s, e): label for s, e, label in rec.get("gold") or []}
         local.append([(*span["span"], span["pred"]) for span in rec["entity"]])
-        linked.append([(*span["span"], decide(span, threshold)) for span in rec["entity"]])
+        linked.append([(*span["span"], decide(span, threshold, fuser)) for span in rec["entity"]])
         golds.append([(s, e, label) for (s, e), label in gold.items()])
         counts["never_listed"] += len(gold.keys() - {tuple(span["span"]) for span in rec["entity"]})
         for span, (s, e, after) in zip(rec["entity"], linked[-1]):
@@ -66,8 +67,8 @@ def link_report(records, threshold, per_label=False):
     return report
 
 
-def sweep(records, thresholds):
-    return [link_report(records, t) for t in sorted(set(thresholds))]
+def sweep(records, thresholds, fuser=None):
+    return [link_report(records, t, fuser=fuser) for t in sorted(set(thresholds))]
 
 
 def plot_sweep(rows, path):

@@ -17,7 +17,14 @@ Structured output (`response_format`, recorded in `formats`) is handled as `stru
 whose `answer` is an enum gets `{"answer": OPTION}`: `answer(prompt)` when it is one of the enum,
 else the first option, as constrained decoding would force) or "reject" (HTTP 400, as servers
 without structured output do).
+
+Log-probabilities: with `logprobs` (a function prompt -> {OPTION: probability}, or None for a
+reply without them) a structured reply to a request asking for `logprobs` carries them as OpenAI
+returns them: the reply's tokens `{"`, `answer`, `":`, ` "`, the option's first three letters,
+the rest, `"}`, and at the option's first token the `top_logprobs` of each option's first three
+letters under that distribution (at most the request's `top_logprobs`, likeliest first).
 """
+import math
 import json
 import re
 import select
@@ -63,11 +70,13 @@ class Garbage:
 
 
 class LLMServer:
-    def __init__(self, answer=None, latency=0.0, script=(), api_key=None, structured="ignore", port=0):
+    def __init__(self, answer=None, latency=0.0, script=(), api_key=None, structured="ignore", port=0,
+                 logprobs=None):
         if structured not in ("ignore", "honour", "reject"):
             raise ValueError(f"structured must be ignore, honour or reject, not {structured!r}")
         self.answer = answer or (lambda prompt: "Non-entity")
         self.latency, self.api_key, self.structured = latency, api_key, structured
+        self.logprobs = logprobs
         self.formats = []  # the response_format of every request (None when it had none)
         self.script = deque(script)
         self.prompts = []  # every prompt received, in arrival order
@@ -171,7 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(action, Garbage):
             return self._send(200, action.body, action.content_type)
         text = _structured(body, action.text) if llm.structured == "honour" else action.text
-        self._json(200, _completion(body, text))
+        completion = _completion(body, text)
+        if body.get("logprobs") and llm.logprobs is not None and llm.structured == "honour" and text.startswith("{"):
+            completion["choices"][0]["logprobs"] = _logprobs(text, llm.logprobs(prompt), body.get("top_logprobs") or 0)
+        self._json(200, completion)
         with llm._lock:  # counted once the reply is out
             llm.answered[prompt] += 1
         return None
@@ -205,6 +217,24 @@ def _structured(body, text):
         return text
     chosen = next((o for o in options if o.lower() == text.strip().lower()), options[0])
     return json.dumps({"answer": chosen})
+
+
+def _logprobs(text, distribution, top):
+    """The `logprobs` of a structured reply `text` whose option token has `distribution`'s top
+    alternatives (None: the server sends none)."""
+    if distribution is None:
+        return None
+    name = json.loads(text)["answer"]
+    pieces = ['{"', "answer", '":', ' "', name[:3], name[3:], '"}']
+    ranked = sorted(distribution.items(), key=lambda kv: -kv[1])[:top]
+    alternatives = [{"token": option[:3], "logprob": math.log(p) if p > 0 else -1e9, "bytes": None}
+                    for option, p in ranked]
+    content = []
+    for i, piece in enumerate(pieces):
+        own = math.log(distribution.get(name, 1.0) or 1e-9) if i == 4 else 0.0
+        content.append({"token": piece, "logprob": own, "bytes": None,
+                        "top_logprobs": alternatives if i == 4 else [{"token": piece, "logprob": 0.0, "bytes": None}]})
+    return {"content": content}
 
 
 def _completion(body, text):

@@ -1,0 +1,92 @@
+"""How a sent span's final label combines the local label and the LLM's answer (`--combine`).
+
+    override   the paper's rule: the LLM's answer replaces the local label.
+    fuse       a small gate fitted on the dev split (`python -m inference.llm.calibrate_link`)
+               decides per span whether to take the LLM's answer or keep the local label, from
+               what both models say of the span: the local uncertainty and confidence, whether
+               the span is a candidate (tagged O), the LLM's probability of its answer and of the
+               local label (`llm_probs`; without them, the answer alone), and which of the two
+               is "O". When dev says the LLM never pays, the gate never takes it: linking abstains.
+
+The gate is a logistic regression kept as plain numbers (`Fuser`), so loading it runs no code.
+It reads no gold label: `answer` and `gold` are never among its inputs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+from utils.versioned_json import read_versioned, write_atomic
+
+COMBINE = ("override", "fuse")
+FORMAT = "linkner-link-calibration/1"
+FEATURES = ("uncertainty", "confidence", "candidate", "llm_p_answer", "llm_p_pred", "llm_has_probs",
+            "answer_is_o", "pred_is_o")
+
+
+def gate_features(span: dict) -> list[float]:
+    """The gate's inputs for a span with an LLM answer; gold-free by construction."""
+    answer, pred, probs = span["llm_answer"], span["pred"], span.get("llm_probs")
+    p_answer = float(probs.get(answer, 0.0)) if probs else 1.0
+    p_pred = float(probs.get(pred, 0.0)) if probs else float(answer == pred)
+    confidence = span.get("confidence")
+    confidence = float(confidence) if isinstance(confidence, (int, float)) else 1.0 - float(span["uncertainty"])
+    return [float(span["uncertainty"]), confidence, float(pred == "O"), p_answer, p_pred, float(bool(probs)),
+            float(answer == "O"), float(pred == "O")]
+
+
+@dataclass
+class Fuser:
+    """The fitted gate: take the LLM's answer when P(the answer is right) > `cutoff`."""
+
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    cutoff: float  # above 1: never take the LLM's answer (linking abstains)
+    identity: dict = field(default_factory=dict)  # the LLM and prompt it was fitted for
+    report: dict = field(default_factory=dict)  # what calibration measured (for people, not read)
+
+    @classmethod
+    def abstaining(cls, identity: Optional[dict] = None, report: Optional[dict] = None) -> "Fuser":
+        n = len(FEATURES)
+        return cls([0.0] * n, [1.0] * n, [0.0] * n, 0.0, math.inf, identity or {}, report or {})
+
+    @property
+    def abstains(self) -> bool:
+        return not self.cutoff < 1.0
+
+    def probability(self, span: dict) -> float:
+        """P(the LLM's answer is right) for a span with an answer."""
+        z = self.intercept + sum(c * (x - m) / s for c, x, m, s in
+                                 zip(self.coef, gate_features(span), self.mean, self.scale))
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    def choose(self, span: dict) -> str:
+        """The final label of a sent span with an answer."""
+        answer, pred = span["llm_answer"], span["pred"]
+        if answer == pred or self.abstains:
+            return pred
+        return answer if self.probability(span) > self.cutoff else pred
+
+    def save(self, path: str) -> str:
+        data = asdict(self)
+        data["cutoff"] = None if self.abstains else self.cutoff
+        return write_atomic(path, {"format": FORMAT, **data}, indent=1)
+
+    @classmethod
+    def load(cls, path: str) -> "Fuser":
+        """The gate in `path`; a ValueError naming the file when it is damaged or foreign."""
+        data = read_versioned(path, FORMAT, "link calibration")
+        try:
+            numbers = [data[key] for key in ("mean", "scale", "coef")]
+            if any(len(v) != len(FEATURES) or not all(isinstance(x, (int, float)) for x in v) for v in numbers):
+                raise ValueError
+            cutoff = math.inf if data["cutoff"] is None else float(data["cutoff"])
+            if not isinstance(data["identity"], dict) or any(s == 0 for s in data["scale"]):
+                raise ValueError
+            return cls(*numbers, float(data["intercept"]), cutoff, data["identity"], data.get("report") or {})
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{path}: a damaged link calibration (expected {', '.join(FEATURES)} weights, "
+                             "a cutoff and the LLM's identity); rerun python -m inference.llm.calibrate_link") from None

@@ -1,0 +1,68 @@
+"""A distribution over the options from a server's token log-probabilities (`--answer_mode
+choice` over an OpenAI-compatible server that returns `logprobs` / `top_logprobs`).
+
+The structured reply is `{"answer": "OPTION"}`. The token that starts the option's name decides
+which option the server chose, so its `top_logprobs` say how likely each option was: every
+alternative token that continues the text before the name, and starts one or more option names
+(case-insensitive), gives its probability to those options (split evenly among them). The
+result is normalised over the options found. None when the reply has no log-probabilities, the
+answer cannot be located among its tokens, or no alternative names an option: the caller then
+keeps the answer alone (all its probability on the chosen option).
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Optional, Sequence
+
+VALUE_START = re.compile(r'"answer"\s*:\s*"')
+
+Alternatives = Sequence[tuple[str, float]]  # (token, log-probability), the server's top_logprobs
+
+
+def option_probs(tokens: Sequence[tuple[str, Alternatives]], options: Sequence[str]) -> Optional[dict[str, float]]:
+    """{option: probability} from the reply's tokens, each (token, its top alternatives)."""
+    if not tokens or not options:
+        return None
+    text = "".join(token for token, _ in tokens)
+    found = VALUE_START.search(text)
+    if found is None:
+        return None
+    start, offset = found.end(), 0
+    for token, alternatives in tokens:
+        if offset + len(token) > start:
+            break
+        offset += len(token)
+    else:
+        return None
+    before = text[offset:start]  # what the deciding token repeats before the option's name
+    mass: dict[str, float] = {}
+    for alt, logprob in alternatives or [(token, 0.0)]:
+        if not alt.startswith(before) or not isinstance(logprob, (int, float)) or math.isnan(logprob):
+            continue
+        piece = alt[len(before):].lower()
+        if not piece:
+            continue
+        named = [o for o in options if o.lower().startswith(piece) or (piece.startswith(o.lower()) and piece)]
+        for option in named:
+            mass[option] = mass.get(option, 0.0) + math.exp(logprob) / len(named)
+    total = sum(mass.values())
+    if total <= 0:
+        return None
+    return {option: mass.get(option, 0.0) / total for option in options}
+
+
+def reply_tokens(choice: object) -> Optional[list[tuple[str, list[tuple[str, float]]]]]:
+    """The (token, top alternatives) pairs of an OpenAI SDK choice, or None when it has none."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not content:
+        return None
+    out = []
+    for item in content:
+        token = getattr(item, "token", None)
+        if not isinstance(token, str):
+            return None
+        alternatives = [(alt.token, alt.logprob) for alt in (getattr(item, "top_logprobs", None) or [])
+                        if isinstance(getattr(alt, "token", None), str)]
+        out.append((token, alternatives or [(token, getattr(item, "logprob", 0.0))]))
+    return out
