@@ -125,6 +125,11 @@ def _read_sidecar(path):
     return None
 
 
+def recorded_settings(path: str) -> Optional[dict[str, Any]]:
+    """The settings OUT.settings.json says `path` was written with, or None."""
+    return _read_sidecar(path)
+
+
 def _write_sidecar(path, settings):
     write_atomic(path + SIDECAR, {"program": PROGRAM, "output": os.path.basename(path), "settings": settings},
                  indent=2)

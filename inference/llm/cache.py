@@ -5,7 +5,13 @@ sent to one model with one set of decoding settings (`prompt_key`). Keeping ever
 not only the last, lets a restarted run replay a span's unparseable replies and go on with
 the next attempt, so no reply already paid for is asked again. Lines are flushed as they are
 written; a line cut short by a kill is dropped (with a warning) when the cache is next opened.
+
+Several runs may share one cache (their outputs in one folder): each holds a shared `flock`
+on it while open, and appends whole lines only. A run cuts a partial last line only when it
+gets the lock alone, so never the line a live run is still writing; otherwise it reads the
+complete lines and leaves the rest to its writer.
 """
+import fcntl
 import hashlib
 import json
 import os
@@ -30,13 +36,18 @@ class ReplyCache:
         self._replies = {}
         self._lock = threading.Lock()
         refuse_foreign(path, "reply cache", lambda entry: ENTRY_KEYS <= entry.keys())  # before any repair
-        if os.path.exists(path):
-            self._load()
-        self._out = JsonlWriter(path)
+        self._out = JsonlWriter(path)  # created if missing; held open, locked, until close
+        try:
+            fcntl.flock(self._out.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            alone = True
+        except BlockingIOError:  # another live run has it open
+            alone = False
+        self._load(repair=alone)
+        fcntl.flock(self._out.fd, fcntl.LOCK_SH)  # downgraded: other runs may share it now
 
-    def _load(self):
+    def _load(self, repair):
         bad = 0
-        for line in complete_lines(self.path):
+        for line in complete_lines(self.path, repair):
             try:
                 entry = json.loads(line)
                 self._replies[entry["key"], entry["attempt"]] = entry["reply"]

@@ -1,15 +1,19 @@
 """The linked output a run owns: refused when it is one of the run's inputs or another run's,
 continued after the records a previous run wrote and answered, cut before the first record with
-a pending span, and (for --dry_run) the prompts file."""
+a pending span, and (for --dry_run) the prompts file. The output's settings hold the digest of
+the local JSONL it links: a local output regenerated since (by another model) is refused, never
+"continued" as if it were the one linked before (--overwrite links it afresh, from the cache)."""
+import json
 import os
 from contextlib import closing, contextmanager
 
 from inference.llm.settings import RECOMPUTE
-from inference.records import pending_spans
+from inference.records import pending_spans, read_records
 from utils.errors import DataError
-from utils.jsonl import JsonlWriter, resume_jsonl, rewrite_jsonl
+from utils.file_digest import file_digest
+from utils.jsonl import JsonlWriter, complete_lines, resume_jsonl, rewrite_jsonl
 from utils.output_lock import OutputLock
-from utils.owned_output import claim_output, refuse_foreign, refuse_inputs
+from utils.owned_output import claim_output, recorded_settings, refuse_foreign, refuse_inputs
 
 
 def inputs_of(settings):
@@ -18,9 +22,21 @@ def inputs_of(settings):
             "--selectShot_dir": settings.selectShot_dir}
 
 
+def cache_path(settings) -> "str | None":
+    """The reply cache: --cache, else llm_cache.jsonl beside SAVE_FILE; None with --no_cache."""
+    if settings.no_cache:
+        return None
+    return settings.cache or os.path.join(os.path.dirname(os.path.abspath(settings.save_file)), "llm_cache.jsonl")
+
+
+def prompts_path(settings) -> str:
+    """--dry_run's output: --prompts_file, else SAVE_FILE with .prompts.jsonl."""
+    return settings.prompts_file or os.path.splitext(settings.save_file)[0] + ".prompts.jsonl"
+
+
 def write_prompts(settings, records, prompts):
     """--dry_run: the prompts that would be sent, one JSON line each, to --prompts_file."""
-    path = settings.prompts_file or os.path.splitext(settings.save_file)[0] + ".prompts.jsonl"
+    path = prompts_path(settings)
     refuse_inputs(path, {**inputs_of(settings), "--save_file": settings.save_file})
     refuse_foreign(path, "prompts file", lambda rec: "prompt" in rec)
     threshold, count, chars = settings.ask_threshold, 0, 0
@@ -38,20 +54,57 @@ def write_prompts(settings, records, prompts):
 def claim_link_output(settings):
     """SAVE_FILE held for this run (`utils.owned_output.claim_output`): refused when it is an
     input, another run's, not ours, or written with other settings; a new threshold starts it
-    afresh, and the records are linked again from the reply cache."""
+    afresh, and the records are linked again from the reply cache. An output of another version
+    of the input (its digest) is refused; one from before digests were recorded is relinked."""
+    digest = file_digest(settings.input_file)
     fingerprint = {"stage": "link", "input_file": settings.input_file and os.path.abspath(settings.input_file),
-                   **settings.fingerprint()}
+                   INPUT_DIGEST: digest, **settings.fingerprint()}
     if settings.html:
         refuse_inputs(settings.html, {**inputs_of(settings), "--save_file": settings.save_file})
+    linked = (recorded_settings(settings.save_file) or {}).get(INPUT_DIGEST)
+    if linked not in (None, digest) and not settings.overwrite:
+        refuse_changed_input(settings)
+    recompute = (*RECOMPUTE, INPUT_DIGEST) if linked is None else RECOMPUTE
     with claim_output(settings.save_file, fingerprint, inputs_of(settings), settings.overwrite,
-                      RECOMPUTE) as changed:
+                      recompute) as changed:
         say_recomputed(settings, changed)
         yield changed
 
 
+INPUT_DIGEST = "input_digest"  # the content of the local JSONL an output links
+
+
+def refuse_changed_input(settings):
+    """SAVE_FILE links another version of --input_file: a DataError naming the first record
+    that is not the input's, or, when every one is (the same sentences, tagged again, by
+    another model perhaps), saying that its records would keep the old local predictions."""
+    done = []
+    for line in complete_lines(settings.save_file, repair=False):  # not ours to repair before the lock
+        try:
+            done.append(json.loads(line))
+        except ValueError:
+            break
+    same_records(settings, done, [{"id": rec.get("id")} for rec in read_records(settings.input_file)])
+    raise DataError(f"{settings.save_file}: links an earlier version of {settings.input_file}, which changed since "
+                    "(tagged again, by another model?); continuing would keep the old local predictions: use "
+                    "--overwrite to link it afresh (replies already paid for come from the cache), or choose "
+                    "another --save_file")
+
+
+def same_records(settings, done, records):
+    """A DataError at the first record of `done` (linked before) that is not the same record of
+    `records` (the input)."""
+    for i, rec in enumerate(done):
+        if not isinstance(rec, dict) or i >= len(records) or rec.get("id") != records[i].get("id"):
+            rec_id = rec.get("id") if isinstance(rec, dict) else None
+            raise DataError(f"{settings.save_file}: line {i + 1} (id {rec_id!r}) is not record {i + 1} of "
+                            f"{settings.input_file}; use --overwrite or choose another --save_file")
+
+
 def say_recomputed(settings, changed):
     if changed:
-        what = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items())
+        what = ", ".join(f"{settings.input_file}'s digest was not recorded" if key == INPUT_DIGEST
+                         else f"{key} {old} -> {new}" for key, (old, new) in changed.items())
         print(f"{settings.save_file}: {what}; every record is linked again"
               f"{'' if settings.no_cache else ' (replies from the cache)'}")
 
@@ -73,10 +126,7 @@ def resume_point(settings, records):
     """How many records a previous run already wrote and answered; they must be the input's first ones."""
     save_file = settings.save_file
     done = resume_jsonl(save_file, check=lambda rec: None if isinstance(rec, dict) else "not a linked record")
-    for i, rec in enumerate(done):
-        if i >= len(records) or rec.get("id") != records[i].get("id"):
-            raise DataError(f"{save_file}: line {i + 1} (id {rec.get('id')!r}) is not record {i + 1} of "
-                            f"{settings.input_file}; use --overwrite or choose another --save_file")
+    same_records(settings, done, records)
     keep = keep_answered(save_file, done)
     if keep:
         print(f"{save_file}: {keep} of {len(records)} records already linked; continuing")
