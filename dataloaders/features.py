@@ -101,13 +101,15 @@ _DIGITS = re.compile(r"\d")
 
 class GloveFeaturizer:
     """Lower-cased GloVe word ids (digits folded to 0 when the number is unknown) and
-    character ids from the training data; index 0 pads, index 1 is unknown."""
+    character ids from the training data; index 0 pads, index 1 is unknown. With
+    `noisy_words` (opt-in, for tweets) an unknown `#tag` or `@name` is looked up without its mark."""
 
 
-    def __init__(self, glove_words, chars):
+    def __init__(self, glove_words, chars, noisy_words: bool = False):
         self.word_index = {w: i + 2 for i, w in enumerate(glove_words)}
         self.chars = list(chars)
         self.char_index = {c: i + 2 for i, c in enumerate(self.chars)}
+        self.noisy_words = noisy_words
 
     @classmethod
     def from_sentences(cls, glove_words: Iterable[str], sentences: list[list[str]],
@@ -118,9 +120,12 @@ class GloveFeaturizer:
                 counts[c] = counts.get(c, 0) + 1
         return cls(glove_words, sorted(c for c, n in counts.items() if n >= min_count))
 
-    def word_id(self, word):
+    def word_id(self, word: str) -> int:
         w = word.lower()
-        return self.word_index.get(w) or self.word_index.get(_DIGITS.sub("0", w)) or 1
+        found = self.word_index.get(w) or self.word_index.get(_DIGITS.sub("0", w))
+        if not found and self.noisy_words and len(w) > 1 and w[0] in "#@":
+            return self.word_id(w[1:])
+        return found or 1
 
     def encode_all(self, sentences: list[list[str]]) -> list[dict]:
         return [{"word_ids": [self.word_id(w) for w in words],
@@ -129,3 +134,25 @@ class GloveFeaturizer:
 
     def collate(self, feats: list[dict]) -> dict[str, torch.Tensor]:
         return {"word_ids": pad([f["word_ids"] for f in feats]), "char_ids": pad([f["char_ids"] for f in feats])}
+
+
+class ContextGloveFeaturizer:
+    """`--context_encoder`: GloVe's inputs plus a frozen encoder's subword windows (as
+    `BertFeaturizer` makes them) in one batch; words count one position each, as for GloVe."""
+
+    def __init__(self, glove: GloveFeaturizer, context: BertFeaturizer):
+        self.glove, self.context = glove, context
+
+    @property
+    def n_windowed(self) -> int:
+        return self.context.n_windowed
+
+    def word_id(self, word: str) -> int:
+        """The GloVe id (what "known to the encoder" means for this model)."""
+        return self.glove.word_id(word)
+
+    def encode_all(self, sentences: list) -> list:
+        return [{**c, **g} for g, c in zip(self.glove.encode_all(sentences), self.context.encode_all(sentences))]
+
+    def collate(self, feats: list) -> dict:
+        return {**self.glove.collate(feats), **self.context.collate(feats)}

@@ -10,8 +10,8 @@ import os
 import torch
 from safetensors.torch import load_file, save
 
-from dataloaders.features import BertFeaturizer, GloveFeaturizer
-from models.encoders import BertEncoder, GloveEncoder, load_glove
+from dataloaders.features import BertFeaturizer, ContextGloveFeaturizer, GloveFeaturizer
+from models.encoders import BertEncoder, FrozenContext, GloveEncoder, load_glove
 from models.config import ModelConfig
 from models.pretrained import resolve
 from models.span_ner import SpanNER, upgrade_state_dict
@@ -39,9 +39,17 @@ def build_model(config, sentences=None, tokenizer=None):
         words, vectors = load_glove()
         if "chars" not in enc_cfg:
             enc_cfg["chars"] = GloveFeaturizer.from_sentences(words, [s.words for s in sentences]).chars
-        featurizer = GloveFeaturizer(words, enc_cfg["chars"])
+        featurizer = GloveFeaturizer(words, enc_cfg["chars"], noisy_words=config.noisy_words)
+        context = None
+        if config.context_encoder:  # opt-in (docs/noisy_text.md): read from its package, never stored
+            from transformers import AutoTokenizer
+
+            context = FrozenContext(config.context_encoder, config.context_layers)
+            bert_dir, hub_args = resolve(config.context_encoder)
+            tokenizer = AutoTokenizer.from_pretrained(bert_dir, **hub_args, **_prefix_space(bert_dir, hub_args))
+            featurizer = ContextGloveFeaturizer(featurizer, BertFeaturizer(tokenizer, config.bert_max_length))
         encoder = GloveEncoder(vectors, len(enc_cfg["chars"]), hidden=config.lstm_hidden, layers=config.lstm_layers,
-                               dropout=config.glove_dropout)
+                               dropout=config.glove_dropout, context=context)
     else:
         raise ValueError(f"unknown encoder {config.encoder!r} (bert or glove)")
     model = SpanNER(encoder, len(config.labels), config.max_span_len, config.width_dim, config.len_dim,

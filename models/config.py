@@ -19,6 +19,9 @@ DEFAULT_LR = {"bert": 3e-5, "glove": 2e-3}
 ENER_FIELDS = ("etrans_func", "annealing_step", "with_iw", "with_kl", "with_uc")
 BERT_FIELDS = ("bert_config_dir", "bert_max_length", "bert_dropout")
 GLOVE_FIELDS = ("lstm_hidden", "lstm_layers", "glove_dropout")
+# Opt-in noisy-text options of the GloVe encoder (docs/noisy_text.md); written to config.json only when on,
+# so the configs of models trained without them stay as they were.
+NOISY_FIELDS = ("noisy_words", "context_encoder", "context_layers")
 
 
 class ModelType(str, enum.Enum):
@@ -47,6 +50,9 @@ class ModelConfig:
     lstm_hidden: int = 200
     lstm_layers: int = 2
     glove_dropout: float = 0.33
+    noisy_words: bool = False  # GloVe lookup of '#tag' / '@name' words without the mark
+    context_encoder: Optional[str] = None  # frozen pretrained encoder whose word states join the GloVe inputs
+    context_layers: int = 4  # its last layers, averaged
     etrans_func: str = EnerLossOptions.etrans
     annealing_step: float = EnerLossOptions.annealing_step
     with_iw: bool = EnerLossOptions.with_iw
@@ -64,6 +70,11 @@ class ModelConfig:
     @property
     def is_ener(self):
         return self.model_type is ModelType.ENER
+
+    @property
+    def noisy_text(self):
+        """Whether any opt-in noisy-text option of the GloVe encoder is on."""
+        return self.noisy_words or self.context_encoder is not None
 
     @property
     def learning_rate(self):
@@ -88,6 +99,7 @@ class ModelConfig:
         the other encoder's settings."""
         skip = set() if self.is_ener else set(ENER_FIELDS)
         skip |= set(GLOVE_FIELDS if self.encoder == "bert" else BERT_FIELDS)
+        skip |= {name for name in NOISY_FIELDS if self.encoder == "bert" or not self.noisy_text}
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         d["model_type"] = self.model_type.value
         return d

