@@ -5,7 +5,11 @@ A checkpoint is a directory: `config.json` (the `ModelConfig`: model and trainin
 tokenizer files in `tokenizer/` (apart, so that transformers never mistakes our config.json
 for a model's). GloVe vectors are read from the installed package, not stored.
 """
+
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 from safetensors.torch import load_file, save
@@ -17,10 +21,18 @@ from models.pretrained import resolve
 from models.span_ner import SpanNER, upgrade_state_dict
 from utils.errors import DataError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from dataloaders.readers import Sentence
+
+    Featurizer = BertFeaturizer | GloveFeaturizer | ContextGloveFeaturizer
+
 CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
 
 
-def build_model(config, sentences=None, tokenizer=None):
+def build_model(config: ModelConfig, sentences: Optional[list[Sentence]] = None,
+                tokenizer: Optional[PreTrainedTokenizerBase] = None) -> tuple[SpanNER, Featurizer, ModelConfig]:
     """(model, featurizer, config) for the `ModelConfig` `config`. Training passes `sentences`
     (to collect the character set) and starts BERT from `config.bert_config_dir`; loading
     passes the stored `encoder_config` and `tokenizer`, and the weights follow. The config
@@ -65,7 +77,7 @@ def _prefix_space(bert_dir, hub_args):
     return {"add_prefix_space": True} if model_type in ("roberta", "longformer", "bart", "deberta") else {}
 
 
-def save_checkpoint(path, model, featurizer, config):
+def save_checkpoint(path: str, model: SpanNER, featurizer: Featurizer, config: ModelConfig) -> None:
     os.makedirs(path, exist_ok=True)
     # Own copies: cuDNN packs LSTM weights into one shared buffer, which safetensors refuses.
     data = save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
@@ -78,7 +90,7 @@ def save_checkpoint(path, model, featurizer, config):
     config.save(os.path.join(path, CONFIG))
 
 
-def load_checkpoint(path, device="cpu"):
+def load_checkpoint(path: str, device: Union[str, torch.device] = "cpu") -> tuple[SpanNER, Featurizer, ModelConfig]:
     """(model in eval mode, featurizer, config) from a checkpoint directory."""
     for name in (CONFIG, WEIGHTS):
         if not os.path.isfile(os.path.join(path, name)):

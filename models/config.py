@@ -6,14 +6,20 @@ The paper's flags name some fields differently (kept for the command line):
 positions), --spanLen_emb_dim `len_dim` (span length in words), --morph_emb_dim `morph_dim`,
 --model_dropout `dropout`. Old checkpoints' config.json files use the field names already.
 """
+
+from __future__ import annotations
+
 import dataclasses
 import enum
 import json
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from models.losses import NEG_SPAN_WEIGHT, EnerLossOptions
 from utils.errors import DataError
+
+if TYPE_CHECKING:
+    import argparse
 
 DEFAULT_LR = {"bert": 3e-5, "glove": 2e-3}
 ENER_FIELDS = ("etrans_func", "annealing_step", "with_iw", "with_kl", "with_uc")
@@ -68,33 +74,33 @@ class ModelConfig:
         object.__setattr__(self, "model_type", ModelType(self.model_type))
 
     @property
-    def is_ener(self):
+    def is_ener(self) -> bool:
         return self.model_type is ModelType.ENER
 
     @property
-    def noisy_text(self):
+    def noisy_text(self) -> bool:
         """Whether any opt-in noisy-text option of the GloVe encoder is on."""
         return self.noisy_words or self.context_encoder is not None
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         return self.lr or DEFAULT_LR[self.encoder]
 
-    def ener_loss_options(self):
+    def ener_loss_options(self) -> EnerLossOptions:
         return EnerLossOptions(annealing_step=self.annealing_step, etrans=self.etrans_func,
                                neg_weight=self.neg_span_weight, with_iw=self.with_iw, with_kl=self.with_kl,
                                with_uc=self.with_uc)
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_args(cls, args, **extra):
+    def from_args(cls, args: argparse.Namespace, **extra: Any) -> ModelConfig:
         """The fields that parsed flags (named as the fields) set, plus `extra`."""
         given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
         return cls(**{**given, **extra})
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """The fields, less those that do not apply: the E-NER loss options of a SpanNER model,
         the other encoder's settings."""
         skip = set() if self.is_ener else set(ENER_FIELDS)
@@ -105,7 +111,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d):
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         """From a config.json, old ones included (they lack the fields of the other encoder)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
@@ -113,12 +119,12 @@ class ModelConfig:
             raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
         return cls(**d)
 
-    def save(self, path):
+    def save(self, path: str) -> None:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, indent=2, ensure_ascii=False)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str) -> ModelConfig:
         """From a config.json; a damaged one is a DataError naming it."""
         try:
             with open(path, encoding="utf-8") as f:

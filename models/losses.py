@@ -2,6 +2,9 @@
 
 Spans that are not gold entities are down-weighted by `neg_weight` (SpanNER's 0.6).
 """
+
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +25,7 @@ class EnerLossOptions:
     with_uc: bool = True  # uncertainty-guided term
 
 
-def evidence(scores, etrans="exp"):
+def evidence(scores: torch.Tensor, etrans: str = "exp") -> torch.Tensor:
     """Non-negative evidence from span scores (E-NER's evidence transforms)."""
     if etrans == "exp":
         # exp overflows float32 past ~88; the clamp only bites on absurd scores.
@@ -38,7 +41,8 @@ def _span_weights(labels, mask, neg_weight):
     return torch.where(labels > 0, 1.0, neg_weight) * mask
 
 
-def span_cross_entropy(scores, labels, mask, neg_weight=NEG_SPAN_WEIGHT):
+def span_cross_entropy(scores: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
+                       neg_weight: float = NEG_SPAN_WEIGHT) -> torch.Tensor:
     """SpanNER: softmax cross-entropy, weighted per span, averaged over real spans."""
     loss = F.cross_entropy(scores.flatten(0, 1).float(), labels.flatten(), reduction="none").view_as(labels)
     return (loss * _span_weights(labels, mask, neg_weight)).sum() / mask.sum()
@@ -52,7 +56,8 @@ def _kl_to_uniform(alpha):
             + ((alpha - 1) * (torch.digamma(alpha) - torch.digamma(s).unsqueeze(-1))).sum(-1))
 
 
-def ener_loss(scores, labels, mask, epoch, options=EnerLossOptions()):
+def ener_loss(scores: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, epoch: int,
+              options: EnerLossOptions = EnerLossOptions()) -> torch.Tensor:
     """E-NER's evidential loss, summed over real spans as in the paper's code:
 
     A = sum_k (1 - b_k)^iw * y_k * (digamma(S) - digamma(alpha_k))   (b = e / S, the belief)

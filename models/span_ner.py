@@ -5,6 +5,9 @@ bucketed) + length embedding (words, ReLU) + summed morphology embedding, then a
 MLP (hidden = input dim, GELU, dropout) gives one score per label. SpanNER reads the
 scores as softmax logits, E-NER as evidence (see models/losses.py).
 """
+
+from __future__ import annotations
+
 from collections import OrderedDict
 
 import torch
@@ -26,9 +29,9 @@ def _gather(h, idx):
 OLD_CLASSIFIER_KEYS = {"classifier.0.": "classifier.hidden.", "classifier.3.": "classifier.output."}
 
 
-def upgrade_state_dict(state):
+def upgrade_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A state dict with the classifier's numbered keys (classifier.0.weight, ...) renamed."""
-    def new_key(key):
+    def new_key(key: str) -> str:
         for old, new in OLD_CLASSIFIER_KEYS.items():
             if key.startswith(old):
                 return new + key[len(old):]
@@ -49,7 +52,7 @@ class SpanNER(nn.Module):
         self.classifier = nn.Sequential(OrderedDict(hidden=nn.Linear(dim, dim), activation=nn.GELU(),
                                                     dropout=nn.Dropout(dropout), output=nn.Linear(dim, n_labels)))
 
-    def forward(self, batch):
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores [batch, spans, labels] for `batch["spans"]` [batch, spans, 2] (word indices).
 
         The first MLP layer applied to the concatenated span vector equals the sum of its

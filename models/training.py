@@ -5,6 +5,9 @@ checkpoint of the best dev F1.
 Dev F1 needs decoding, which lives in `inference/` above this layer: the entry points pass
 `inference.local.predict.dev_counter` in.
 """
+
+from __future__ import annotations
+
 import argparse
 import dataclasses
 import json
@@ -15,11 +18,12 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 import pytorch_lightning as pl
 
 from dataloaders.dataset import SpanDataset, make_loader
-from dataloaders.readers import load_labels, read_dataset, split_path
+from dataloaders.readers import Sentence, load_labels, read_dataset, split_path
 from models.checkpoint import build_model, save_checkpoint
 from models.config import DEFAULT_LR, ModelConfig
 from models.lightning_module import SpanNERModule
@@ -50,11 +54,11 @@ class TrainSettings:
     calibrate: bool = True
 
     @classmethod
-    def from_args(cls, args):
+    def from_args(cls, args: argparse.Namespace) -> TrainSettings:
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
 
-def build_parser(description):
+def build_parser(description: str) -> argparse.ArgumentParser:
     """The flags of both trainers; `ModelConfig` fields are filled under their own names."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     a, m, t = p.add_argument, ModelConfig, TrainSettings
@@ -105,7 +109,7 @@ def build_parser(description):
     return p
 
 
-def add_ener_args(p):
+def add_ener_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """E-NER's loss options (models/losses.py: EnerLossOptions)."""
     a, m = p.add_argument, ModelConfig
     a("--etrans_func", choices=ETRANS, default=m.etrans_func, help="evidence = f(span scores)")
@@ -118,13 +122,13 @@ def add_ener_args(p):
     return p
 
 
-def configure_logging():
+def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")  # --resume
 
 
-def check_encoder(config):
+def check_encoder(config: ModelConfig) -> None:
     """A clear error for a BERT encoder without a readable checkpoint directory."""
     if config.encoder != "bert":
         return
@@ -143,7 +147,7 @@ class SaveBest(pl.Callback):
     def __init__(self, path, featurizer, config):
         self.path, self.featurizer, self.config, self.best = path, featurizer, config, -1.0
 
-    def on_validation_end(self, trainer, module):
+    def on_validation_end(self, trainer: pl.Trainer, module: SpanNERModule) -> None:
         f1 = float(trainer.callback_metrics.get("dev_f1", -1.0))
         if trainer.sanity_checking:
             return
@@ -156,14 +160,14 @@ class SaveBest(pl.Callback):
             save_checkpoint(self.path, module.model, self.featurizer, self.config)
             log.info("epoch %d: dev F1 %.4f, checkpoint saved to %s", trainer.current_epoch, f1, self.path)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, float]:
         return {"best": self.best}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, float]) -> None:
         self.best = state["best"]
 
 
-def load_split(settings, split, labels=None):
+def load_split(settings: TrainSettings, split: str, labels: Optional[list[str]] = None) -> tuple[str, list[Sentence]]:
     path = getattr(settings, f"{split}_file") or split_path(settings.data_dir, split)
     sentences = read_dataset(path, labels=labels)
     if not sentences or any(s.entities is None for s in sentences):
@@ -171,7 +175,9 @@ def load_split(settings, split, labels=None):
     return path, sentences
 
 
-def train(settings, config, dev_counter, calibrate=None):
+def train(settings: TrainSettings, config: ModelConfig,
+          dev_counter: Callable[[SpanDataset, ModelConfig], Callable[..., tuple[int, int, int]]],
+          calibrate: Optional[Callable[[str, list[Sentence], list[Sentence], str], Any]] = None) -> dict[str, Any]:
     """Fit the model of `config` (labels and learning rate filled in here) with the
     `TrainSettings` `settings`; `dev_counter(dataset, config)` counts dev F1. Then, unless
     `settings.calibrate` is off, `calibrate(model_save_dir, dev_sentences, train_sentences,
