@@ -14,7 +14,7 @@ from dataloaders.spans import enumerate_spans, morph_id, width_bucket
 
 
 class SpanDataset(Dataset):
-    def __init__(self, sentences, featurizer, labels, max_span_len=5, source="data"):
+    def __init__(self, sentences, featurizer, labels, max_span_len, source="data"):
         self.sentences, self.featurizer, self.max_span_len = sentences, featurizer, max_span_len
         self.label_index = {label: i for i, label in enumerate(labels)}
         self.feats = featurizer.encode_all([s.words for s in sentences])
@@ -54,34 +54,55 @@ class SpanDataset(Dataset):
 
 class BucketBatchSampler(Sampler):
     """Batches of similar length (less padding, much faster on CPU), in random order.
-    Without shuffle, sorted by length: the order inference uses."""
+    Without shuffle, sorted by length: the order inference uses.
 
-    def __init__(self, lengths, batch_size, shuffle=True, seed=0, pool=50):
+    An epoch's batches depend on (seed, epoch) only: epoch e gets the e-th pass of one random
+    generator seeded with `seed` (the passes before it are replayed), so a training resumed at
+    epoch e sees the batches an uninterrupted run sees there. The epoch is `epoch_of()` when
+    given (the trainer's current epoch, read when a pass starts), else `set_epoch`'s or the
+    number of passes so far."""
+
+    def __init__(self, lengths, batch_size, shuffle=True, seed=0, pool=50, epoch_of=None):
         self.lengths, self.batch_size, self.shuffle, self.pool = lengths, batch_size, shuffle, pool
-        self.rng = random.Random(seed)
+        self.seed, self.epoch_of, self.epoch = seed, epoch_of, 0
 
-    def __iter__(self):
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _pass(self, rng):
+        """One epoch's batches, drawn from `rng`."""
         order = list(range(len(self.lengths)))
-        if not self.shuffle:
-            order.sort(key=lambda i: self.lengths[i])
-            yield from (order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size))
-            return
-        self.rng.shuffle(order)
+        rng.shuffle(order)
         size = self.batch_size * self.pool
         batches = []
         for p in range(0, len(order), size):
             chunk = sorted(order[p:p + size], key=lambda i: self.lengths[i])
             batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        self.rng.shuffle(batches)
-        yield from batches
+        rng.shuffle(batches)
+        return batches
+
+    def __iter__(self):
+        if not self.shuffle:
+            order = sorted(range(len(self.lengths)), key=lambda i: self.lengths[i])
+            yield from (order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size))
+            return
+        epoch = self.epoch_of() if self.epoch_of is not None else self.epoch
+        self.epoch = epoch + 1
+        rng = random.Random(self.seed)
+        for _ in range(epoch):  # the earlier epochs' draws
+            self._pass(rng)
+        yield from self._pass(rng)
 
     def __len__(self):
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
 
 
-def make_loader(dataset, batch_size, shuffle, seed=0, bucket=True):
+def make_loader(dataset: SpanDataset, batch_size: int, shuffle: bool, seed: int = 0, bucket: bool = True,
+                epoch_of: Optional[Callable[[], int]] = None) -> DataLoader:
+    """A DataLoader of span batches; bucketed by length unless `bucket` is off (`epoch_of`: see
+    `BucketBatchSampler`)."""
     if bucket:
         lengths = [len(s.words) for s in dataset.sentences]
-        sampler = BucketBatchSampler(lengths, batch_size, shuffle, seed)
+        sampler = BucketBatchSampler(lengths, batch_size, shuffle, seed, epoch_of=epoch_of)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=dataset.collate)

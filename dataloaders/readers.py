@@ -15,6 +15,7 @@ from typing import Optional, TextIO
 
 from seqeval.metrics.sequence_labeling import get_entities
 
+from utils.encoding import not_utf8, nul_problem
 from utils.errors import DataError
 
 DOCSTART = "-DOCSTART-"
@@ -28,8 +29,16 @@ def open_text(path: str) -> TextIO:
     if path != STDIN:
         return open(path, encoding="utf-8-sig")
     if not _stdin_text:
-        _stdin_text.append(sys.stdin.buffer.read().decode("utf-8-sig"))
-    return io.StringIO(_stdin_text[0])
+        _stdin_text.append(sys.stdin.buffer.read())
+    return io.StringIO(_stdin_text[0].decode("utf-8-sig"))
+
+
+def _head_bytes(path, n=4096):
+    """The first bytes of `path` (STDIN: of what was read from it)."""
+    if path == STDIN:
+        return _stdin_text[0][:n] if _stdin_text else b""
+    with open(path, "rb") as f:
+        return f.read(n)
 
 
 @dataclass
@@ -107,8 +116,9 @@ def _columns(line):
 
 
 def read_column_file(path: str, column: int = -1, labels: Optional[list[str]] = None) -> list[Sentence]:
-    """CoNLL columns: `word ... TAG` per line, blank line between sentences."""
-    sentences, words, tags, start_line = [], [], [], 1
+    """CoNLL columns: `word ... TAG` per line, blank line between sentences. A file of
+    -DOCSTART- lines only has no sentence to read: a DataError."""
+    sentences, words, tags, start_line, markers = [], [], [], 1, 0
 
     def flush() -> None:
         if words and words[0] != DOCSTART:
@@ -127,6 +137,7 @@ def read_column_file(path: str, column: int = -1, labels: Optional[list[str]] = 
                 start_line = lineno + 1
                 continue
             if cols[0] == DOCSTART:
+                markers += 1
                 continue
             if len(cols) < 2:
                 raise DataError(f"{path}: line {lineno}: expected 'word TAG', got {line.strip()!r}")
@@ -138,6 +149,8 @@ def read_column_file(path: str, column: int = -1, labels: Optional[list[str]] = 
             except IndexError:
                 raise DataError(f"{path}: line {lineno}: no column {column} in {line.strip()!r}") from None
     flush()
+    if markers and not sentences:
+        raise DataError(f"{path}: only {DOCSTART} lines, no sentence to read")
     return sentences
 
 
@@ -164,6 +177,8 @@ def detect_format(path: str) -> str:
     if head and head[0].lstrip().startswith("["):
         return "spanner"
     rows = [_columns(line) for line in head if line.strip(" \t\r\n") and not line.startswith(DOCSTART)]
+    if not rows and any(line.startswith(DOCSTART) for line in head):
+        return "column"  # document markers and nothing else: a column file without sentences
     is_tag = lambda t: t == "O" or (len(t) > 2 and t[1] == "-" and t[0] in "BIESLU")
     # Mostly `word ... TAG` lines: a column file, so that a bad line gets the column reader's error.
     if rows and 2 * sum(len(r) >= 2 and is_tag(r[-1]) for r in rows) > len(rows):
@@ -180,13 +195,16 @@ def read_dataset(path: str, fmt: str = "auto", labels: Optional[list[str]] = Non
     readers = {"spanner": lambda: read_spanner_json(path, labels), "column": lambda: read_column_file(path, column, labels),
                "text": lambda: read_plain_text(path)}
     try:
+        open_text(path).close()  # standard input is read here, once
+        problem = nul_problem(path, _head_bytes(path))
+        if problem:
+            raise DataError(problem)
         fmt = detect_format(path) if fmt == "auto" else fmt
         if fmt not in readers:
             raise DataError(f"{path}: unknown format {fmt!r} (spanner, column, text)")
         return readers[fmt]()
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); convert it, e.g. "
-                        f"iconv -f latin1 -t utf-8") from None
+        raise DataError(not_utf8(path, err, _head_bytes(path))) from None
 
 
 SPLIT_FILES = {"train": ["spanner.train", "train.txt", "train.json"],
@@ -194,10 +212,11 @@ SPLIT_FILES = {"train": ["spanner.train", "train.txt", "train.json"],
                "test": ["spanner.test", "test.txt", "test.json"]}
 
 
-def split_path(data_dir: str, split: str, test_mode: str = "ori") -> str:
+def split_path(data_dir: str, split: str, test_mode: Optional[str]) -> str:
     """Locate a split in a data directory (the paper's layout or train/dev/test.txt).
 
-    `test_mode` typos / oov / ood picks the CoNLL-2003 robustness test sets in sub-folders.
+    `test_mode` (the test split's only; None for train and dev) ori is the original test set,
+    typos / oov / ood pick the CoNLL-2003 robustness test sets in sub-folders.
     """
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: no such directory")

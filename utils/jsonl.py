@@ -12,6 +12,7 @@ import os
 import warnings
 from typing import Any, Callable, Iterable, Optional
 
+from utils.encoding import not_utf8
 from utils.errors import DataError
 
 
@@ -30,7 +31,8 @@ def read_jsonl(path: str, check: Optional[Callable[[Any], Optional[str]]] = None
                 if line.strip():
                     records.append(_parse(line, check, f"{path}: line {lineno}"))
         except UnicodeDecodeError as err:
-            raise DataError(f"{path}: not UTF-8 text ({err.reason})") from None
+            with open(path, "rb") as raw:
+                raise DataError(not_utf8(path, err, raw.read(4096))) from None
     return records
 
 

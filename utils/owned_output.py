@@ -72,15 +72,15 @@ def refuse_overlaps(outputs: Paths, inputs: Paths) -> None:
 
 def refuse_unlike(path: str, what: str, heads: tuple[bytes, ...]) -> None:
     """A DataError if `path` exists, is not empty, and its first bytes (case and leading
-    white space aside) start with none of `heads`: it is then not a `what` of ours to replace."""
+    white space aside) start with none of `heads`: it is then not `what` ("an HTML page"), ours to replace."""
     if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory, not a {what}")
+        raise DataError(f"{path}: is a directory, not {what}")
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
         return
     with open(path, "rb") as f:
         head = f.read(256).lstrip().lower()
     if not any(head.startswith(h.lower()) for h in heads):
-        raise DataError(f"{path}: exists and is not a {what}; it is left alone: choose another file")
+        raise DataError(f"{path}: exists and is not {what}; it is left alone: choose another file")
 
 
 def _first_record(path):

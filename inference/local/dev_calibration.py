@@ -6,13 +6,21 @@
                           uncertainties, for --budget online), `temperature` (post-hoc, for
                           the reported confidence) and the dev counts they came from
     dev                   the dev file and its size
+    weights               the digest of the model.safetensors it was fitted on
 
-Plain JSON, so reading it runs no code. A checkpoint without the file works as before:
-candidate threshold 0.4, no temperature, and --budget online asks for calibration.
+Plain JSON, so reading it runs no code, and checked when read: a value of the wrong type is
+one line naming the file. A checkpoint without the file works as before: candidate threshold
+0.4, no temperature, and --budget online asks for calibration; so does one whose calibration
+was fitted on other weights (retrained since), with a one-line warning.
 """
+import math
 import os
+import sys
 
 from inference.budget import table_threshold
+from models.checkpoint import WEIGHTS
+from utils.errors import DataError
+from utils.file_digest import file_digest
 from utils.versioned_json import read_versioned, write_atomic
 
 CALIBRATION = "calibration.json"
@@ -22,6 +30,47 @@ DEFAULT_CANDIDATE_THRESHOLD = 0.4  # the paper's, for checkpoints never calibrat
 
 def calibration_path(checkpoint):
     return os.path.join(checkpoint, CALIBRATION)
+
+
+def weights_digest(checkpoint: str) -> "str | None":
+    """The digest of the checkpoint's weights, which what is fitted on them records (None in a
+    directory without weights)."""
+    weights = os.path.join(checkpoint, WEIGHTS)
+    return file_digest(weights) if os.path.isfile(weights) else None
+
+
+def fitted_elsewhere(path: str, data: dict, checkpoint: str) -> "str | None":
+    """Why the file `path` (its JSON `data`) does not hold for the checkpoint's weights, or None:
+    the weights it records are not the ones there now. A file from before digests were
+    recorded holds."""
+    recorded = data.get("weights")
+    if recorded is None or not os.path.isfile(os.path.join(checkpoint, WEIGHTS)):
+        return None
+    now = weights_digest(checkpoint)
+    if recorded == now:
+        return None
+    return (f"{path}: fitted on other weights (digest {recorded}; {os.path.join(checkpoint, WEIGHTS)} is now {now}, "
+            f"retrained since); recalibrate: python -m inference.local.calibrate {checkpoint} --data_dir DATA")
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _problem(data):
+    """What is wrong with the values of a calibration's JSON, or None."""
+    if not isinstance(data.get("types"), dict):
+        return "'types' is not an object"
+    for name, entry in data["types"].items():
+        if not isinstance(entry, dict):
+            return f"types.{name} is not an object"
+        checks = {"candidate_threshold": _number, "temperature": lambda v: v is None or (_number(v) and v > 0),
+                  "base": lambda v: isinstance(v, str),
+                  "budget_table": lambda v: isinstance(v, list) and all(_number(x) for x in v)}
+        for key, ok in checks.items():
+            if key in entry and not ok(entry[key]):
+                return f"types.{name}.{key} is {entry[key]!r}, not {'a label' if key == 'base' else 'a number' if key != 'budget_table' else 'a list of numbers'}"
+    return None
 
 
 class DevCalibration:
@@ -34,9 +83,20 @@ class DevCalibration:
         path = calibration_path(checkpoint)
         if not os.path.isfile(path):
             return cls()
-        return cls(read_versioned(path, FORMAT, "LinkNER dev calibration"))
+        data = read_versioned(path, FORMAT, "LinkNER dev calibration")
+        problem = _problem(data)
+        if problem:
+            raise DataError(f"{path}: {problem}; recalibrate: python -m inference.local.calibrate {checkpoint} "
+                            "--data_dir DATA")
+        stale = fitted_elsewhere(path, data, checkpoint)
+        if stale:
+            print(f"warning: {stale}; it is ignored", file=sys.stderr)
+            return cls()
+        return cls(data)
 
     def save(self, checkpoint):
+        """Written with the digest of the checkpoint's weights, on which it was fitted."""
+        self.data["weights"] = weights_digest(checkpoint)
         return write_atomic(calibration_path(checkpoint), self.data, indent=1)
 
     @property

@@ -5,7 +5,8 @@ It is kept in CHECKPOINT/error_predictor.json as plain numbers (feature names, t
 mean and scale, coefficients, intercept) plus the training vocabulary the `unknown_train`
 feature reads, so loading it runs no code. `--uncertainty_type learned` puts its output in
 each listed span's "uncertainty" (and 1 minus it in "confidence"): a probability in [0, 1],
-so one threshold means the same for every encoder.
+so one threshold means the same for every encoder. It records the digest of the weights it was
+fitted on: a predictor of other weights (the checkpoint retrained since) is refused.
 """
 import os
 import warnings
@@ -13,9 +14,11 @@ import warnings
 import numpy as np
 from scipy.special import expit
 
+from inference.local.dev_calibration import fitted_elsewhere, weights_digest
 from inference.local.learned.second_model import FEATURES as SECOND_FEATURES
 from inference.local.learned.second_model import second_model_features
 from inference.local.learned.span_features import WordFlags, encoder_lookup, feature_names, sentence_features
+from utils.errors import DataError
 from utils.versioned_json import read_versioned, write_atomic
 
 PREDICTOR = "error_predictor.json"
@@ -86,6 +89,7 @@ class ErrorPredictor:
         return cls(data), out_of_fold
 
     def save(self, checkpoint):
+        self.data["weights"] = weights_digest(checkpoint)
         return write_atomic(predictor_path(checkpoint), self.data)
 
     @classmethod
@@ -95,6 +99,9 @@ class ErrorPredictor:
         if not os.path.isfile(path):
             return None
         data = read_versioned(path, FORMAT, "LinkNER error predictor")
+        stale = fitted_elsewhere(path, data, checkpoint)
+        if stale:
+            raise DataError(stale)
         if data["features"] != predictor_features(labels, data.get("second_model")):
             raise ValueError(f"{path}: fitted for other labels or features; recalibrate the checkpoint")
         return cls(data)
