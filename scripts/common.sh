@@ -179,6 +179,9 @@ pick_llm() {
     fi
     if [[ -n ${DATANAME:-} ]]; then LLM_FLAGS+=(--dataname "$DATANAME"); fi
     if [[ -n ${LINK_BUDGET:-} ]]; then LLM_FLAGS+=(--budget "$LINK_BUDGET"); fi
+    case ${COMBINE:-} in "" | override | fuse) ;; *) die "COMBINE must be override, fuse or empty, got '$COMBINE'" ;; esac
+    set_flag LLM_FLAGS --combine COMBINE
+    set_flag LLM_FLAGS --link_calibration LINK_CALIBRATION
     require_int_or_empty SHOT
     if [[ ${SHOT:-0} -gt 0 ]]; then
         require SELECTSHOT_DIR

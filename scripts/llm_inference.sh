@@ -21,6 +21,8 @@ set -euo pipefail
 : "${SELECTSHOT_DIR:=/path/to/train}"   # labelled file to draw them from (SHOT > 0)
 : "${LINK_THRESHOLD:=}"                 # spans with uncertainty above it go to the LLM; empty: the default (inference/llm/settings.py)
 : "${LINK_BUDGET:=}"                    # e.g. 0.1: send the most uncertain 10 % of the spans instead
+: "${COMBINE:=}"                        # override (the paper's rule) or fuse (first: python -m inference.llm.calibrate_link); empty: the default
+: "${LINK_CALIBRATION:=}"               # for fuse; empty: link_calibration.json beside the linked output
 : "${DRY_RUN:=0}"                       # 1: write the prompts, call nothing
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

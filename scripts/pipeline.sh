@@ -23,6 +23,8 @@ set -euo pipefail
                                                   # empty: the checkpoint's dev-calibrated default
 : "${LINK_THRESHOLD:=}"                           # spans above it go to the LLM; empty: the default (inference/llm/settings.py)
 : "${LINK_BUDGET:=}"                              # e.g. 0.1: send the most uncertain 10 % instead
+: "${COMBINE:=}"                                  # override (the paper's rule) or fuse (first: python -m inference.llm.calibrate_link); empty: the default
+: "${LINK_CALIBRATION:=}"                         # for fuse; empty: link_calibration.json beside the linked output
 : "${LLM_NAME:=}"                                 # gpt / openai, or llama / qwen / hf (local); empty:
                                                   # from the environment, else a dry run (pick_llm)
 : "${LLM_MODEL:=}"                                # model name on the server (gpt / openai); empty: the default

@@ -24,6 +24,8 @@ set -euo pipefail
                                          # checkpoint's labels
 : "${LINK_THRESHOLD:=}"                  # spans with uncertainty above it go to the LLM; empty: the default (inference/llm/settings.py)
 : "${LINK_BUDGET:=}"                     # e.g. 0.1: the threshold that sent 10 % on the checkpoint's dev split
+: "${COMBINE:=}"                         # override (the paper's rule) or fuse (first: python -m inference.llm.calibrate_link); empty: the default
+: "${LINK_CALIBRATION:=}"                # for fuse; empty: link_calibration.json beside the linked output
 : "${SHOT:=}"                           # examples per label in each prompt; empty: none
 : "${DRY_RUN:=0}"                        # 1: write the prompts, call nothing
 

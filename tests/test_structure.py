@@ -122,7 +122,7 @@ def test_no_function_repeats_a_settings_default():
 
 
 SCRIPT_SETTINGS = {"BATCH_SIZE", "MAX_SPANLEN", "ITERATION", "LINK_THRESHOLD", "LLM_MODEL", "SHOT", "UNCERTAINTY_TYPE",
-                   "CANDIDATE_THRESHOLD", "LINK_BUDGET"}
+                   "CANDIDATE_THRESHOLD", "LINK_BUDGET", "COMBINE", "LINK_CALIBRATION"}
 
 
 def test_scripts_leave_python_settings_empty():

@@ -1,0 +1,181 @@
+"""The linking preflight: will this LLM raise F1, at which budget, and the `fuse` gate for it.
+
+    python -m inference.llm.calibrate_link --input_file results/dev.jsonl --dataname conll03 \\
+        --llm_name hf --llm_ckpt /models/Qwen2.5-7B-Instruct --answer_mode choice --sample 500
+
+Reads the local output of the DEV split (local_inference.py on labelled dev data), sends the
+spans that the largest budget (50 %) would send, or a random `--sample N` of them, to the LLM
+given by the usual LLM and prompt flags (through the reply cache, so a rerun asks nothing
+twice), and prints the LLM's accuracy on them against the local model's and, per budget
+(5 / 10 / 20 / 50 %), the expected linked F1 with `--combine override` (the paper's rule) and
+with `--combine fuse` (the gate fitted here, scored out of fold), the recommended budget, and
+one plain line when this LLM is expected to lower F1 at every budget. The gate goes to
+--out (default: link_calibration.json beside the input), keyed by the LLM's identity and the
+prompt settings; `llm_inference.py` / `local_inference.py --combine fuse` read it and refuse one
+fitted for another LLM or prompt. Spans that got no answer (failed) leave no file and exit 3:
+rerun to ask them (the cache keeps the rest).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import random
+import sys
+
+from inference.fusion import Fuser
+from inference.llm.labels import prompt_builder, resolve_spec
+from inference.llm.link_gain import (BUDGETS, Answered, budget_thresholds, fit_fuser, gain_table, gold_label,
+                                     local_counts, f1)
+from inference.llm.link_run import link_identity, linking
+from inference.llm.settings import LINK_CALIBRATION, LinkSettings, add_link_args
+from inference.records import read_records
+from utils import flag_types as ft
+from utils.cli import run_cli
+from utils.errors import DataError
+from utils.owned_output import refuse_inputs
+
+FAILED_STATUS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationSettings:
+    """The preflight's own flags (the LLM's are `LinkSettings`)."""
+
+    input_file: str
+    out: str
+    sample: int | None = None
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[CalibrationSettings, LinkSettings]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--input_file", required=True, type=ft.existing_file,
+                   help="local_inference.py's JSONL of the labelled dev split")
+    p.add_argument("--sample", type=ft.positive_int, help="send a random N of the spans (default: all of them)")
+    p.add_argument("--out", type=ft.output_file, help=f"the link calibration (default: {LINK_CALIBRATION} beside "
+                   "--input_file)")
+    add_link_args(p)
+    args = p.parse_args(argv)
+    unused = [flag for flag, value, default in (("--budget", args.budget, None), ("--threshold_sweep", args.threshold_sweep, []),
+                                                ("--dry_run", args.dry_run, False),
+                                                ("--combine", args.combine, LinkSettings.combine),
+                                                ("--link_calibration", args.link_calibration, None),
+                                                ("--threshold", args.threshold, LinkSettings.threshold))
+              if value != default]
+    if unused:
+        p.error(f"{', '.join(unused)}: not read here (the preflight scores every budget of "
+                f"{', '.join(f'{b:.0%}' for b in BUDGETS)}); give them to the linking run")
+    if args.shot > 0 and not args.selectShot_dir:
+        p.error("--shot needs --selectShot_dir, a labelled file to draw examples from")
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.input_file)), LINK_CALIBRATION)
+    calibration = CalibrationSettings(args.input_file, out, args.sample)
+    args.save_file = out  # the reply cache goes beside it
+    return calibration, LinkSettings.from_args(args)
+
+
+def refuse_foreign(path: str) -> None:
+    """Never replace a file that is not a whole link calibration (a damaged one is left to look at)."""
+    if os.path.exists(path):
+        try:
+            Fuser.load(path)
+        except (ValueError, OSError) as err:
+            raise DataError(f"{path}: exists and is not a readable link calibration ({str(err).split(': ', 1)[-1]}); "
+                            "remove it or choose another --out") from None
+
+
+def sample_spans(records: list[dict], threshold: float, n: int | None, seed: int) -> list[tuple[int, int]]:
+    """(record index, span index) of the spans above `threshold`, all or a seeded random `n`."""
+    pool = [(i, j) for i, rec in enumerate(records) for j, sp in enumerate(rec["entity"])
+            if sp["uncertainty"] > threshold]
+    if n is not None and n < len(pool):
+        pool = sorted(random.Random(seed).sample(pool, n))
+    return pool
+
+
+def ask(records: list[dict], chosen: list[tuple[int, int]], settings: LinkSettings) -> tuple[list[Answered], dict, dict]:
+    """Send the chosen spans; (their answers, the Linker's counts, the LLM's identity)."""
+    by_record: dict[int, list[int]] = {}
+    for i, j in chosen:
+        by_record.setdefault(i, []).append(j)
+    asked = [{**records[i], "entity": [records[i]["entity"][j] for j in js]} for i, js in by_record.items()]
+    send_all = dataclasses.replace(settings, threshold=-math.inf, combine="override")
+    prompts = prompt_builder(send_all, resolve_spec(send_all, records))
+    with linking(send_all, prompts) as linker:
+        linked = list(linker.link_records(asked))
+        identity = link_identity(settings, linker.backend)
+    answered = [Answered(span, gold_label(rec, span)) for rec in linked for span in rec["entity"]]
+    return answered, linker.summary(), identity
+
+
+def describe(table: list[dict]) -> list[str]:
+    lines = [f"{'budget':>6}  {'threshold':>9}  {'local F1':>8}  {'override F1':>11}  {'fuse F1':>8}"]
+    lines += [f"{row['budget']:>6.0%}  {row['threshold']:>9.4f}  {100 * row['local_f1']:>8.2f}  "
+              f"{100 * row['override_f1']:>11.2f}  {100 * row['fuse_f1']:>8.2f}" for row in table]
+    return lines
+
+
+def verdict(table: list[dict]) -> tuple[float | None, list[str]]:
+    """The recommended budget (None: do not link) and the plain lines saying so."""
+    best = max(table, key=lambda row: row["fuse_f1"])
+    lines = []
+    if all(row["override_f1"] < row["local_f1"] for row in table):
+        lines.append("this LLM is expected to LOWER F1 at every budget with --combine override (the paper's rule)")
+    if best["fuse_f1"] > best["local_f1"]:
+        lines.append(f"recommended: --combine fuse --budget {best['budget']} (expected F1 "
+                     f"{100 * best['local_f1']:.2f} -> {100 * best['fuse_f1']:.2f} on dev)")
+        return best["budget"], lines
+    lines.append("recommended: do not link with this LLM; --combine fuse abstains (keeps every local label)")
+    return None, lines
+
+
+def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
+    records = read_records(calibration.input_file)
+    unlabelled = sum("gold" not in rec for rec in records)
+    if unlabelled:
+        raise DataError(f"{calibration.input_file}: {unlabelled} records have no gold labels; the preflight needs the "
+                        "local output of a labelled dev split")
+    refuse_inputs(calibration.out, {"--input_file": calibration.input_file})
+    refuse_foreign(calibration.out)
+    thresholds = budget_thresholds(records)
+    chosen = sample_spans(records, thresholds[max(BUDGETS)], calibration.sample, settings.seed)
+    if not chosen:
+        raise DataError(f"{calibration.input_file}: no listed spans to send")
+    answered, counts, identity = ask(records, chosen, settings)
+    failed = [a for a in answered if a.span.get("llm_status") == "failed"]
+    if failed:
+        print(f"error: {len(failed)} of {len(answered)} spans got no answer from the LLM; nothing written. Rerun to "
+              "ask them (the replies so far are in the cache).", file=sys.stderr)
+        sys.exit(FAILED_STATUS)
+    with_answer = [a for a in answered if a.span.get("llm_answer") is not None]
+    llm_right = sum(a.span["llm_answer"] == a.gold for a in with_answer)
+    local_right = sum(a.span["pred"] == a.gold for a in answered)
+    fuser, info = fit_fuser(records, with_answer, thresholds, identity, seed=settings.seed)
+    table = info.get("out_of_fold") or gain_table(records, with_answer, thresholds, lambda a: fuser.choose(a.span))
+    budget, lines = verdict(table)
+    report = {"input_file": os.path.abspath(calibration.input_file), "sent": len(answered),
+              "pool": sum(sp["uncertainty"] > thresholds[max(BUDGETS)] for r in records for sp in r["entity"]),
+              "answered": len(with_answer), "llm_accuracy": llm_right / len(answered),
+              "local_accuracy": local_right / len(answered), "local_f1": f1(*local_counts(records)),
+              "budgets": table, "recommended_budget": budget, "gate": {k: v for k, v in info.items() if k != "out_of_fold"},
+              "llm_counts": {k: counts[k] for k in ("requests", "cached", "unparseable", "failed")}}
+    fuser.report = report
+    fuser.save(calibration.out)
+    print(f"{len(answered)} dev spans sent (of the {report['pool']} a 50 % budget sends): the LLM is right on "
+          f"{report['llm_accuracy']:.1%} of them, the local model on {report['local_accuracy']:.1%}"
+          f" ({len(answered) - len(with_answer)} got no parseable answer)")
+    print("\n".join(describe(table)))
+    print("fuse F1 out of fold (the gate fitted on the other folds); F1 is on the dev split, expected from the "
+          "spans sent" + (" (a sample, scaled up)" if calibration.sample else ""))
+    print("\n".join(lines))
+    print(f"link calibration written to {calibration.out}")
+    return report
+
+
+def main(argv: list[str] | None = None) -> dict:
+    calibration, settings = parse_args(argv)
+    return run_cli(calibrate, calibration, settings)
+
+
+if __name__ == "__main__":
+    main()
