@@ -4,14 +4,21 @@ A checkpoint is a directory: `config.json` (the `ModelConfig`: model and trainin
 `model.safetensors` (weights only: loading never unpickles anything), and for BERT the
 tokenizer files in `tokenizer/` (apart, so that transformers never mistakes our config.json
 for a model's). GloVe vectors are read from the installed package, not stored.
+
+The weights carry, in their safetensors metadata, what they were trained for (model type,
+encoder, labels in order): a config.json that says otherwise (a SpanNER config beside E-NER
+weights, reordered labels) is refused on load with one line, not silently applied. What
+`inference.local.calibrate` fits on the weights (`FITTED`) records their digest.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING, Optional, Union
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from dataloaders.features import BertFeaturizer, ContextGloveFeaturizer, GloveFeaturizer
@@ -29,6 +36,24 @@ if TYPE_CHECKING:
     Featurizer = BertFeaturizer | GloveFeaturizer | ContextGloveFeaturizer
 
 CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
+FITTED = ("calibration.json", "error_predictor.json")  # fitted on the weights: stale once they change
+RESUME = "resume"  # a killed training's state (models/training.py)
+META_KEY = "linkner"  # the weights' metadata entry: what they were trained for
+TIED = ("model_type", "encoder", "labels")  # config fields the weights must agree with
+
+
+def checkpoint_files(path: str) -> list[str]:
+    """Every file of the checkpoint directory `path` that loading or calibrating reads, and that
+    training writes: config, weights, what was fitted on them, the tokenizer's files."""
+    files = [os.path.join(path, name) for name in (CONFIG, WEIGHTS, *FITTED)]
+    for base, _, names in os.walk(os.path.join(path, TOKENIZER)):
+        files += [os.path.join(base, name) for name in sorted(names)]
+    return files
+
+
+def _tied(config):
+    d = config.to_dict()
+    return {key: d[key] for key in TIED}
 
 
 def build_model(config: ModelConfig, sentences: Optional[list[Sentence]] = None,
@@ -80,7 +105,8 @@ def _prefix_space(bert_dir, hub_args):
 def save_checkpoint(path: str, model: SpanNER, featurizer: Featurizer, config: ModelConfig) -> None:
     os.makedirs(path, exist_ok=True)
     # Own copies: cuDNN packs LSTM weights into one shared buffer, which safetensors refuses.
-    data = save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+    data = save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                metadata={META_KEY: json.dumps(_tied(config))})
     # written by open(), so the mode follows the umask (0644 as a rule), then swapped in whole
     with open(os.path.join(path, WEIGHTS + ".part"), "wb") as f:
         f.write(data)
@@ -96,6 +122,7 @@ def load_checkpoint(path: str, device: Union[str, torch.device] = "cpu") -> tupl
         if not os.path.isfile(os.path.join(path, name)):
             raise FileNotFoundError(f"{path}: not a checkpoint directory (no {name})")
     config = ModelConfig.load(os.path.join(path, CONFIG))
+    check_tied(path, config)
     tokenizer = None
     if config.encoder == "bert":
         from transformers import AutoTokenizer
@@ -114,3 +141,27 @@ def load_checkpoint(path: str, device: Union[str, torch.device] = "cpu") -> tupl
         raise DataError(f"{weights}: the weights do not match {os.path.join(path, CONFIG)} (its labels and sizes): "
                         f"{' '.join(line.strip() for line in first[:3])}") from None
     return model.to(device).eval(), featurizer, config
+
+
+def check_tied(path: str, config: ModelConfig) -> None:
+    """A DataError in one line when the weights of the checkpoint `path` were saved for another
+    model type, encoder or label list than its config.json says (weights saved before the
+    metadata existed are checked by their shapes only, on load)."""
+    weights = os.path.join(path, WEIGHTS)
+    try:
+        with safe_open(weights, framework="pt") as f:
+            meta = (f.metadata() or {}).get(META_KEY)
+    except Exception as err:  # noqa: BLE001 (safetensors raises its own error type for a damaged file)
+        raise DataError(f"{weights}: unreadable weights, the file is damaged or truncated ({err})") from None
+    if meta is None:
+        return
+    try:
+        saved = json.loads(meta)
+    except ValueError:
+        raise DataError(f"{weights}: damaged metadata ({META_KEY} is not JSON)") from None
+    ours = _tied(config)
+    differ = [key for key in TIED if saved.get(key) != ours[key]]
+    if differ:
+        what = "; ".join(f"{key} {json.dumps(saved.get(key))} (config.json: {json.dumps(ours[key])})" for key in differ)
+        raise DataError(f"{weights}: the weights do not match {os.path.join(path, CONFIG)}: they were saved for {what}; "
+                        "the two files are not one checkpoint")

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,12 +23,15 @@ import pytorch_lightning as pl
 
 from dataloaders.dataset import SpanDataset, make_loader
 from dataloaders.readers import Sentence, load_labels, read_dataset, split_path
-from models.checkpoint import build_model, save_checkpoint
+from models.checkpoint import RESUME, build_model, checkpoint_files, save_checkpoint
 from models.config import DEFAULT_LR, ModelConfig
 from models.lightning_module import SpanNERModule
+from models.resume import LAST, RUN, RngState, check_resume, run_settings, start_fresh
 from models.losses import ETRANS
 from utils import flag_types as ft
+from utils.cli import exit_interrupted
 from utils.errors import DataError
+from utils.owned_output import refuse_overlaps
 
 log = logging.getLogger("train")
 
@@ -167,8 +169,23 @@ class SaveBest(pl.Callback):
         self.best = state["best"]
 
 
+def check_paths(settings: TrainSettings, config: ModelConfig, train_path: str, dev_path: str) -> None:
+    """No file training writes (the checkpoint's, its resume state) is one it reads: the data,
+    labels.txt, a pretrained encoder's folder (e.g. --model_save_dir given as --bert_config_dir)."""
+    save_dir = settings.model_save_dir
+    outputs = [("--model_save_dir", path) for path in checkpoint_files(save_dir) + [
+        os.path.join(save_dir, RESUME, LAST), os.path.join(save_dir, RESUME, RUN)]]
+    inputs = [("--train_file", train_path), ("--dev_file", dev_path),
+              ("--data_dir", os.path.join(settings.data_dir, "labels.txt"))]
+    for flag, folder in (("--bert_config_dir", config.bert_config_dir),
+                         ("--context_encoder", getattr(config, "context_encoder", None))):
+        if folder and os.path.isdir(folder):
+            inputs += [(flag, os.path.join(base, name)) for base, _, names in os.walk(folder) for name in names]
+    refuse_overlaps(outputs, inputs)
+
+
 def load_split(settings: TrainSettings, split: str, labels: Optional[list[str]] = None) -> tuple[str, list[Sentence]]:
-    path = getattr(settings, f"{split}_file") or split_path(settings.data_dir, split)
+    path = getattr(settings, f"{split}_file") or split_path(settings.data_dir, split, test_mode=None)
     sentences = read_dataset(path, labels=labels)
     if not sentences or any(s.entities is None for s in sentences):
         raise DataError(f"{path}: no labelled sentences (training needs spanner JSON or CoNLL columns)")
@@ -190,7 +207,9 @@ def train(settings: TrainSettings, config: ModelConfig,
         raise DataError(f"{train_path}: labels {', '.join(unknown)} are missing from {settings.data_dir}/labels.txt")
     dev_path, dev_sents = load_split(settings, "dev", labels)
     check_encoder(config)
+    check_paths(settings, config, train_path, dev_path)
     config = config.replace(labels=labels, lr=config.learning_rate)
+    run = run_settings(config, settings, train_path, dev_path)
     model, featurizer, config = build_model(config, sentences=train_sents)
     train_set = SpanDataset(train_sents, featurizer, labels, config.max_span_len, train_path)
     dev_set = SpanDataset(dev_sents, featurizer, labels, config.max_span_len, "dev")
@@ -201,26 +220,30 @@ def train(settings: TrainSettings, config: ModelConfig,
     saver = SaveBest(settings.model_save_dir, featurizer, config)
     # Lightning's own checkpoint of the whole training state, only to resume a killed run:
     # overwritten after every epoch, read back with weights_only (no arbitrary unpickling).
-    resume_dir = os.path.join(settings.model_save_dir, "resume")
+    resume_dir = os.path.join(settings.model_save_dir, RESUME)
     last = pl.callbacks.ModelCheckpoint(resume_dir, "last", save_top_k=1, enable_version_counter=False)
     trainer = pl.Trainer(
         accelerator=settings.accelerator, devices=settings.devices, strategy=settings.strategy, precision=settings.precision,
         max_epochs=settings.iteration, max_steps=settings.max_steps, logger=False, num_sanity_val_steps=0,
-        callbacks=[saver, last, pl.callbacks.EarlyStopping("dev_f1", patience=settings.early_stop, mode="max",
-                                                           check_on_train_epoch_end=False)])
+        callbacks=[saver, last, RngState(), pl.callbacks.EarlyStopping("dev_f1", patience=settings.early_stop,
+                                                                       mode="max", check_on_train_epoch_end=False)])
     module = SpanNERModule(model, config, dev_counter(dev_set, config))
     start = time.time()
     # Length-bucketed batches on one device; DDP needs Lightning's own distributed sampler.
     bucket = trainer.world_size == 1
     dev_loader = make_loader(dev_set, settings.batch_size, False, bucket=bucket)
-    ckpt_path = os.path.join(resume_dir, "last.ckpt") if settings.resume else None
-    if ckpt_path and not os.path.isfile(ckpt_path):
-        raise DataError(f"--resume: {ckpt_path} does not exist (nothing to continue)")
+    if settings.resume:
+        ckpt_path = check_resume(settings.model_save_dir, run, module)
+    else:
+        ckpt_path = None
+        start_fresh(settings.model_save_dir, run)
+    # the batches of an epoch follow (seed, epoch), so a resumed run sees the uninterrupted one's
+    train_loader = make_loader(train_set, settings.batch_size, True, settings.seed, bucket,
+                               epoch_of=lambda: trainer.current_epoch)
     try:
-        trainer.fit(module, make_loader(train_set, settings.batch_size, True, settings.seed, bucket), dev_loader,
-                    ckpt_path=ckpt_path, weights_only=True)
+        trainer.fit(module, train_loader, dev_loader, ckpt_path=ckpt_path, weights_only=True)
     except SystemExit:  # Lightning's graceful Ctrl-C ends in sys.exit(1)
-        sys.exit(f"interrupted; continue with the same command and --resume (from {resume_dir})")
+        exit_interrupted(f"interrupted; continue with the same command and --resume (from {resume_dir})")
     shutil.rmtree(resume_dir, ignore_errors=True)  # finished: the checkpoint directory is all that stays
     if saver.best < 0:  # --max_steps ended training inside the first epoch
         trainer.validate(module, dev_loader, verbose=False)
