@@ -45,6 +45,7 @@ from inference.local.dev_calibration import DevCalibration  # noqa: E402
 from inference.local.learned.error_predictor import fit_logistic  # noqa: E402
 from inference.local.predict import default_uncertainty, outputs_by_type, span_scores  # noqa: E402
 from inference.local.learned.span_features import BASE, WordFlags, encoder_lookup, sentence_features, train_lexicon  # noqa: E402
+from inference.local.tagging import TagSettings  # noqa: E402
 from inference.local.uncertainty import span_probabilities  # noqa: E402
 from inference.budget import threshold_for_budget  # noqa: E402
 from inference.reports.budget_curve import ceiling  # noqa: E402
@@ -75,10 +76,10 @@ def read_set(model, featurizer, config, path, name, threshold, flags, passes, se
     with warnings.catch_warnings():  # entities longer than max_span_len: counted as missed, as always
         warnings.simplefilter("ignore", UserWarning)
         dataset = SpanDataset(sentences, featurizer, labels, config.max_span_len, name)
-    outputs = outputs_by_type(model, config, dataset, [base])[base]
+    outputs = outputs_by_type(model, config, dataset, [base], TagSettings.batch_size)[base]
     decoded = decode_all(outputs, sentences, labels, threshold if threshold >= 0 else None)
     sampled = mc_passes(model, config, dataset, base, passes) if passes else [None] * len(dataset)
-    second_outputs = second_model_outputs(second, sentences, name)
+    second_outputs = second_model_outputs(second, sentences, name, batch_size=TagSettings.batch_size)
     second_rows = []
     feats, mc, texts, preds, answers, wrong, cand = [], [], [], [], [], [], []
     for records, (spans, probs, unc), sent, passes_p, second_out in zip(decoded, outputs, sentences, sampled, second_outputs):
@@ -239,9 +240,9 @@ def main():
     base = default_uncertainty(config)
     second = SecondModel(args.second_model, config.labels) if args.second_model else None
     threshold = DevCalibration.load(args.model).candidate_default(base)
-    flags = WordFlags(encoder_lookup(featurizer), *train_lexicon(read_dataset(split_path(args.data_dir, "train"),
+    flags = WordFlags(encoder_lookup(featurizer), *train_lexicon(read_dataset(split_path(args.data_dir, "train", None),
                                                                               labels=config.labels)))
-    paths = {"dev": split_path(args.data_dir, "dev"),
+    paths = {"dev": split_path(args.data_dir, "dev", None),
              **{m: split_path(args.data_dir, "test", m) for m in SETS if m != "dev"}}
     data = {s: read_set(model, featurizer, config, path, s, threshold, flags, args.passes, second)
             for s, path in paths.items()}

@@ -43,7 +43,7 @@ def main():
     module = SpanNERModule(model, config, None)
     module.trainer = FakeTrainer()  # noqa: only the step count is read
     optimizer = module.configure_optimizers()["optimizer"]
-    batches = list(make_loader(SpanDataset(sentences, featurizer, config.labels), args.batch_size, True, 1))
+    batches = list(make_loader(SpanDataset(sentences, featurizer, config.labels, config.max_span_len), args.batch_size, True, 1))
     batches = batches[:args.batches + 1]
 
     def train_step(batch):

@@ -19,6 +19,7 @@ from dataloaders.features import BertFeaturizer  # noqa: E402
 from dataloaders.readers import read_dataset  # noqa: E402
 from inference.local.decode import decode_sentence  # noqa: E402
 from inference.local.predict import predict  # noqa: E402
+from inference.local.tagging import TagSettings  # noqa: E402
 from inference.reports.metrics import entity_scores  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
 
@@ -28,7 +29,8 @@ def measure(model, tokenizer, config, sentences, max_length):
     start = time.time()
     dataset = SpanDataset(sentences, featurizer, config.labels, config.max_span_len)
     preds = [None] * len(sentences)
-    for i, spans, probs, unc in predict(model, dataset, config, progress=False):
+    for i, spans, probs, unc in predict(model, dataset, config, mc_samples=TagSettings.mc_samples,
+                                        batch_size=TagSettings.batch_size, progress=False):
         preds[i] = [(*r["span"], r["pred"]) for r in decode_sentence(spans, probs, unc, config.labels)]
     seconds = time.time() - start
     windowed = [i for i, f in enumerate(dataset.feats) if len(f["rows"]) > 1]

@@ -170,7 +170,7 @@ def test_span_width_counts_subwords(tokenizer):
 
 def test_span_dataset_collate_pads():
     sents = [Sentence(["EU", "rejects"], [(0, 0, "ORG")]), Sentence(["Paris"], [(0, 0, "LOC")])]
-    ds = SpanDataset(sents, GloveFeaturizer.from_sentences([], [s.words for s in sents]), ["O", "ORG", "LOC"])
+    ds = SpanDataset(sents, GloveFeaturizer.from_sentences([], [s.words for s in sents]), ["O", "ORG", "LOC"], 5)
     batch = ds.collate([ds[0], ds[1]])
     assert batch["spans"].tolist() == [[[0, 0], [0, 1], [1, 1]], [[0, 0], [0, 0], [0, 0]]]
     assert batch["span_mask"].tolist() == [[True, True, True], [True, False, False]]

@@ -14,6 +14,7 @@ from dataloaders.dataset import SpanDataset
 from dataloaders.features import BertFeaturizer
 from dataloaders.readers import Sentence, read_dataset
 from inference.local.predict import predict
+from inference.local.tagging import TagSettings
 from models.checkpoint import load_checkpoint
 from models.pretrained import package_folder, resolve
 from tests.helpers import SAMPLE_DIR, train_recorded
@@ -96,7 +97,9 @@ def test_checkpoint_reloads_to_identical_predictions(tuned, reloaded):
     assert featurizer.encode_all(words) == tuned.featurizer.encode_all(words)
     dataset = SpanDataset(sentences, featurizer, config.labels, config.max_span_len)
     for unc in ("evidential", "confidence", "entropy"):
-        live, loaded = (list(predict(m, dataset, config, unc, progress=False)) for m in (tuned.model, model))
+        live, loaded = (list(predict(m, dataset, config, unc, mc_samples=TagSettings.mc_samples,
+                                     batch_size=TagSettings.batch_size, progress=False))
+                        for m in (tuned.model, model))
         for (i, spans, probs, u), (j, spans2, probs2, u2) in zip(live, loaded, strict=True):
             assert (i, spans) == (j, spans2) and torch.equal(probs, probs2) and torch.equal(u, u2)
 

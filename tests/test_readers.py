@@ -99,8 +99,8 @@ def test_write_data_dir_round_trip(write_data_dir, sample_sentences):
     sents = sample_sentences[:20]
     for fmt in ("column", "spanner"):
         path = write_data_dir(sents, dev=sents[:3], fmt=fmt, labels=["PER", "ORG"])
-        assert read_dataset(split_path(path, "train")) == sents
-        assert read_dataset(split_path(path, "dev")) == sents[:3]
+        assert read_dataset(split_path(path, "train", None)) == sents
+        assert read_dataset(split_path(path, "dev", None)) == sents[:3]
         assert load_labels(path, sents) == ["O", "PER", "ORG"]
 
 
@@ -211,11 +211,11 @@ def test_split_path_layouts(tmp_path):
     spanner(tmp_path, [], "spanner.train")
     column(tmp_path, [], "valid.txt")
     spanner(tmp_path, [], "typos/spanner.test")
-    assert split_path(str(tmp_path), "train").endswith("spanner.train")
-    assert split_path(str(tmp_path), "dev").endswith("valid.txt")
+    assert split_path(str(tmp_path), "train", None).endswith("spanner.train")
+    assert split_path(str(tmp_path), "dev", None).endswith("valid.txt")
     assert split_path(str(tmp_path), "test", "typos") == str(tmp_path / "typos" / "spanner.test")
     with pytest.raises(DataError, match=r"no test file \(looked for spanner.test, test.txt, test.json\)") as err:
-        split_path(str(tmp_path), "test")
+        split_path(str(tmp_path), "test", "ori")
     assert str(tmp_path) in str(err.value)
 
 
@@ -241,7 +241,7 @@ def test_real_conll03_counts(shared_data, name):
 @pytest.mark.parametrize("name", COLUMN_SETS)
 def test_real_column_sets(shared_data, name):
     sizes, labels = COLUMN_SETS[name]
-    splits = [read_dataset(split_path(f"{shared_data}/{name}", split)) for split in ("train", "dev", "test")]
+    splits = [read_dataset(split_path(f"{shared_data}/{name}", split, "ori")) for split in ("train", "dev", "test")]
     assert tuple(map(len, splits)) == sizes
     assert all({label for s in sents for _, _, label in s.entities} == labels for sents in splits)
     if name == "twitter":  # one dev tweet has a lone no-break space as a word

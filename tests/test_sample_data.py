@@ -37,7 +37,7 @@ def test_sizes_and_labels(sample):
 
 
 def test_found_by_split_path(sample):
-    assert [os.path.basename(split_path(SAMPLE, split)) for split in SPLITS] == ["train.txt", "dev.txt", "test.txt"]
+    assert [os.path.basename(split_path(SAMPLE, split, "ori")) for split in SPLITS] == ["train.txt", "dev.txt", "test.txt"]
 
 
 def test_test_split_has_unseen_entities(sample):

@@ -19,6 +19,7 @@ from dataloaders.dataset import SpanDataset
 from dataloaders.readers import read_dataset
 from inference.local.decode import decode_sentence
 from inference.local.predict import predict
+from inference.local.tagging import TagSettings
 from inference.reports.metrics import entity_scores
 from models.checkpoint import build_model, load_checkpoint
 from models.config import ModelConfig
@@ -119,7 +120,8 @@ def test_reload_gives_identical_scores(overfit, data_dir, model_type, encoder, m
     batch = dataset.collate([dataset[i] for i in range(8)])
     with torch.no_grad():
         assert torch.equal(model(batch), run.model(batch))
-    live, loaded = (list(predict(m, dataset, config, progress=False)) for m in (run.model, model))
+    live, loaded = (list(predict(m, dataset, config, mc_samples=TagSettings.mc_samples, batch_size=TagSettings.batch_size,
+                                 progress=False)) for m in (run.model, model))
     for (i, spans, probs, unc), (j, spans2, probs2, unc2) in zip(live, loaded, strict=True):
         assert (i, spans) == (j, spans2) and torch.equal(probs, probs2) and torch.equal(unc, unc2)
     # Decoded as in training, the reloaded model scores the dev F1 stored with it.

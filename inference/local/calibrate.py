@@ -38,6 +38,7 @@ from inference.local.dev_calibration import DevCalibration
 from inference.local.learned.error_predictor import ErrorPredictor, predictor_path, predictor_rows
 from inference.local.predict import default_uncertainty, outputs_by_type
 from inference.local.learned.span_features import WordFlags, encoder_lookup, train_lexicon
+from inference.local.tagging import TagSettings
 from inference.local.uncertainty import LEARNED, tempered
 from inference.reports.budget_curve import caught
 from inference.reports.calibration import auroc
@@ -147,12 +148,12 @@ def dev_scores(decoded, uncertainties):
     return rank_scores(uncertainties, [r["pred"] != r["answer"] for r in spans], [not r["candidate"] for r in spans])
 
 
-def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type, second=None):
+def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type, second=None, *, batch_size):
     """The error predictor fitted on the dev spans that `decoded` lists, and its table entry;
     with a `second` (second_model.SecondModel), reading its outputs for each span too."""
     feats, wrong = [], []
     for records, (spans, probs, unc), sent, second_out in zip(decoded, outputs, sentences,
-                                                         second_model_outputs(second, sentences, "dev")):
+                                                         second_model_outputs(second, sentences, "dev", batch_size=batch_size)):
         if records:
             feats.append(predictor_rows(records, spans, probs, unc, labels, sent.words, word_flags, second_out,
                                         second is not None))
@@ -167,8 +168,9 @@ def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type, se
     return predictor, entry
 
 
-def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="dev", device=None, batch_size=64,
-                         model=None, featurizer=None, config=None, second_model=None):
+def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="dev", device=None,
+                         batch_size=TagSettings.batch_size, model=None, featurizer=None, config=None,
+                         second_model=None):
     """Write CHECKPOINT/calibration.json and CHECKPOINT/error_predictor.json from the dev split
     (the predictor reading `second_model`'s outputs too, when given); returns the calibration's data."""
     start = time.time()
@@ -191,7 +193,7 @@ def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="d
             flags = WordFlags(encoder_lookup(featurizer), *train_lexicon(train_sentences))
             try:
                 predictor, calib.data["types"][LEARNED] = fit_predictor(outputs, decoded, dev_sentences, labels,
-                                                                        flags, base, second)
+                                                                        flags, base, second, batch_size=batch_size)
             except ValueError as err:  # e.g. a dev split on which every listed span is right
                 log.warning("no error predictor: %s", err)
     if predictor is not None:
@@ -212,7 +214,7 @@ def main(argv=None):
     p.add_argument("--second_model", help="another checkpoint with the same labels (e.g. a MiniLM E-NER beside a "
                    "GloVe one) whose outputs for each span the error predictor reads too; learned inference then runs it")
     p.add_argument("--device", help="default: cuda when there is one, else cpu")
-    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--batch_size", type=int, default=TagSettings.batch_size)
     args = p.parse_args(argv)
     if not args.data_dir and not (args.dev_file and args.train_file):
         p.error("give --data_dir, or both --dev_file and --train_file")

@@ -24,7 +24,7 @@ def check_uncertainty(config, uncertainty_type=None):
     return uncertainty_type
 
 
-def span_scores(model, batch, uncertainty_type=None, mc_samples=10):
+def span_scores(model, batch, uncertainty_type, mc_samples):
     """The model's span scores [B, n, K]; under mc_dropout, [mc_samples, B, n, K] from as many
     passes with dropout on."""
     if uncertainty_type != "mc_dropout":
@@ -49,10 +49,10 @@ def to_device(batch, device):
 
 
 @torch.inference_mode()  # no autograd bookkeeping at all (lighter than no_grad)
-def predict(model, dataset, config, uncertainty_type=None, mc_samples=10, batch_size=64, device="cpu",
+def predict(model, dataset, config, uncertainty_type=None, *, mc_samples, batch_size, device="cpu",
             progress=True):
     """Yield (index, spans, probs, uncertainty) for every sentence, batched by length
-    (so not in input order)."""
+    (so not in input order). `mc_samples` and `batch_size`: as `TagSettings` holds them."""
     uncertainty_type = check_uncertainty(config, uncertainty_type)
     loader = make_loader(dataset, batch_size, shuffle=False)
     for batch in tqdm(loader, desc="local inference", unit="batch", disable=not progress):
@@ -62,7 +62,7 @@ def predict(model, dataset, config, uncertainty_type=None, mc_samples=10, batch_
 
 
 @torch.inference_mode()
-def outputs_by_type(model, config, dataset, uncertainty_types, batch_size=64, device="cpu"):
+def outputs_by_type(model, config, dataset, uncertainty_types, batch_size, device="cpu"):
     """{type: per sentence, in order, (spans, probs [n, K], uncertainty [n]) as float64 numpy
     arrays}, from one pass of the model scored under several uncertainty types."""
     out = {unc_type: [None] * len(dataset) for unc_type in uncertainty_types}

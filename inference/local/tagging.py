@@ -103,9 +103,9 @@ def iter_records(model, featurizer, config, sentences, settings, device, start=0
         chunk = sentences[lo:lo + CHUNK]
         dataset = SpanDataset(chunk, featurizer, labels, config.max_span_len, settings.input_name)
         entities = [None] * len(chunk)
-        second_outputs = rescorer.outputs(chunk, settings.input_name) if active else None
-        for j, spans, probs, unc in predict(model, dataset, config, uncertainty_type, settings.mc_samples,
-                                            settings.batch_size, device, progress=False):
+        second_outputs = rescorer.outputs(chunk, settings.input_name, batch_size=settings.batch_size) if active else None
+        for j, spans, probs, unc in predict(model, dataset, config, uncertainty_type, mc_samples=settings.mc_samples,
+                                            batch_size=settings.batch_size, device=device, progress=False):
             sent = chunk[j]
             entities[j] = decode_sentence(spans, probs, unc, labels, threshold, sent.entities,
                                           settings.paper_protocol, sent.words)

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import torch
 
+from models.config import ModelConfig
 from models.losses import evidence
 
 UNCERTAINTY_TYPES = ("confidence", "entropy", "mc_dropout", "evidential")
@@ -29,7 +30,7 @@ def _entropy(probs):
     return torch.special.entr(probs).sum(-1) / math.log(probs.shape[-1])
 
 
-def span_probabilities(logits, uncertainty_type, etrans_func="exp"):
+def span_probabilities(logits, uncertainty_type, etrans_func=ModelConfig.etrans_func):
     """Return `(probs [..., K], uncertainty [...])` for span scores `logits` [..., K].
 
     - confidence: 1 - max softmax probability.

@@ -34,9 +34,9 @@ class Rescorer:
     def active(self):
         return self.predictor is not None or self.temperature is not None
 
-    def outputs(self, sentences, name="input"):
+    def outputs(self, sentences, name="input", *, batch_size):
         """Per sentence, the second model's second_out (None when the predictor reads none)."""
-        return second_model_outputs(self.second_model, sentences, name)
+        return second_model_outputs(self.second_model, sentences, name, batch_size=batch_size)
 
     def rescore(self, records, spans, probs, uncertainty, words, second_out=None):
         if self.predictor is not None:

@@ -32,9 +32,9 @@ def describe(path):
     return {"path": os.path.abspath(path), "weights": file_digest(os.path.join(path, WEIGHTS))}
 
 
-def second_model_outputs(second, sentences, name="input"):
+def second_model_outputs(second, sentences, name="input", *, batch_size):
     """`second.outputs(sentences)`, or None per sentence when there is no second model."""
-    return second.outputs(sentences, name) if second else [None] * len(sentences)
+    return second.outputs(sentences, name, batch_size=batch_size) if second else [None] * len(sentences)
 
 
 class SecondModel:
@@ -52,7 +52,7 @@ class SecondModel:
             raise ValueError(f"{path}: its labels {self.config.labels} are not the first model's {list(labels)}")
         self.path, self.labels, self.device = path, list(labels), device
 
-    def outputs(self, sentences, name="input", batch_size=64):
+    def outputs(self, sentences, name="input", *, batch_size):
         """Per sentence, {(start, end): (probs [K], uncertainty)} under the second model's
         default uncertainty."""
         with warnings.catch_warnings():  # entities longer than its max_span_len: read as uniform below
