@@ -7,12 +7,20 @@ threshold comes from the spans of the file being linked (`threshold_for_budget`)
 where one sentence is seen at a time, from a table of dev-set uncertainties stored with the
 checkpoint (`uncertainty_table`, `table_threshold`, see inference/local/dev_calibration.py).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Sequence
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 TABLE_POINTS = 1001  # quantiles stored per uncertainty type: budgets resolved to 0.1 %
 
 
-def check_budget(fraction):
+def check_budget(fraction: float) -> float:
     """The budget as a float in (0, 1], or a ValueError naming the problem."""
     fraction = float(fraction)
     if not 0.0 < fraction <= 1.0:
@@ -20,12 +28,12 @@ def check_budget(fraction):
     return fraction
 
 
-def sent_count(n, fraction):
+def sent_count(n: int, fraction: float) -> int:
     """How many of n listed spans a budget of `fraction` sends: floor(fraction * n)."""
     return int(np.floor(fraction * n + 1e-9))
 
 
-def threshold_for_budget(uncertainties, fraction):
+def threshold_for_budget(uncertainties: ArrayLike, fraction: float) -> Optional[float]:
     """The threshold above which at most `fraction` of `uncertainties` lie, as many as possible.
 
     With n values and k = floor(fraction * n), the threshold is the (k + 1)-th largest value
@@ -39,7 +47,7 @@ def threshold_for_budget(uncertainties, fraction):
     return float(values[k]) if k < len(values) else float(np.nextafter(values[-1], -np.inf))
 
 
-def uncertainty_table(uncertainties, points=TABLE_POINTS):
+def uncertainty_table(uncertainties: ArrayLike, points: int = TABLE_POINTS) -> list[float]:
     """The quantiles of the dev uncertainties at `points` evenly spaced levels, for `table_threshold`."""
     values = np.asarray(uncertainties, dtype=np.float64)
     if not len(values):
@@ -47,7 +55,7 @@ def uncertainty_table(uncertainties, points=TABLE_POINTS):
     return [float(v) for v in np.quantile(values, np.linspace(0.0, 1.0, points))]
 
 
-def table_threshold(table, fraction):
+def table_threshold(table: Sequence[float], fraction: float) -> float:
     """The threshold that sends `fraction` of the spans whose quantiles `table` holds."""
     fraction = check_budget(fraction)
     if fraction >= 1.0:
@@ -56,6 +64,6 @@ def table_threshold(table, fraction):
     return float(np.interp(1.0 - fraction, levels, table))
 
 
-def sent_share(uncertainties, threshold):
+def sent_share(uncertainties: ArrayLike, threshold: float) -> float:
     values = np.asarray(uncertainties, dtype=np.float64)
     return float((values > threshold).mean()) if len(values) else 0.0

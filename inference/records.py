@@ -8,7 +8,7 @@ This module owns the format: validation (`record_problem`, `read_records`), the 
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
 from inference.fusion import Fuser
 from utils.errors import DataError
@@ -34,7 +34,7 @@ def decide(span: dict, threshold: float, fuser: Optional[Fuser] = None) -> str:
 REQUIRED_SPAN_KEYS = ("entity", "span", "pred", "uncertainty")
 
 
-def record_problem(rec):
+def record_problem(rec: Any) -> Optional[str]:
     """What is wrong with one local-inference record, or None."""
     if not (isinstance(rec, dict) and isinstance(rec.get("entity"), list)
             and (rec.get("sentence") or rec.get("tokens"))):
@@ -56,7 +56,7 @@ def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def span_problem(span, n_words):
+def span_problem(span: dict, n_words: int) -> Optional[str]:
     """What is wrong with the values of one span, or None."""
     unc, where, pred = span["uncertainty"], span["span"], span["pred"]
     if not _number(unc) or not math.isfinite(unc):
@@ -70,7 +70,7 @@ def span_problem(span, n_words):
     return None
 
 
-def read_records(path):
+def read_records(path: str) -> list[dict]:
     """The local-inference JSONL, checked: the message names the line and span at fault."""
     records = read_jsonl(path, check=record_problem)
     if not records:

@@ -5,9 +5,17 @@ is correct when its span and label exactly match a gold entity. Undefined values
 no predictions, AUROC when all predictions are right or all wrong) are None, which JSON
 writes as null, rather than NaN, which strict JSON readers reject.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
 import numpy as np
 
 from inference.reports.metrics import entity_scores
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 def _arrays(scores, flags):
@@ -19,7 +27,7 @@ def _arrays(scores, flags):
     return scores, flags
 
 
-def reliability_bins(confidences, correct, n_bins=10):
+def reliability_bins(confidences: ArrayLike, correct: ArrayLike, n_bins: int = 10) -> dict[str, np.ndarray]:
     """Equal-width confidence bins [lo, hi) (the last one includes 1.0).
 
     Returns {"edges": [n_bins + 1], "count", "confidence" (mean), "accuracy"}, each [n_bins];
@@ -37,7 +45,7 @@ def reliability_bins(confidences, correct, n_bins=10):
             "confidence": mean_conf, "accuracy": accuracy}
 
 
-def ece(confidences, correct, n_bins=10):
+def ece(confidences: ArrayLike, correct: ArrayLike, n_bins: int = 10) -> Optional[float]:
     """Expected calibration error: |accuracy - mean confidence| per bin, weighted by bin size."""
     bins = reliability_bins(confidences, correct, n_bins)
     n, full = bins["count"].sum(), bins["count"] > 0
@@ -59,7 +67,7 @@ def _average_ranks(x):
     return ranks
 
 
-def auroc(uncertainty, wrong):
+def auroc(uncertainty: ArrayLike, wrong: ArrayLike) -> Optional[float]:
     """P(a wrong prediction is more uncertain than a right one), ties counting half.
 
     Mann-Whitney U from ranks, O(n log n). None when only one class is present.
@@ -73,7 +81,7 @@ def auroc(uncertainty, wrong):
     return float(u_stat / (n_wrong * n_right))
 
 
-def risk_coverage(uncertainty, wrong):
+def risk_coverage(uncertainty: ArrayLike, wrong: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Error rate of the kept predictions as the most uncertain ones are handed over.
 
     Returns (coverage, risk), coverage ascending and ending at 1.0. Equally uncertain
@@ -87,7 +95,7 @@ def risk_coverage(uncertainty, wrong):
     return kept / len(unc), errors[cut] / kept
 
 
-def is_entity(rec):
+def is_entity(rec: dict) -> bool:
     """A local prediction, as opposed to a candidate (or gold-informed span) for the LLM."""
     return rec["pred"] != "O" and not rec.get("candidate", False)
 
@@ -100,7 +108,8 @@ def _counts(predictions):
             "n_gold_informed": sum(bool(r.get("gold_informed")) for r in recs)}
 
 
-def calibrated_ece(predictions, golds, n_bins=10):
+def calibrated_ece(predictions: list[list[dict]], golds: list[list[tuple[int, int, str]]],
+                   n_bins: int = 10) -> Optional[float]:
     """ECE of the entities' "calibrated_confidence" (dev temperature), None where they have none."""
     conf, correct = [], []
     for sent, gold in zip(predictions, golds):
@@ -113,7 +122,8 @@ def calibrated_ece(predictions, golds, n_bins=10):
     return ece(conf, correct, n_bins) if conf else None
 
 
-def entity_outcomes(predictions, golds):
+def entity_outcomes(predictions: list[list[dict]],
+                    golds: list[list[tuple[int, int, str]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(confidence, uncertainty, correct) arrays over all predicted entities, in order.
 
     `predictions`: per sentence, the dicts of `decode_sentence`; `golds`: per sentence
@@ -131,7 +141,8 @@ def entity_outcomes(predictions, golds):
     return np.asarray(conf, dtype=np.float64), np.asarray(unc, dtype=np.float64), np.asarray(correct, dtype=bool)
 
 
-def local_metrics(predictions, golds=None, n_bins=10):
+def local_metrics(predictions: list[list[dict]], golds: Optional[list[list[tuple[int, int, str]]]] = None,
+                  n_bins: int = 10) -> dict[str, Any]:
     """The metrics file's content for one run.
 
     `predictions` and `golds` as in `entity_outcomes`; `golds=None` (unlabelled input)

@@ -12,16 +12,23 @@ threshold scores every higher one. Change counts, per span whose label changed:
     added      a candidate the LLM typed (right or not)
     recovered  a candidate the LLM typed right: a gold entity the local model had missed
 """
+
+from __future__ import annotations
+
 from collections import Counter
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from inference.records import decide
 from inference.reports.metrics import entity_scores
+
+if TYPE_CHECKING:
+    from inference.fusion import Fuser
 
 SCORE_KEYS = ("precision", "recall", "f1", "tp", "n_pred", "n_gold")
 LLM_STATUSES = ("linked", "cached", "unparseable", "failed")  # the llm_status values counted as such
 
 
-def status_counts(records):
+def status_counts(records: list[dict]) -> dict[str, int]:
     """What the LLM did for the spans of `records`: the whole output, whichever runs wrote it."""
     spans = [span for rec in records for span in rec["entity"]]
     counts = Counter(span.get("llm_status") for span in spans)
@@ -38,7 +45,8 @@ def _scores(preds, golds, per_label):
     return kept
 
 
-def link_report(records, threshold, per_label=False, fuser=None):
+def link_report(records: list[dict], threshold: float, per_label: bool = False,
+                fuser: Optional[Fuser] = None) -> dict[str, Any]:
     """Scores and change counts with the LLM's answers taken above `threshold` (combined with
     the local labels by `fuser`, `inference.fusion.Fuser`, when given)."""
     with_gold = all("gold" in rec for rec in records)
@@ -67,11 +75,11 @@ def link_report(records, threshold, per_label=False, fuser=None):
     return report
 
 
-def sweep(records, thresholds, fuser=None):
+def sweep(records: list[dict], thresholds: Iterable[float], fuser: Optional[Fuser] = None) -> list[dict[str, Any]]:
     return [link_report(records, t, fuser=fuser) for t in sorted(set(thresholds))]
 
 
-def plot_sweep(rows, path):
+def plot_sweep(rows: list[dict[str, Any]], path: str) -> str:
     """Linked F1 (local F1 for reference) and LLM calls against the threshold, as a PNG.
 
     Drawn on an Agg canvas directly, so the global matplotlib backend is left alone.

@@ -1,5 +1,9 @@
 """Entity-level scores: exact span and type, as seqeval computes them on BIO tags."""
+
+from __future__ import annotations
+
 from collections import Counter
+from typing import Any, Iterable, Sequence
 
 
 def _prf(tp, n_pred, n_gold):
@@ -9,7 +13,8 @@ def _prf(tp, n_pred, n_gold):
     return {"precision": p, "recall": r, "f1": f, "tp": tp, "n_pred": n_pred, "n_gold": n_gold}
 
 
-def entity_scores(preds, golds):
+def entity_scores(preds: Sequence[Iterable[tuple[int, int, str]]],
+                  golds: Sequence[Iterable[tuple[int, int, str]]]) -> dict[str, Any]:
     """Micro precision / recall / F1 and per-label scores.
 
     `preds`, `golds`: one iterable of `(start, end, label)` per sentence (label "O" ignored).

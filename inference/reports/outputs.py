@@ -1,11 +1,15 @@
 """What every run leaves beside SAVE_FILE: SAVE_FILE.metrics.json, and the HTML page on request."""
+
+from __future__ import annotations
+
 import json
 import os
+from typing import Any, Optional
 
 from inference.reports.page import write_html
 
 
-def write_outputs(save_file, records, metrics, html=None):
+def write_outputs(save_file: str, records: list[dict], metrics: dict[str, Any], html: Optional[str] = None) -> None:
     """SAVE_FILE.metrics.json, and with `html` the page of the final `records`."""
     with open(save_file + ".metrics.json", "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2)

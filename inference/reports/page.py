@@ -9,10 +9,14 @@ the class what the LLM did: `kept`, `retyped`, `added` or `removed`, plus `cand`
 that were sent to the LLM. Candidates that stay "O" are not shown. No scripts and no external
 assets: plain markup and inline CSS, so pages of thousands of sentences open quickly.
 """
+
+from __future__ import annotations
+
 import argparse
 import html
 import sys
 from collections import Counter
+from typing import Optional
 
 from utils.cli import run_cli
 from utils.errors import DataError
@@ -32,7 +36,7 @@ mark::after{content:attr(data-type);font-size:.65em;font-weight:600;margin-left:
 p.overlap{font-size:.85em;color:#666;margin:0 0 0 2em}"""
 
 
-def change_kind(ent):
+def change_kind(ent: dict) -> Optional[str]:
     """What the LLM did to one entity dict, or None when it is not shown (it stays O)."""
     local = ent["pred"]
     final = ent.get("llm_pred", local)
@@ -127,7 +131,7 @@ def _head(title, colours, kinds, n_sentences):
             f'<p class="legend">{labels}</p>\n<p class="legend">{changes}</p>\n')
 
 
-def write_html(records, path, title="LinkNER predictions"):
+def write_html(records: list[dict], path: str, title: str = "LinkNER predictions") -> Counter[str]:
     """Write the page for `records` (local-inference or linked JSONL dicts) to `path`.
 
     Returns a Counter of the shown entities' change kinds.
@@ -149,7 +153,7 @@ def write_html(records, path, title="LinkNER predictions"):
     return kinds
 
 
-def main(argv=None):
+def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("input", help="local-inference or linked JSONL")
     parser.add_argument("output", help="HTML file to write")
@@ -158,7 +162,7 @@ def main(argv=None):
     return run_cli(draw, args.input, args.output, args.title)
 
 
-def draw(source, target, title):
+def draw(source: str, target: str, title: str) -> int:
     refuse_inputs(target, {"input": source})
     records = read_jsonl(source)  # its errors name the file
     try:

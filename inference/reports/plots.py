@@ -3,13 +3,20 @@
 Figures are drawn on matplotlib's Agg canvas directly, so importing this module never
 switches the global backend or needs a display.
 """
+
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from inference.reports.calibration import ece, reliability_bins, risk_coverage
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 def _new_axes():
@@ -24,7 +31,7 @@ def _save(fig, path):
     fig.savefig(path, dpi=120)
 
 
-def plot_reliability(confidences, correct, path, n_bins=10):
+def plot_reliability(confidences: ArrayLike, correct: ArrayLike, path: str, n_bins: int = 10) -> None:
     """Accuracy per equal-width confidence bin against the diagonal of perfect calibration."""
     bins = reliability_bins(confidences, correct, n_bins)
     fig, ax = _new_axes()
@@ -41,7 +48,7 @@ def plot_reliability(confidences, correct, path, n_bins=10):
     _save(fig, path)
 
 
-def plot_risk_coverage(uncertainty, wrong, path):
+def plot_risk_coverage(uncertainty: ArrayLike, wrong: ArrayLike, path: str) -> None:
     """Error rate of the kept entities against the fraction kept, most certain kept first."""
     coverage, risk = risk_coverage(uncertainty, wrong)
     fig, ax = _new_axes()

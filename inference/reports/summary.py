@@ -2,14 +2,18 @@
 
     python -m inference.reports.summary RESULTS_DIR/ori    # reads ori.jsonl.metrics.json, ori.linked.jsonl.metrics.json
 """
+
+from __future__ import annotations
+
 import argparse
 import json
+from typing import Optional
 
 from utils.cli import run_cli
 from utils.errors import DataError
 
 
-def score_line(name, path):
+def score_line(name: str, path: str) -> str:
     with open(path, encoding="utf-8") as f:
         try:
             metrics = json.load(f)
@@ -21,13 +25,13 @@ def score_line(name, path):
             f"{metrics['n_gold']} gold entities)  {path}")
 
 
-def main(argv=None):
+def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("stem", help="RESULTS_DIR/TEST_MODE: reads STEM.jsonl.metrics.json and STEM.linked.jsonl.metrics.json")
     return run_cli(summarise, parser.parse_args(argv).stem)
 
 
-def summarise(stem):
+def summarise(stem: str) -> None:
     print(score_line("local ", stem + ".jsonl.metrics.json"))
     try:
         print(score_line("linked", stem + ".linked.jsonl.metrics.json"))

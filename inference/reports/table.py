@@ -1,5 +1,9 @@
 """A compact console table of a run's metrics (the dict of `calibration.local_metrics`)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 
 def _num(x, fmt):
     return "n/a" if x is None else format(x, fmt)
@@ -10,7 +14,7 @@ def _row(name, s, width):
             f" {s['n_pred']:6d} {s['n_gold']:6d}")
 
 
-def format_table(metrics):
+def format_table(metrics: dict[str, Any]) -> str:
     """P/R/F1 in % per label and overall, then ECE, AUROC and the counts on one line.
 
     Unlabelled runs (no "f1" in `metrics`) get the counts line only.
