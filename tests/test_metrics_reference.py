@@ -233,17 +233,18 @@ def test_link_report_counts_by_hand():
                     (2, 2, "PER", 0.8, "PER"),  # sent, same answer: no change
                     (3, 3, "O", 0.7, "ORG"),    # added, recovered, fixed
                     (4, 4, "MISC", 0.6, "O"),   # removed; gold is O there: fixed
-                    (5, 5, "ORG", 0.95, "LOC")],  # broken
+                    (5, 5, "ORG", 0.95, "LOC"),  # broken
+                    (6, 6, "LOC", 0.9, "ORG")],  # wrong before and after: changed, neither fixed nor broken
                    [[0, 0, "PER"], [1, 1, "PER"], [2, 2, "PER"], [3, 3, "ORG"], [4, 4, "O"], [5, 5, "ORG"],
-                    [7, 7, "LOC"]])  # 7;7 listed by no span
+                    [6, 6, "PER"], [7, 7, "LOC"]])  # 7;7 listed by no span
     report = link_report([rec], 0.5)
     assert {k: report[k] for k in ("sent", "changed", "fixed", "broken", "removed", "added", "recovered")} == \
-        {"sent": 5, "changed": 4, "fixed": 3, "broken": 1, "removed": 1, "added": 1, "recovered": 1}
+        {"sent": 6, "changed": 5, "fixed": 3, "broken": 1, "removed": 1, "added": 1, "recovered": 1}
     assert report["never_listed"] == 1
-    # local: LOC 0, PER 1, PER 2, MISC 4, ORG 5 -> PER 1, PER 2, ORG 5 right; 6 gold entities
-    assert report["local"] == pytest.approx(prf(3, 5, 6, 3 / 5, 3 / 6, 2 * 0.6 * 0.5 / 1.1))
-    # linked: PER 0, PER 1, PER 2, ORG 3, LOC 5 -> 4 right of 5
-    assert report["linked"] == pytest.approx(prf(4, 5, 6, 4 / 5, 4 / 6, 2 * 0.8 * (4 / 6) / (0.8 + 4 / 6)))
+    # local: LOC 0, PER 1, PER 2, MISC 4, ORG 5, LOC 6 -> PER 1, PER 2, ORG 5 right; 7 gold entities
+    assert report["local"] == pytest.approx(prf(3, 6, 7, 3 / 6, 3 / 7, 2 * 0.5 * (3 / 7) / (0.5 + 3 / 7)))
+    # linked: PER 0, PER 1, PER 2, ORG 3, LOC 5, ORG 6 -> 4 right of 6
+    assert report["linked"] == pytest.approx(prf(4, 6, 7, 4 / 6, 4 / 7, 2 * (4 / 6) * (4 / 7) / (4 / 6 + 4 / 7)))
 
 
 @pytest.mark.xfail(strict=True, reason="link_metrics.py counts a gold span labelled O that no span lists as a "
