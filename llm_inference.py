@@ -35,6 +35,7 @@ from inference.llm.link_run import check_llm, exit_status, link_metrics, linking
 from inference.records import read_records
 from inference.llm.settings import LinkSettings, add_link_args, check_link_args
 from inference.reports.outputs import write_outputs
+from inference.run_files import check_link_run
 from utils import flag_types as ft
 from utils.cli import run_cli
 from utils.jsonl import read_jsonl
@@ -64,13 +65,14 @@ def run(settings):
         threshold = threshold_for_budget([s["uncertainty"] for r in records for s in r["entity"]], settings.budget)
         settings = dataclasses.replace(settings, threshold=settings.threshold if threshold is None else threshold)
     prompts = prompt_builder(settings, resolve_spec(settings, records))
+    check_link_run(settings)  # every output against every input, and the LLM set up, before any is opened
     if settings.dry_run:
         if settings.overwrite:  # what SAVE_FILE held belongs to an older input
             discard_output(settings.save_file, inputs_of(settings))
         return write_prompts(settings, records, prompts)
-    with claim_link_output(settings):  # held until the metrics are written
-        with linking(settings, prompts) as linker:
-            link_file(settings, records, linker)
+    # the LLM, its cache and gate are ready before the output is claimed (and, if it must, emptied)
+    with linking(settings, prompts) as linker, claim_link_output(settings):  # held until the metrics are written
+        link_file(settings, records, linker)
         linked = read_jsonl(settings.save_file)
         metrics = link_metrics(settings, linked, linker)
         write_outputs(settings.save_file, linked, metrics, settings.html)

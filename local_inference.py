@@ -40,6 +40,7 @@ from inference.local.tagging import (TagSettings, calibrated, fingerprint, iter_
 from inference.local.uncertainty import LEARNED, UNCERTAINTY_TYPES
 from inference.reports.calibration import calibrated_ece
 from inference.reports.outputs import write_outputs
+from inference.run_files import check_local_run
 from models.checkpoint import load_checkpoint
 from utils import flag_types as ft
 from utils.cli import run_cli
@@ -104,6 +105,7 @@ def finish(settings, link, config, records, seconds, n_new, linker=None, rescore
 
 def run(settings, link):
     """Tag the input with the checkpoint; online (`link.online`), link each sentence as it comes."""
+    check_local_run(settings, link)  # every output against every input, before any is opened
     if link.dry_run:
         return tag(settings, link)
     with OutputLock(settings.save_file):  # one run per output, refused at once
@@ -146,15 +148,16 @@ def tag_and_link(settings, link, config, sentences, records, rescorer):
         return write_prompts(link, records(0), prompts)
     inputs = {**inputs_of(link), "--input_file": settings.input_file}
     refuse_html(settings, inputs)
-    say_recomputed(link, start_output(settings.save_file, {**fingerprint(settings, config), "online": True,
-                                                           **link.fingerprint()},
-                                      inputs, settings.overwrite, RECOMPUTE))
-    done = written_records(settings, sentences)
-    keep_answered(settings.save_file, done)
-    start, before = time.time(), len(done)
-    # closing: an error or Ctrl-C landing outside the generator stops the LLM workers all the same
-    with linking(link, prompts) as linker, closing(linker.link_records(records(before))) as linked:
-        write_records(settings.save_file, linked, done)
+    with linking(link, prompts) as linker:  # the LLM ready before the output is started (or emptied)
+        say_recomputed(link, start_output(settings.save_file, {**fingerprint(settings, config), "online": True,
+                                                               **link.fingerprint()},
+                                          inputs, settings.overwrite, RECOMPUTE))
+        done = written_records(settings, sentences)
+        keep_answered(settings.save_file, done)
+        start, before = time.time(), len(done)
+        # closing: an error or Ctrl-C landing outside the generator stops the LLM workers all the same
+        with closing(linker.link_records(records(before))) as linked:
+            write_records(settings.save_file, linked, done)
     return finish(settings, link, config, done, time.time() - start, len(done) - before, linker, rescorer)
 
 

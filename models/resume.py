@@ -11,24 +11,31 @@ the ones given again, and its weights the model's shapes, else one line says wha
 dropout masks the uninterrupted one draws (its batch order is the sampler's: seed and epoch,
 `dataloaders.dataset.BucketBatchSampler`): resumed, the training ends with the same weights.
 """
+from __future__ import annotations
+
 import json
 import logging
 import os
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
 from models.checkpoint import CONFIG, FITTED, RESUME, WEIGHTS
+from models.config import ModelConfig
 from utils.errors import DataError
+
+if TYPE_CHECKING:  # models/training.py imports this module
+    from models.training import TrainSettings
 
 log = logging.getLogger("train")
 LAST, RUN = "last.ckpt", "run.json"
 VOLATILE = ("dev_f1", "epoch", "step", "train_args", "encoder_config")  # config fields a run fills in
 
 
-def run_settings(config, settings, train_path: str, dev_path: str) -> dict:
+def run_settings(config: ModelConfig, settings: "TrainSettings", train_path: str, dev_path: str) -> dict:
     """What a resumed run must share with the killed one."""
     model = {k: v for k, v in config.to_dict().items() if k not in VOLATILE}
     return {"model": model, "train_file": os.path.abspath(train_path), "dev_file": os.path.abspath(dev_path),
@@ -99,7 +106,7 @@ def check_resume(save_dir: str, run: dict, module: torch.nn.Module) -> str:
 class RngState(pl.Callback):
     """The random generators' state, saved with the resume checkpoint and restored from it."""
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         version, internal, gauss = random.getstate()
         name, keys, pos, has_gauss, cached = np.random.get_state()
         state = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss],
@@ -108,7 +115,7 @@ class RngState(pl.Callback):
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         torch.set_rng_state(state["torch"])
         version, internal, gauss = state["python"]
         random.setstate((version, tuple(internal), gauss))

@@ -2,6 +2,7 @@
 a UTF-16 or UTF-32 file (its byte-order mark, or NUL bytes between ASCII characters) needs
 `iconv -f utf-16`, not the `-f latin1` that fits most other 8-bit text."""
 import codecs
+from typing import Optional
 
 BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
         (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
@@ -18,7 +19,7 @@ def guess_encoding(head: bytes) -> str:
     return "latin1"
 
 
-def nul_problem(where: str, head: bytes) -> "str | None":
+def nul_problem(where: str, head: bytes) -> Optional[str]:
     """The message for a file whose first bytes hold NUL bytes (which UTF-8 decodes, but no
     text has: UTF-16 without a byte-order mark, or not text at all), else None."""
     if b"\x00" not in head:

@@ -191,6 +191,9 @@ class OpenAIBackend(Backend):
             text = reply.choices[0].message.content
         except (AttributeError, IndexError, TypeError):
             raise TransientError(self._redact(f"malformed reply: {str(reply)[:200]!r}")) from None
+        if text is None:  # no reply at all (a filtered or refused one): not an answer, asked again, else pending
+            reason = getattr(reply.choices[0], "finish_reason", None)
+            raise TransientError(f"a reply without content (content: null, finish_reason {reason!r})")
         usage = getattr(reply, "usage", None)
         return Completion(text or "", getattr(usage, "prompt_tokens", 0) or 0,
                           getattr(usage, "completion_tokens", 0) or 0)

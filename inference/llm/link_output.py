@@ -6,14 +6,15 @@ the local JSONL it links: a local output regenerated since (by another model) is
 import json
 import os
 from contextlib import closing, contextmanager
+from typing import NoReturn, Optional
 
-from inference.llm.settings import RECOMPUTE
+from inference.llm.settings import RECOMPUTE, LinkSettings
 from inference.records import pending_spans, read_records
 from utils.errors import DataError
 from utils.file_digest import file_digest
 from utils.jsonl import JsonlWriter, complete_lines, resume_jsonl, rewrite_jsonl
 from utils.output_lock import OutputLock
-from utils.owned_output import claim_output, recorded_settings, refuse_foreign, refuse_inputs
+from utils.owned_output import check_settings, claim_output, recorded_settings, refuse_foreign, refuse_inputs
 
 
 def inputs_of(settings):
@@ -22,14 +23,14 @@ def inputs_of(settings):
             "--selectShot_dir": settings.selectShot_dir}
 
 
-def cache_path(settings) -> "str | None":
+def cache_path(settings: LinkSettings) -> Optional[str]:
     """The reply cache: --cache, else llm_cache.jsonl beside SAVE_FILE; None with --no_cache."""
     if settings.no_cache:
         return None
     return settings.cache or os.path.join(os.path.dirname(os.path.abspath(settings.save_file)), "llm_cache.jsonl")
 
 
-def prompts_path(settings) -> str:
+def prompts_path(settings: LinkSettings) -> str:
     """--dry_run's output: --prompts_file, else SAVE_FILE with .prompts.jsonl."""
     return settings.prompts_file or os.path.splitext(settings.save_file)[0] + ".prompts.jsonl"
 
@@ -50,21 +51,34 @@ def write_prompts(settings, records, prompts):
     print(f"dry run: {count} prompts, {chars} characters in all, written to {path}")
 
 
+def link_fingerprint(settings: LinkSettings) -> dict:
+    """What shapes the linked records, kept beside SAVE_FILE: the input (its path and digest)
+    and the LLM stage's settings."""
+    return {"stage": "link", "input_file": settings.input_file and os.path.abspath(settings.input_file),
+            INPUT_DIGEST: file_digest(settings.input_file), **settings.fingerprint()}
+
+
+def check_link_output(settings: LinkSettings) -> tuple[dict, tuple]:
+    """Read-only, before any output is touched: the refusals `claim_link_output` would make
+    (another input's output, other settings); (fingerprint, recomputable settings)."""
+    fingerprint = link_fingerprint(settings)
+    linked = (recorded_settings(settings.save_file) or {}).get(INPUT_DIGEST)
+    if linked not in (None, fingerprint[INPUT_DIGEST]) and not settings.overwrite:
+        refuse_changed_input(settings)
+    recompute = (*RECOMPUTE, INPUT_DIGEST) if linked is None else RECOMPUTE  # older outputs: relinked
+    check_settings(settings.save_file, json.loads(json.dumps(fingerprint)), settings.overwrite, recompute)
+    return fingerprint, recompute
+
+
 @contextmanager
 def claim_link_output(settings):
     """SAVE_FILE held for this run (`utils.owned_output.claim_output`): refused when it is an
     input, another run's, not ours, or written with other settings; a new threshold starts it
     afresh, and the records are linked again from the reply cache. An output of another version
     of the input (its digest) is refused; one from before digests were recorded is relinked."""
-    digest = file_digest(settings.input_file)
-    fingerprint = {"stage": "link", "input_file": settings.input_file and os.path.abspath(settings.input_file),
-                   INPUT_DIGEST: digest, **settings.fingerprint()}
     if settings.html:
         refuse_inputs(settings.html, {**inputs_of(settings), "--save_file": settings.save_file})
-    linked = (recorded_settings(settings.save_file) or {}).get(INPUT_DIGEST)
-    if linked not in (None, digest) and not settings.overwrite:
-        refuse_changed_input(settings)
-    recompute = (*RECOMPUTE, INPUT_DIGEST) if linked is None else RECOMPUTE
+    fingerprint, recompute = check_link_output(settings)
     with claim_output(settings.save_file, fingerprint, inputs_of(settings), settings.overwrite,
                       recompute) as changed:
         say_recomputed(settings, changed)
@@ -74,7 +88,7 @@ def claim_link_output(settings):
 INPUT_DIGEST = "input_digest"  # the content of the local JSONL an output links
 
 
-def refuse_changed_input(settings):
+def refuse_changed_input(settings: LinkSettings) -> NoReturn:
     """SAVE_FILE links another version of --input_file: a DataError naming the first record
     that is not the input's, or, when every one is (the same sentences, tagged again, by
     another model perhaps), saying that its records would keep the old local predictions."""
@@ -91,7 +105,7 @@ def refuse_changed_input(settings):
                     "another --save_file")
 
 
-def same_records(settings, done, records):
+def same_records(settings: LinkSettings, done: list, records: list) -> None:
     """A DataError at the first record of `done` (linked before) that is not the same record of
     `records` (the input)."""
     for i, rec in enumerate(done):

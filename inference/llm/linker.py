@@ -29,7 +29,9 @@ Spans whose uncertainty is above `ask_threshold` (default `threshold`; lower it 
 thresholds from one pass) are asked. A span gets at most `max_attempts` requests: an
 unparseable reply is asked again, and so is a transient error (timeout, dropped connection,
 429, 5xx, garbage), after a backoff of the server's Retry-After or `backoff * 2**n` (capped
-at `max_backoff`) with jitter. A `FatalError` (bad key, unknown model) stops the run: it is
+at `max_backoff`) with jitter; a Retry-After past `max_backoff` is not waited for: the spans not
+answered yet are left "failed" (pending), and a rerun asks them. A `FatalError` (bad key,
+unknown model) stops the run: it is
 raised from `link_records`. Every reply goes to the cache as it arrives (its first
 `MAX_REPLY_CHARS` characters, in the cache and in `llm_raw` alike), and is replayed before any
 new request, so a killed and restarted run asks nothing twice. A cached reply that names no
@@ -48,7 +50,7 @@ from typing import Optional
 from tqdm import tqdm
 
 from inference.llm.answers import parse_reply
-from inference.llm.backends import FatalError, TransientError
+from inference.llm.backends import FatalError, TransientError, say_once
 from inference.llm.cache import prompt_key
 from inference.llm.settings import LinkSettings
 from inference.records import decide
@@ -113,6 +115,7 @@ class Linker:
         self.identity = backend.identity()
         self.counts = Counter()
         self.wall = 0.0
+        self._said, self._refused = set(), None  # warnings given once; why the server is not asked now
 
     def link_record(self, record):
         return next(self.link_records([record]))
@@ -215,14 +218,21 @@ class Linker:
             asks = [ask for ask in asks if ask.open(self.max_attempts)]
             if not asks:
                 return
+            if self._refused is not None:  # the server asked for a longer wait than max_backoff
+                for ask in asks:
+                    ask.attempts, ask.error = self.max_attempts, ask.error or self._refused
+                return
             try:
                 replies = self.backend.complete_batch([ask.prompt for ask in asks])
             except TransientError as err:
                 failures += 1
                 for ask in asks:
                     ask.attempts, ask.errors, ask.error = ask.attempts + 1, ask.errors + 1, str(err)
-                if any(ask.open(self.max_attempts) for ask in asks):
-                    run.stop.wait(self._delay(failures, err.retry_after))
+                delay = self._delay(failures, err.retry_after)
+                if delay is None:  # pending: a rerun asks again
+                    self._refused = f"{err} (the server asked to wait {err.retry_after:.0f} s: left for a rerun)"
+                elif any(ask.open(self.max_attempts) for ask in asks):
+                    run.stop.wait(delay)
                 continue
             except FatalError as err:
                 run.fatal = err
@@ -253,6 +263,16 @@ class Linker:
         ask.answer, ask.probs = parse_reply(reply, self.prompts.spec)
 
     def _delay(self, failures, retry_after):
+        """Seconds before the next try: the server's Retry-After (said once) up to `max_backoff`,
+        else a jittered exponential backoff; None when the server asks for longer: the spans not
+        answered yet are then left pending for a rerun, and the server is not asked again."""
         if retry_after is not None:
+            if retry_after > self.max_backoff:
+                say_once(self._said, "refused", f"the server asks to wait {retry_after:.0f} s before retrying "
+                         f"(Retry-After), more than {self.max_backoff:.0f} s: the spans not answered yet are left "
+                         "pending; rerun later to ask them")
+                return None
+            say_once(self._said, "wait", f"the server asks to wait {retry_after:.1f} s before retrying "
+                     "(Retry-After); waiting")
             return retry_after
         return min(self.max_backoff, self.backoff * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)

@@ -152,7 +152,8 @@ def add_link_args(p, llm_name="gpt"):
     llm.add_argument("--max_attempts", type=ft.positive_int, default=LinkSettings.max_attempts, help="requests per span at most (unparseable or failed)")
     llm.add_argument("--concurrency", type=ft.positive_int, default=LinkSettings.concurrency, help="requests in flight (hf: prompts per batch)")
     link = p.add_argument_group("linking")
-    link.add_argument("--threshold", type=ft.number, default=LinkSettings.threshold, help="spans with uncertainty above it go to the LLM")
+    link.add_argument("--threshold", type=ft.number, default=LinkSettings.threshold, action=NoteGiven,
+                      help="spans with uncertainty above it go to the LLM")
     link.add_argument("--budget", type=ft.number, metavar="FRACTION",
                       help="send the most uncertain FRACTION of the listed spans, e.g. 0.1 (replaces --threshold; "
                       "online: the threshold that sends FRACTION on the checkpoint's dev split)")
@@ -171,8 +172,20 @@ def add_link_args(p, llm_name="gpt"):
     link.add_argument("--seed", type=int, default=LinkSettings.seed, help="for shot sampling and local sampling")
 
 
+class NoteGiven(argparse.Action):
+    """Stores the flag's value and notes that it was given (`given_DEST`), not defaulted."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"given_{self.dest}", True)
+
+
 def check_link_args(p, args):
     if args.budget is not None and not 0.0 < args.budget <= 1.0:
         p.error(f"--budget is the share of listed spans to send, in (0, 1]; got {args.budget}")
+    if args.budget is not None and getattr(args, "given_threshold", False):
+        p.error("--budget and --threshold both choose the spans sent to the LLM; give one of them")
+    if args.budget is not None and not (args.llm_name or args.dry_run):
+        p.error("--budget chooses the spans sent to the LLM: it needs --llm_name (or --dry_run)")
     if args.shot > 0 and not args.selectShot_dir:
         p.error("--shot needs --selectShot_dir, a labelled file to draw examples from")

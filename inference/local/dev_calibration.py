@@ -16,6 +16,7 @@ was fitted on other weights (retrained since), with a one-line warning.
 import math
 import os
 import sys
+from typing import Optional
 
 from inference.budget import table_threshold
 from models.checkpoint import WEIGHTS
@@ -28,18 +29,18 @@ FORMAT = "linkner-dev-calibration/1"
 DEFAULT_CANDIDATE_THRESHOLD = 0.4  # the paper's, for checkpoints never calibrated
 
 
-def calibration_path(checkpoint):
+def calibration_path(checkpoint: str) -> str:
     return os.path.join(checkpoint, CALIBRATION)
 
 
-def weights_digest(checkpoint: str) -> "str | None":
+def weights_digest(checkpoint: str) -> Optional[str]:
     """The digest of the checkpoint's weights, which what is fitted on them records (None in a
     directory without weights)."""
     weights = os.path.join(checkpoint, WEIGHTS)
     return file_digest(weights) if os.path.isfile(weights) else None
 
 
-def fitted_elsewhere(path: str, data: dict, checkpoint: str) -> "str | None":
+def fitted_elsewhere(path: str, data: dict, checkpoint: str) -> Optional[str]:
     """Why the file `path` (its JSON `data`) does not hold for the checkpoint's weights, or None:
     the weights it records are not the ones there now. A file from before digests were
     recorded holds."""
@@ -78,7 +79,7 @@ class DevCalibration:
         self.data = data or {"format": FORMAT, "types": {}}
 
     @classmethod
-    def load(cls, checkpoint):
+    def load(cls, checkpoint: str) -> "DevCalibration":
         """The checkpoint's calibration; an empty one when it has none."""
         path = calibration_path(checkpoint)
         if not os.path.isfile(path):
@@ -94,28 +95,28 @@ class DevCalibration:
             return cls()
         return cls(data)
 
-    def save(self, checkpoint):
+    def save(self, checkpoint: str) -> str:
         """Written with the digest of the checkpoint's weights, on which it was fitted."""
         self.data["weights"] = weights_digest(checkpoint)
         return write_atomic(calibration_path(checkpoint), self.data, indent=1)
 
     @property
-    def calibrated(self):
+    def calibrated(self) -> bool:
         return bool(self.data["types"])
 
-    def candidate_default(self, uncertainty_type):
+    def candidate_default(self, uncertainty_type: str) -> float:
         """The default --candidate_threshold for this type (learned: that of its base type)."""
         entry = self.type_entry(uncertainty_type)
         entry = self.type_entry(entry["base"]) if "base" in entry else entry
         return entry.get("candidate_threshold", DEFAULT_CANDIDATE_THRESHOLD)
 
-    def type_entry(self, uncertainty_type):
+    def type_entry(self, uncertainty_type: str) -> dict:
         return self.data["types"].get(uncertainty_type) or {}
 
-    def temperature(self, uncertainty_type):
+    def temperature(self, uncertainty_type: str) -> Optional[float]:
         return self.type_entry(uncertainty_type).get("temperature")
 
-    def budget_threshold(self, uncertainty_type, fraction, checkpoint="checkpoint"):
+    def budget_threshold(self, uncertainty_type: str, fraction: float, checkpoint: str = "checkpoint") -> float:
         """The threshold that sent `fraction` of the dev set's listed spans, or a clear error."""
         table = self.type_entry(uncertainty_type).get("budget_table")
         if not table:

@@ -8,8 +8,12 @@ each listed span's "uncertainty" (and 1 minus it in "confidence"): a probability
 so one threshold means the same for every encoder. It records the digest of the weights it was
 fitted on: a predictor of other weights (the checkpoint retrained since) is refused.
 """
+
+from __future__ import annotations
+
 import os
 import warnings
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 from scipy.special import expit
@@ -21,28 +25,39 @@ from inference.local.learned.span_features import WordFlags, encoder_lookup, fea
 from utils.errors import DataError
 from utils.versioned_json import read_versioned, write_atomic
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from inference.local.learned.second_model import SecondOut
+    from models.checkpoint import Featurizer
+
 PREDICTOR = "error_predictor.json"
 FORMAT = "linkner-error-predictor/1"
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 
 
-def predictor_features(labels, second=None):
+def predictor_features(labels: Sequence[str], second: Optional[dict] = None) -> list[str]:
     """The predictor's feature names: span_features', then the second model's when it has one."""
     return feature_names(labels) + (list(SECOND_FEATURES) if second else [])
 
 
-def predictor_rows(records, spans, probs, uncertainty, labels, words, word_flags, second_out=None, second=False):
+def predictor_rows(records: list[dict], spans: Sequence[tuple[int, int]], probs: ArrayLike, uncertainty: ArrayLike,
+                   labels: Sequence[str], words: Sequence[str], word_flags: WordFlags,
+                   second_out: Optional[SecondOut] = None, second: bool = False) -> np.ndarray:
     """The predictor's input rows for the listed `records` of one sentence: `span_features`,
     then, for a two-model predictor (`second`), the second model's outputs for each span."""
     x = sentence_features(records, spans, probs, uncertainty, labels, words, word_flags)
     return np.hstack([x, second_model_features(records, second_out, labels)]) if second else x
 
 
-def predictor_path(checkpoint):
+def predictor_path(checkpoint: str) -> str:
     return os.path.join(checkpoint, PREDICTOR)
 
 
-def fit_logistic(features, wrong, seed=0):
+def fit_logistic(features: np.ndarray, wrong: ArrayLike,
+                 seed: int = 0) -> tuple[StandardScaler, LogisticRegression, np.ndarray]:
     """(scaler, model, out-of-fold probabilities) of an L2 logistic regression whose C is
     chosen by 5-fold (fewer when a class has fewer rows) cross-validated log-loss on these rows."""
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
@@ -76,7 +91,8 @@ class ErrorPredictor:
         self.train_words = data["train_words"]
 
     @classmethod
-    def fit(cls, features, wrong, labels, word_flags, base_uncertainty, seed=0, second=None):
+    def fit(cls, features: np.ndarray, wrong: ArrayLike, labels: Sequence[str], word_flags: WordFlags,
+            base_uncertainty: str, seed: int = 0, second: Optional[dict] = None) -> tuple[ErrorPredictor, np.ndarray]:
         """The predictor and its out-of-fold dev probabilities (honest scores for dev tables).
         `second`: `second_model.describe` of the second model whose FEATURES end `features`."""
         scaler, model, out_of_fold = fit_logistic(features, wrong, seed)
@@ -88,12 +104,12 @@ class ErrorPredictor:
                 "train_entities": word_flags.train_entities, "train_words": word_flags.train_words}
         return cls(data), out_of_fold
 
-    def save(self, checkpoint):
+    def save(self, checkpoint: str) -> str:
         self.data["weights"] = weights_digest(checkpoint)
         return write_atomic(predictor_path(checkpoint), self.data)
 
     @classmethod
-    def load(cls, checkpoint, labels):
+    def load(cls, checkpoint: str, labels: list) -> "Optional[ErrorPredictor]":
         """The checkpoint's predictor, or None when it has none."""
         path = predictor_path(checkpoint)
         if not os.path.isfile(path):
@@ -107,22 +123,24 @@ class ErrorPredictor:
         return cls(data)
 
     @property
-    def second_model(self):
+    def second_model(self) -> Optional[dict]:
         """`second_model.describe` of the second model it reads, or None."""
         return self.data.get("second_model")
 
     @property
-    def base_uncertainty(self):
+    def base_uncertainty(self) -> str:
         return self.data["base_uncertainty"]
 
-    def word_flags(self, featurizer):
+    def word_flags(self, featurizer: Featurizer) -> WordFlags:
         return WordFlags(encoder_lookup(featurizer), self.train_vocab, self.train_entities, self.train_words)
 
-    def probability(self, features):
+    def probability(self, features: ArrayLike) -> np.ndarray:
         """P(wrong) for each row of `features`."""
         return expit(((np.asarray(features) - self.mean) / self.scale) @ self.coef + self.intercept)
 
-    def rescore(self, records, spans, probs, uncertainty, labels, words, word_flags, second_out=None):
+    def rescore(self, records: list[dict], spans: Sequence[tuple[int, int]], probs: ArrayLike, uncertainty: ArrayLike,
+                labels: Sequence[str], words: Sequence[str], word_flags: WordFlags,
+                second_out: Optional[SecondOut] = None) -> list[dict]:
         """Put P(wrong) into each listed record's uncertainty, 1 - P(wrong) into its confidence;
         `second_out`: the second model's outputs for this sentence, when the predictor reads one."""
         if not records:
