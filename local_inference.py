@@ -73,6 +73,9 @@ def build_parser():
       help="GOLD-INFORMED: also list every gold span, as the paper's released code does (for comparison only)")
     a("--batch_size", type=ft.positive_int, default=TagSettings.batch_size)
     a("--device", default=TagSettings.device, type=ft.device, help="auto, cpu, cuda, cuda:1, ...")
+    a("--workers", type=ft.positive_int, default=TagSettings.workers,
+      help="CPU processes tagging side by side, one torch thread each (the same output in the same order; "
+      "e.g. the number of cores for a large input)")
     a("--plot_dir", type=ft.output_dir, help="write a reliability diagram and a risk-coverage curve here (PNG); online with "
       "--threshold_sweep, also F1 and calls against the thresholds")
     a("--html", type=ft.output_file, help="also write the records as a self-contained HTML page here")
@@ -114,6 +117,8 @@ def run(settings, link):
 
 def tag(settings, link):
     device = ("cuda" if torch.cuda.is_available() else "cpu") if settings.device == "auto" else settings.device
+    if settings.workers > 1 and device != "cpu":
+        raise ValueError(f"--workers {settings.workers} runs on the CPU: give --device cpu, or one worker on {device}")
     model, featurizer, config = load_checkpoint(settings.inference_model, device)
     # fail before reading the input
     settings, calibration, rescorer = calibrated(settings, config, featurizer, device)

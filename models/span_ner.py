@@ -60,6 +60,20 @@ class SpanNER(nn.Module):
         word, or per embedding row) and the projections are added per span: the same function
         as the paper's, with the big matrix product done ~5x fewer times.
         """
+        start_term, end_term, pair_table = self._terms(batch)
+        hidden = _gather(start_term, batch["spans"][..., 0])
+        hidden += _gather(end_term, batch["spans"][..., 1])  # in place: no third [B, S, D] copy
+        hidden += pair_table[self._pair_index(batch)]
+        c = self.classifier
+        return c.output(c.dropout(c.activation(hidden)))
+
+    def _pair_table(self, w_width, w_len):
+        """Width and length: one table [P, D] over the pairs of (width bucket, length)."""
+        return ((self.width_emb.weight @ w_width.T).unsqueeze(1)
+                + (F.relu(self.len_emb.weight) @ w_len.T).unsqueeze(0)).flatten(0, 1)
+
+    def _terms(self, batch):
+        """Per-word start and end terms [B, W, D] of the first MLP layer, and its pair table."""
         h_start, h_end = self.encoder(batch)
         w_start, w_end, w_width, w_len, w_morph = self.classifier.hidden.weight.split(self.dims, dim=1)
         # Morphology summed over a span [s, e] is P[e + 1] - P[s], P the prefix sum of the words'
@@ -67,12 +81,55 @@ class SpanNER(nn.Module):
         morph = F.pad((self.morph_emb.weight @ w_morph.T)[batch["morph"]].cumsum(1), (0, 0, 1, 0))
         start_term = h_start @ w_start.T - morph[:, :-1] + self.classifier.hidden.bias
         end_term = h_end @ w_end.T + morph[:, 1:]
-        # Width and length: one table over the pairs of (width bucket, length).
-        n_len = self.len_emb.num_embeddings
-        pair_table = ((self.width_emb.weight @ w_width.T).unsqueeze(1)
-                      + (F.relu(self.len_emb.weight) @ w_len.T).unsqueeze(0)).flatten(0, 1)
-        hidden = _gather(start_term, batch["spans"][..., 0])
-        hidden += _gather(end_term, batch["spans"][..., 1])  # in place: no third [B, S, D] copy
-        hidden += pair_table[batch["span_width"] * n_len + batch["span_len"]]
+        return start_term, end_term, self._pair_table(w_width, w_len)
+
+    def _grid_terms(self, batch):
+        """`_terms` from fewer passes over [B, W, D]: the morphology prefix sum P is taken over
+        the words' per-category counts C (P = C @ rows), so [h ; C[:-1] ; C[1:]] times one
+        matrix gives both terms, bias and morphology included (one product where the encoder
+        gives one state per word, as GloVe's)."""
+        h_start, h_end = self.encoder(batch)
+        w_start, w_end, w_width, w_len, w_morph = self.classifier.hidden.weight.split(self.dims, dim=1)
+        rows = self.morph_emb.weight @ w_morph.T  # [M + 1, D]
+        counts = F.pad(F.one_hot(batch["morph"], rows.shape[0]).cumsum(1), (0, 0, 1, 0)).to(h_start.dtype)
+        bias, zeros = self.classifier.hidden.bias, torch.zeros_like(rows.T)
+        if h_start is h_end:
+            weight = torch.cat([torch.cat([w_start, -rows.T, zeros], 1), torch.cat([w_end, zeros, rows.T], 1)])
+            both = F.linear(torch.cat([h_start, counts[:, :-1], counts[:, 1:]], -1), weight,
+                            torch.cat([bias, torch.zeros_like(bias)]))
+            start_term, end_term = both.split(bias.shape[0], -1)
+        else:
+            start_term = F.linear(torch.cat([h_start, counts[:, :-1]], -1), torch.cat([w_start, -rows.T], 1), bias)
+            end_term = F.linear(torch.cat([h_end, counts[:, 1:]], -1), torch.cat([w_end, rows.T], 1))
+        return start_term, end_term, self._pair_table(w_width, w_len)
+
+    def _pair_index(self, batch):
+        return batch["span_width"] * self.len_emb.num_embeddings + batch["span_len"]
+
+    def grid_scores(self, batch: dict) -> torch.Tensor:
+        """`forward`'s scores (up to float rounding) for every span on the (start, offset) grid,
+        [B, W, max_span_len, K]: entry [b, s, k] scores span (s, s + k). For inference (no dropout).
+
+        `batch` holds the encoder's inputs, "morph" [B, W], and per grid entry [B, W, L]
+        "span_valid" (s + k within the sentence), "span_width" and "span_len". For each offset
+        k the hidden layer of all spans (s, s + k) is start_term[:, :W-k] + end_term[:, k:]
+        + the pair row of k: a sum over contiguous rows instead of `forward`'s per-span
+        gathers. Where the pair row is not one per offset (BERT widths count subwords), it is
+        looked up per entry. Entries that are not valid hold anything."""
+        if self.training:
+            raise RuntimeError("grid_scores is for inference: call model.eval() first")
+        start_term, end_term, pair_table = self._grid_terms(batch)
+        valid, pair = batch["span_valid"], self._pair_index(batch)
+        n_batch, n_words, _ = start_term.shape
+        n_off = valid.shape[-1]
+        masked = pair.masked_fill(~valid, -1)
+        per_offset = masked.amax(dim=(0, 1))
+        regular = bool(((masked == per_offset) | ~valid).all())
+        per_offset = per_offset.clamp(min=0).tolist()
         c = self.classifier
-        return c.output(c.dropout(c.activation(hidden)))
+        out = start_term.new_empty(n_batch, n_words, n_off, c.output.out_features)
+        for k in range(min(n_off, n_words)):
+            hidden = start_term[:, :n_words - k] + end_term[:, k:]
+            hidden += pair_table[per_offset[k]] if regular else pair_table[pair[:, :n_words - k, k].clamp(min=0)]
+            out[:, :n_words - k, k] = c.output(c.activation(hidden))
+        return out

@@ -21,10 +21,14 @@ the predictor also reads a second checkpoint's outputs for each span (learned/se
 inference with `--uncertainty_type learned` then runs that checkpoint too. Each type's `dev` entry
 scores its ranking of the dev errors (for the learned one, out of fold): what to choose on.
 """
+
+from __future__ import annotations
+
 import argparse
 import logging
 import os
 import time
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -45,21 +49,31 @@ from inference.reports.calibration import auroc
 from models.checkpoint import load_checkpoint
 from utils.cli import run_cli
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from dataloaders.readers import Sentence
+    from inference.local.predict import Device, Outputs
+    from models.checkpoint import Featurizer
+    from models.config import ModelConfig
+    from models.span_ner import SpanNER
+
 log = logging.getLogger("calibrate")
 CANDIDATE_SHARES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 TEMPERATURES = np.exp(np.linspace(np.log(0.1), np.log(10.0), 93))
 
 
-def softmax_types(config):
+def softmax_types(config: ModelConfig) -> tuple[str, ...]:
     return ("evidential", "confidence", "entropy") if config.is_ener else ("confidence", "entropy")
 
 
-def decode_all(outputs, sentences, labels, threshold):
+def decode_all(outputs: Outputs, sentences: list[Sentence], labels: Sequence[str],
+               threshold: Optional[float]) -> list[list[dict]]:
     return [decode_sentence(spans, probs, unc, labels, threshold, sent.entities, words=sent.words)
             for (spans, probs, unc), sent in zip(outputs, sentences)]
 
 
-def listed_gold(decoded, sentences):
+def listed_gold(decoded: list[list[dict]], sentences: list[Sentence]) -> tuple[int, int, int]:
     """(gold entities some listed span matches exactly, candidates listed, wrong entities)."""
     found = candidates = wrong = 0
     for records, sent in zip(decoded, sentences):
@@ -70,7 +84,7 @@ def listed_gold(decoded, sentences):
     return found, candidates, wrong
 
 
-def scan_candidates(outputs, sentences, labels):
+def scan_candidates(outputs: Outputs, sentences: list[Sentence], labels: Sequence[str]) -> tuple[float, list[dict]]:
     """(chosen threshold, the scan's rows): see the module's docstring."""
     o_unc = np.concatenate([unc[probs.argmax(1) == 0] for _, probs, unc in outputs])
     n_gold = sum(len(s.entities) for s in sentences)
@@ -91,7 +105,8 @@ def scan_candidates(outputs, sentences, labels):
     return chosen, rows
 
 
-def entity_rows(decoded, outputs, labels):
+def entity_rows(decoded: list[list[dict]], outputs: Outputs,
+                labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probabilities [n, K], label index [n], right [n]) of the predicted entities."""
     index = {label: k for k, label in enumerate(labels)}
     probs, pred, right = [], [], []
@@ -105,7 +120,7 @@ def entity_rows(decoded, outputs, labels):
     return np.array(probs), np.array(pred, dtype=int), np.array(right, dtype=bool)
 
 
-def fit_temperature(probs, pred, right):
+def fit_temperature(probs: np.ndarray, pred: np.ndarray, right: np.ndarray) -> float:
     """The grid temperature with the lowest log-loss of tempered confidence vs being right."""
     if not len(right) or right.all() or not right.any():
         return 1.0
@@ -116,11 +131,12 @@ def fit_temperature(probs, pred, right):
     return float(TEMPERATURES[int(np.argmin(losses))])
 
 
-def listed_uncertainties(decoded):
+def listed_uncertainties(decoded: list[list[dict]]) -> list[float]:
     return [r["uncertainty"] for records in decoded for r in records]
 
 
-def calibrate_type(outputs, sentences, labels):
+def calibrate_type(outputs: Outputs, sentences: list[Sentence],
+                   labels: Sequence[str]) -> tuple[dict[str, Any], list[list[dict]]]:
     """One uncertainty type's entry of calibration.json, and its decoded dev records."""
     threshold, scan = scan_candidates(outputs, sentences, labels)
     decoded = decode_all(outputs, sentences, labels, threshold if threshold >= 0 else None)
@@ -131,7 +147,7 @@ def calibrate_type(outputs, sentences, labels):
     return entry, decoded
 
 
-def rank_scores(uncertainties, errors, entity):
+def rank_scores(uncertainties: ArrayLike, errors: ArrayLike, entity: ArrayLike) -> dict[str, Optional[float]]:
     """How well `uncertainties` rank the `errors` (flags, one per listed span): entity AUROC over
     the listed spans that are predicted entities (`entity`), and errors caught at 5 / 10 / 20 %."""
     unc, errors, entity = (np.asarray(uncertainties, dtype=np.float64), np.asarray(errors, dtype=bool),
@@ -141,14 +157,16 @@ def rank_scores(uncertainties, errors, entity):
     return scores
 
 
-def dev_scores(decoded, uncertainties):
+def dev_scores(decoded: list[list[dict]], uncertainties: ArrayLike) -> dict[str, Optional[float]]:
     """How well `uncertainties` (one per listed span of `decoded`) rank the dev errors: entity
     AUROC (wrong vs right predicted entities) and the errors caught at 5, 10 and 20 % budgets."""
     spans = [r for records in decoded for r in records]
     return rank_scores(uncertainties, [r["pred"] != r["answer"] for r in spans], [not r["candidate"] for r in spans])
 
 
-def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type, second=None, *, batch_size):
+def fit_predictor(outputs: Outputs, decoded: list[list[dict]], sentences: list[Sentence], labels: Sequence[str],
+                  word_flags: WordFlags, base_type: str, second: Optional[SecondModel] = None, *,
+                  batch_size: int) -> tuple[ErrorPredictor, dict[str, Any]]:
     """The error predictor fitted on the dev spans that `decoded` lists, and its table entry;
     with a `second` (second_model.SecondModel), reading its outputs for each span too."""
     feats, wrong = [], []
@@ -168,9 +186,11 @@ def fit_predictor(outputs, decoded, sentences, labels, word_flags, base_type, se
     return predictor, entry
 
 
-def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="dev", device=None,
-                         batch_size=TagSettings.batch_size, model=None, featurizer=None, config=None,
-                         second_model=None):
+def calibrate_checkpoint(checkpoint: str, dev_sentences: list[Sentence], train_sentences: list[Sentence],
+                         dev_name: str = "dev", device: Optional[Device] = None,
+                         batch_size: int = TagSettings.batch_size, model: Optional[SpanNER] = None,
+                         featurizer: Optional[Featurizer] = None, config: Optional[ModelConfig] = None,
+                         second_model: Optional[str] = None) -> dict[str, Any]:
     """Write CHECKPOINT/calibration.json and CHECKPOINT/error_predictor.json from the dev split
     (the predictor reading `second_model`'s outputs too, when given); returns the calibration's data."""
     start = time.time()
@@ -205,7 +225,7 @@ def calibrate_checkpoint(checkpoint, dev_sentences, train_sentences, dev_name="d
     return calib.data
 
 
-def main(argv=None):
+def main(argv: Optional[list[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="checkpoint directory (train_spanner.py / train_ener.py output)")
     p.add_argument("--data_dir", help="the data directory the model was trained on (its dev and train splits)")

@@ -9,6 +9,11 @@ ranking go to the earlier, then shorter, span.
 Selection never reads gold labels: gold only adds each span's "answer" afterwards, and, with
 `paper_protocol=True`, the gold spans themselves (see `_gold_informed`).
 """
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence, Union
+
 import numpy as np
 import torch
 
@@ -75,8 +80,10 @@ def _gold_informed(gold, records, spans, scored, words):
     return out
 
 
-def decode_sentence(spans, probs, uncertainty, labels, candidate_threshold=None, gold=None,
-                    paper_protocol=False, words=None):
+def decode_sentence(spans: Sequence[tuple[int, int]], probs: Union[np.ndarray, torch.Tensor],
+                    uncertainty: Union[np.ndarray, torch.Tensor], labels: Sequence[str],
+                    candidate_threshold: Optional[float] = None, gold: Optional[Iterable[tuple[int, int, str]]] = None,
+                    paper_protocol: bool = False, words: Optional[Sequence[str]] = None) -> list[dict]:
     """Entities and candidates of one sentence as output dicts, sorted by span.
 
     `spans`: every enumerated (start, end), word indices inclusive; `probs` [n, K] and
@@ -91,7 +98,7 @@ def decode_sentence(spans, probs, uncertainty, labels, candidate_threshold=None,
     _check_inputs(spans, probs, uncertainty, labels, n_words)
     best, top = probs.argmax(1), probs.max(1)
 
-    def scored(i, candidate):
+    def scored(i: int, candidate: bool) -> dict:
         return _record(spans[i], labels[best[i]], top[i], uncertainty[i], candidate, words)
 
     taken = [False] * n_words

@@ -4,13 +4,20 @@ Every uncertainty lies in [0, 1] (higher = less sure), so one `--candidate_thres
 means roughly the same thing whichever method produced it. Label index 0 is "O".
 Work is done in float32 so half-precision logits from a GPU stay stable.
 """
+
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from models.config import ModelConfig
 from models.losses import evidence
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 UNCERTAINTY_TYPES = ("confidence", "entropy", "mc_dropout", "evidential")
 LEARNED = "learned"  # the checkpoint's error predictor over the default type (inference/local/learned/rescoring.py)
@@ -30,7 +37,8 @@ def _entropy(probs):
     return torch.special.entr(probs).sum(-1) / math.log(probs.shape[-1])
 
 
-def span_probabilities(logits, uncertainty_type, etrans_func=ModelConfig.etrans_func):
+def span_probabilities(logits: torch.Tensor, uncertainty_type: str,
+                       etrans_func: str = ModelConfig.etrans_func) -> tuple[torch.Tensor, torch.Tensor]:
     """Return `(probs [..., K], uncertainty [...])` for span scores `logits` [..., K].
 
     - confidence: 1 - max softmax probability.
@@ -54,7 +62,7 @@ def span_probabilities(logits, uncertainty_type, etrans_func=ModelConfig.etrans_
     return probs, 1.0 - probs.max(-1).values
 
 
-def tempered(probs, temperature):
+def tempered(probs: ArrayLike, temperature: float) -> np.ndarray:
     """Probabilities [..., K] re-scaled by a post-hoc temperature on their logarithms: for a
     softmax this is softmax(logits / T); T > 1 softens, T < 1 sharpens, T = 1 is the identity."""
     logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None)) / temperature

@@ -3,12 +3,23 @@ the entities, and F1, never change): with `--uncertainty_type learned`, the lear
 probability as the listed spans' uncertainty (and 1 minus it as their confidence); with the
 other types, a "calibrated_confidence" per listed span: its label's probability under the
 dev temperature (the confidence and uncertainty themselves are kept)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Sequence
+
 import numpy as np
 
 from inference.local.learned.second_model import SecondModel, second_model_outputs
 from inference.local.dev_calibration import DevCalibration
 from inference.local.learned.error_predictor import ErrorPredictor
 from inference.local.uncertainty import LEARNED, tempered
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from dataloaders.readers import Sentence
+    from inference.local.learned.second_model import SecondOut
 
 
 class Rescorer:
@@ -31,14 +42,15 @@ class Rescorer:
             self.temperature = temperature if temperature and temperature != 1.0 else None
 
     @property
-    def active(self):
+    def active(self) -> bool:
         return self.predictor is not None or self.temperature is not None
 
-    def outputs(self, sentences, name="input", *, batch_size):
+    def outputs(self, sentences: list[Sentence], name: str = "input", *, batch_size: int) -> list[Optional[SecondOut]]:
         """Per sentence, the second model's second_out (None when the predictor reads none)."""
         return second_model_outputs(self.second_model, sentences, name, batch_size=batch_size)
 
-    def rescore(self, records, spans, probs, uncertainty, words, second_out=None):
+    def rescore(self, records: list[dict], spans: Sequence[tuple[int, int]], probs: ArrayLike, uncertainty: ArrayLike,
+                words: Sequence[str], second_out: Optional[SecondOut] = None) -> list[dict]:
         if self.predictor is not None:
             return self.predictor.rescore(records, spans, probs, uncertainty, self.labels, words, self.word_flags,
                                           second_out)

@@ -13,8 +13,12 @@ Per listed span the predictor reads four numbers:
 
 A span the second model does not enumerate (longer than its max_span_len) reads as uniform.
 """
+
+from __future__ import annotations
+
 import os
 import warnings
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
@@ -23,16 +27,22 @@ from inference.local.predict import default_uncertainty, outputs_by_type
 from models.checkpoint import WEIGHTS, load_checkpoint
 from utils.file_digest import file_digest
 
+if TYPE_CHECKING:
+    from dataloaders.readers import Sentence
+
+    SecondOut = dict[tuple[int, int], tuple[np.ndarray, float]]  # per span: the second model's probs, uncertainty
+
 FEATURES = ("second_p_pred", "second_agree", "second_p_o", "second_uncertainty")
 
 
-def describe(path):
+def describe(path: str) -> dict[str, str]:
     """What the predictor stores about its second model: where it is and its weights' digest
     (a retrained model of the same shape has weights of the same size, not the same digest)."""
     return {"path": os.path.abspath(path), "weights": file_digest(os.path.join(path, WEIGHTS))}
 
 
-def second_model_outputs(second, sentences, name="input", *, batch_size):
+def second_model_outputs(second: Optional[SecondModel], sentences: list[Sentence], name: str = "input", *,
+                         batch_size: int) -> list[Optional[SecondOut]]:
     """`second.outputs(sentences)`, or None per sentence when there is no second model."""
     return second.outputs(sentences, name, batch_size=batch_size) if second else [None] * len(sentences)
 
@@ -52,7 +62,7 @@ class SecondModel:
             raise ValueError(f"{path}: its labels {self.config.labels} are not the first model's {list(labels)}")
         self.path, self.labels, self.device = path, list(labels), device
 
-    def outputs(self, sentences, name="input", *, batch_size):
+    def outputs(self, sentences: list[Sentence], name: str = "input", *, batch_size: int) -> list[SecondOut]:
         """Per sentence, {(start, end): (probs [K], uncertainty)} under the second model's
         default uncertainty."""
         with warnings.catch_warnings():  # entities longer than its max_span_len: read as uniform below
@@ -64,7 +74,7 @@ class SecondModel:
                                                          self.device)[base]]
 
 
-def second_model_features(records, second_out, labels):
+def second_model_features(records: list[dict], second_out: SecondOut, labels: Sequence[str]) -> np.ndarray:
     """[len(records), 4]: the FEATURES of each listed record under `second_out` (from `outputs`)."""
     index = {label: k for k, label in enumerate(labels)}
     uniform = (np.full(len(labels), 1.0 / len(labels)), 1.0)

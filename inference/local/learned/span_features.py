@@ -27,9 +27,19 @@ signals of the span's own label distribution and signals the softmax cannot see.
 `probs` and `uncertainty` are those the spans were decoded with (the checkpoint's default
 uncertainty type), so the features never depend on gold labels.
 """
+
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from dataloaders.readers import Sentence
+    from models.checkpoint import Featurizer
 
 BASE = ("uncertainty", "p_pred", "p_o", "p_entity", "margin", "entropy", "candidate", "length", "at_start",
         "unknown_encoder", "unknown_train", "capitalised", "upper", "lower", "digits", "competitor",
@@ -37,11 +47,11 @@ BASE = ("uncertainty", "p_pred", "p_o", "p_entity", "margin", "entropy", "candid
         "sentence_upper", "sentence_length", "log_uncertainty", "logit_p_pred")
 
 
-def feature_names(labels):
+def feature_names(labels: Sequence[str]) -> list[str]:
     return list(BASE) + [f"label={label}" for label in labels]
 
 
-def encoder_lookup(featurizer):
+def encoder_lookup(featurizer: Featurizer) -> Callable[[str], bool]:
     """`known(word) -> bool`: whether the encoder has its own entry for the word."""
     if hasattr(featurizer, "word_id"):  # GloVe: 1 is the unknown id
         return lambda word: featurizer.word_id(word) != 1
@@ -49,7 +59,7 @@ def encoder_lookup(featurizer):
     unk = tok.unk_token_id
     cache = {}
 
-    def known(word):
+    def known(word: str) -> bool:
         if word not in cache:
             ids = tok(word, add_special_tokens=False)["input_ids"]
             cache[word] = len(ids) == 1 and ids[0] != unk
@@ -58,7 +68,7 @@ def encoder_lookup(featurizer):
     return known
 
 
-def train_lexicon(sentences):
+def train_lexicon(sentences: Iterable[Sentence]) -> tuple[set[str], dict[str, dict[str, int]], dict[str, dict[str, int]]]:
     """What the training split says, for `WordFlags`: (lower-cased words, {entity text: {label:
     count}}, {word inside some entity: {label: count, "O": count outside entities}})."""
     vocab, entities, words = set(), {}, {}
@@ -85,7 +95,7 @@ class WordFlags:
         self.known_to_encoder, self.train_vocab, self.cache = known_to_encoder, train_vocab, {}
         self.train_entities, self.train_words = train_entities or {}, train_words or {}
 
-    def word_labels(self, words, label):
+    def word_labels(self, words: Sequence[str], label: str) -> tuple[float, float]:
         """Mean over `words` of the share of their training occurrences inside an entity, and
         inside one labelled `label`."""
         inside = labelled = 0.0
@@ -97,7 +107,7 @@ class WordFlags:
                 labelled += counts.get(label, 0) / total if label != "O" else 0.0
         return inside / len(words), labelled / len(words)
 
-    def entity(self, text, label):
+    def entity(self, text: str, label: str) -> tuple[float, float]:
         """(seen as a training entity, share of those occurrences labelled `label`)."""
         counts = self.train_entities.get(text)
         if not counts:
@@ -114,7 +124,8 @@ class WordFlags:
         return flags
 
 
-def sentence_features(records, spans, probs, uncertainty, labels, words, word_flags):
+def sentence_features(records: list[dict], spans: Sequence[tuple[int, int]], probs: ArrayLike, uncertainty: ArrayLike,
+                      labels: Sequence[str], words: Sequence[str], word_flags: WordFlags) -> np.ndarray:
     """[len(records), n_features] for the listed `records` of one decoded sentence."""
     probs = np.asarray(probs, dtype=np.float64)
     uncertainty = np.asarray(uncertainty, dtype=np.float64)
