@@ -121,7 +121,7 @@ def test_llm_overwrite_never_empties_a_file_before_every_check_passes(ckpt, tmp_
     assert snapshot(out, ckpt) == before
 
 
-def test_the_prompts_file_may_not_be_the_cache(tmp_path):
+def test_the_prompts_file_may_not_be_the_input(tmp_path):
     input_file = linked_input(tmp_path)
     write_cache(tmp_path / "llm_cache.jsonl")
     before = snapshot(tmp_path)
