@@ -38,24 +38,33 @@ def gate_features(span: dict) -> list[float]:
 
 @dataclass
 class Fuser:
-    """The fitted gate: take the LLM's answer when P(the answer is right) > `cutoff`."""
+    """The fitted gate: take the LLM's answer when P(the answer is right) > the cutoff fitted for
+    the budget whose dev threshold is nearest the run's threshold (`cutoffs`: [threshold, cutoff]
+    pairs; a cutoff of None never takes the answer: linking abstains at that budget)."""
 
     mean: list[float]
     scale: list[float]
     coef: list[float]
     intercept: float
-    cutoff: float  # above 1: never take the LLM's answer (linking abstains)
+    cutoffs: list[list[Optional[float]]]
     identity: dict = field(default_factory=dict)  # the LLM and prompt it was fitted for
     report: dict = field(default_factory=dict)  # what calibration measured (for people, not read)
 
     @classmethod
     def abstaining(cls, identity: Optional[dict] = None, report: Optional[dict] = None) -> "Fuser":
         n = len(FEATURES)
-        return cls([0.0] * n, [1.0] * n, [0.0] * n, 0.0, math.inf, identity or {}, report or {})
+        return cls([0.0] * n, [1.0] * n, [0.0] * n, 0.0, [], identity or {}, report or {})
 
     @property
     def abstains(self) -> bool:
-        return not self.cutoff < 1.0
+        return all(cutoff is None for _, cutoff in self.cutoffs)
+
+    def cutoff(self, threshold: Optional[float]) -> Optional[float]:
+        if not self.cutoffs:
+            return None
+        if threshold is None or not math.isfinite(threshold):
+            return self.cutoffs[-1][1]  # the largest budget's
+        return min(self.cutoffs, key=lambda pair: abs(pair[0] - threshold))[1]
 
     def probability(self, span: dict) -> float:
         """P(the LLM's answer is right) for a span with an answer."""
@@ -63,17 +72,16 @@ class Fuser:
                                  zip(self.coef, gate_features(span), self.mean, self.scale))
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
-    def choose(self, span: dict) -> str:
-        """The final label of a sent span with an answer."""
+    def choose(self, span: dict, threshold: Optional[float] = None) -> str:
+        """The final label of a sent span with an answer, sent at `threshold`."""
         answer, pred = span["llm_answer"], span["pred"]
-        if answer == pred or self.abstains:
+        cutoff = self.cutoff(threshold)
+        if answer == pred or cutoff is None:
             return pred
-        return answer if self.probability(span) > self.cutoff else pred
+        return answer if self.probability(span) > cutoff else pred
 
     def save(self, path: str) -> str:
-        data = asdict(self)
-        data["cutoff"] = None if self.abstains else self.cutoff
-        return write_atomic(path, {"format": FORMAT, **data}, indent=1)
+        return write_atomic(path, {"format": FORMAT, **asdict(self)}, indent=1)
 
     @classmethod
     def load(cls, path: str) -> "Fuser":
@@ -83,10 +91,10 @@ class Fuser:
             numbers = [data[key] for key in ("mean", "scale", "coef")]
             if any(len(v) != len(FEATURES) or not all(isinstance(x, (int, float)) for x in v) for v in numbers):
                 raise ValueError
-            cutoff = math.inf if data["cutoff"] is None else float(data["cutoff"])
+            cutoffs = [[float(t), None if c is None else float(c)] for t, c in data["cutoffs"]]
             if not isinstance(data["identity"], dict) or any(s == 0 for s in data["scale"]):
                 raise ValueError
-            return cls(*numbers, float(data["intercept"]), cutoff, data["identity"], data.get("report") or {})
+            return cls(*numbers, float(data["intercept"]), sorted(cutoffs), data["identity"], data.get("report") or {})
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{path}: a damaged link calibration (expected {', '.join(FEATURES)} weights, "
                              "a cutoff and the LLM's identity); rerun python -m inference.llm.calibrate_link") from None

@@ -28,7 +28,7 @@ def decide(span: dict, threshold: float, fuser: Optional[Fuser] = None) -> str:
     answer = span.get("llm_answer")
     if answer is None or not span["uncertainty"] > threshold:
         return span["pred"]
-    return answer if fuser is None else fuser.choose(span)
+    return answer if fuser is None else fuser.choose(span, threshold)
 
 
 REQUIRED_SPAN_KEYS = ("entity", "span", "pred", "uncertainty")

