@@ -120,6 +120,14 @@ def run_local(model: str, data_dir: str, save_file: str, threads: int, workers: 
             "f1": metrics["f1"]}
 
 
+def trained(model: str) -> str:
+    """How long a checkpoint trained, from its config.json; a training cut short by --max_steps is
+    there for its speed only."""
+    config = json.load(open(os.path.join(model, "config.json")))
+    cut = config.get("train_args", {}).get("max_steps", -1) > 0
+    return f"{config.get('step', '?')} training steps" + (", cut short: speed only" if cut else "")
+
+
 def timed(fn, *args) -> dict:
     load = os.getloadavg()[0]
     row = fn(*args)
@@ -155,6 +163,13 @@ def markdown(r: dict) -> str:
             runs = " / ".join(f"{x['sentences_per_second']:.0f}" for x in side["runs"])
             out.append(f"| {cfg['threads']} × {cfg['workers']} | {side['name']} | {runs} | {side['median']:.0f} | "
                        f"{side['median'] / base:.2f} | {100 * side['f1']:.2f} |")
+    best = {name: max(r["configs"], key=lambda c: c[name]["median"]) for name in r["configs"][0]
+            if name not in ("threads", "workers")}
+    spacy = best.pop("spacy")
+    out += ["", "Each at its fastest: spaCy " + f"{spacy['spacy']['median']:.0f} sentences/s ({spacy['workers']} "
+            "process(es)); " + "; ".join(f"{c[name]['name']} {c[name]['median']:.0f} ({c['workers']} process(es), "
+                                        f"{c[name]['median'] / spacy['spacy']['median']:.2f} × spaCy)"
+                                        for name, c in best.items()) + "."]
     return "\n".join(out)
 
 
@@ -194,11 +209,14 @@ def main(argv: list | None = None) -> None:
         if not os.path.isfile(os.path.join(path, "config.json")):
             sys.exit(f"error: {path}: not a checkpoint directory (no config.json)")
     spacy_model = train_spacy(args.data_dir, os.path.join(ROOT, args.spacy_dir), args.spacy_steps, threads=1)
-    sides = {"spacy": ("spaCy (efficiency NER)", lambda w: run_spacy(spacy_model, test_file, 1, w)),
-             "ener": ("GloVe E-NER", lambda w: run_local(args.model, args.data_dir, "/tmp/side_by_side_ener.jsonl", 1, w))}
+    out_dir = os.path.join(ROOT, "bench", "runs", "side_by_side")
+    sides = {"spacy": (f"spaCy, efficiency NER ({args.spacy_steps} steps)",
+                       lambda w: run_spacy(spacy_model, test_file, 1, w)),
+             "ener": (f"GloVe E-NER ({trained(args.model)})",
+                      lambda w: run_local(args.model, args.data_dir, os.path.join(out_dir, "ener.jsonl"), 1, w))}
     if os.path.isfile(os.path.join(args.bert_model, "config.json")):
-        sides["bert"] = ("MiniLM E-NER", lambda w: run_local(args.bert_model, args.data_dir,
-                                                             "/tmp/side_by_side_bert.jsonl", 1, w))
+        sides["bert"] = (f"MiniLM E-NER ({trained(args.bert_model)})",
+                         lambda w: run_local(args.bert_model, args.data_dir, os.path.join(out_dir, "bert.jsonl"), 1, w))
     else:
         print(f"[bench] no MiniLM E-NER at {args.bert_model}: its row is left out")
     configs = []

@@ -83,53 +83,62 @@ class SpanNER(nn.Module):
         end_term = h_end @ w_end.T + morph[:, 1:]
         return start_term, end_term, self._pair_table(w_width, w_len)
 
-    def _grid_terms(self, batch):
-        """`_terms` from fewer passes over [B, W, D]: the morphology prefix sum P is taken over
-        the words' per-category counts C (P = C @ rows), so [h ; C[:-1] ; C[1:]] times one
-        matrix gives both terms, bias and morphology included (one product where the encoder
-        gives one state per word, as GloVe's)."""
+    def _packed_terms(self, batch, words):
+        """`_terms` for the batch's words packed end to end (`words` [B, W] marks them), [N, D]
+        each, from fewer passes: the morphology prefix sum P is taken over the words'
+        per-category counts C (P = C @ rows), so [h ; C[:-1] ; C[1:]] times one matrix gives both
+        terms, bias and morphology included (one product where the encoder gives one state per
+        word, as GloVe's)."""
         h_start, h_end = self.encoder(batch)
         w_start, w_end, w_width, w_len, w_morph = self.classifier.hidden.weight.split(self.dims, dim=1)
         rows = self.morph_emb.weight @ w_morph.T  # [M + 1, D]
         counts = F.pad(F.one_hot(batch["morph"], rows.shape[0]).cumsum(1), (0, 0, 1, 0)).to(h_start.dtype)
+        before, through = counts[:, :-1][words], counts[:, 1:][words]
         bias, zeros = self.classifier.hidden.bias, torch.zeros_like(rows.T)
         if h_start is h_end:
             weight = torch.cat([torch.cat([w_start, -rows.T, zeros], 1), torch.cat([w_end, zeros, rows.T], 1)])
-            both = F.linear(torch.cat([h_start, counts[:, :-1], counts[:, 1:]], -1), weight,
+            both = F.linear(torch.cat([h_start[words], before, through], -1), weight,
                             torch.cat([bias, torch.zeros_like(bias)]))
             start_term, end_term = both.split(bias.shape[0], -1)
         else:
-            start_term = F.linear(torch.cat([h_start, counts[:, :-1]], -1), torch.cat([w_start, -rows.T], 1), bias)
-            end_term = F.linear(torch.cat([h_end, counts[:, 1:]], -1), torch.cat([w_end, rows.T], 1))
+            start_term = F.linear(torch.cat([h_start[words], before], -1), torch.cat([w_start, -rows.T], 1), bias)
+            end_term = F.linear(torch.cat([h_end[words], through], -1), torch.cat([w_end, rows.T], 1))
         return start_term, end_term, self._pair_table(w_width, w_len)
 
     def _pair_index(self, batch):
         return batch["span_width"] * self.len_emb.num_embeddings + batch["span_len"]
 
-    def grid_scores(self, batch: dict) -> torch.Tensor:
-        """`forward`'s scores (up to float rounding) for every span on the (start, offset) grid,
-        [B, W, max_span_len, K]: entry [b, s, k] scores span (s, s + k). For inference (no dropout).
+    def grid_scores(self, batch: dict, rows: int = 256) -> torch.Tensor:
+        """`forward`'s scores (up to float rounding) for the spans of the (start, offset) grid that
+        `batch["span_valid"]` [B, W, L] marks, [n_valid, K] in its row-major order: sentence by
+        sentence, span (s, s + k) before (s, s + k + 1) before (s + 1, s + 1). For inference (no
+        dropout).
 
-        `batch` holds the encoder's inputs, "morph" [B, W], and per grid entry [B, W, L]
-        "span_valid" (s + k within the sentence), "span_width" and "span_len". For each offset
-        k the hidden layer of all spans (s, s + k) is start_term[:, :W-k] + end_term[:, k:]
-        + the pair row of k: a sum over contiguous rows instead of `forward`'s per-span
-        gathers. Where the pair row is not one per offset (BERT widths count subwords), it is
-        looked up per entry. Entries that are not valid hold anything."""
+        `batch` holds the encoder's inputs, "morph" [B, W], and per grid entry "span_valid" (s + k
+        within the sentence), "span_width" and "span_len". The batch's words are packed end to
+        end (no padding), and for each offset k the hidden layer of every span (r, r + k) is
+        start_term[r] + end_term[r + k] + the pair row of k: sums over contiguous rows instead of
+        `forward`'s per-span gathers, `rows` rows at a time so each block stays in cache. Spans
+        that cross into the next sentence are computed and dropped. Where the pair row is not
+        one per offset (BERT widths count subwords), it is looked up per span."""
         if self.training:
             raise RuntimeError("grid_scores is for inference: call model.eval() first")
-        start_term, end_term, pair_table = self._grid_terms(batch)
-        valid, pair = batch["span_valid"], self._pair_index(batch)
-        n_batch, n_words, _ = start_term.shape
-        n_off = valid.shape[-1]
+        words = batch["span_valid"][..., 0]
+        start_term, end_term, pair_table = self._packed_terms(batch, words)
+        valid, pair = batch["span_valid"][words], self._pair_index(batch)[words]  # [N, L]
+        n_words, n_off = valid.shape
         masked = pair.masked_fill(~valid, -1)
-        per_offset = masked.amax(dim=(0, 1))
+        per_offset = masked.amax(dim=0)
         regular = bool(((masked == per_offset) | ~valid).all())
         per_offset = per_offset.clamp(min=0).tolist()
         c = self.classifier
-        out = start_term.new_empty(n_batch, n_words, n_off, c.output.out_features)
-        for k in range(min(n_off, n_words)):
-            hidden = start_term[:, :n_words - k] + end_term[:, k:]
-            hidden += pair_table[per_offset[k]] if regular else pair_table[pair[:, :n_words - k, k].clamp(min=0)]
-            out[:, :n_words - k, k] = c.output(c.activation(hidden))
-        return out
+        out = start_term.new_empty(n_words, n_off, c.output.out_features)
+        for lo in range(0, n_words, rows):
+            for k in range(n_off):
+                hi = min(lo + rows, n_words - k)
+                if hi <= lo:
+                    break
+                hidden = start_term[lo:hi] + end_term[lo + k:hi + k]
+                hidden += pair_table[per_offset[k]] if regular else pair_table[pair[lo:hi, k].clamp(min=0)]
+                out[lo:hi, k] = c.output(c.activation(hidden))
+        return out[valid]

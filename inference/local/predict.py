@@ -97,9 +97,8 @@ def grid_outputs(model: SpanNER, dataset: SpanDataset, batch: dict[str, torch.Te
                  etrans: str = "exp") -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], list[int]]:
     """{type: (probs [N, K], uncertainty [N])} over the batch's valid grid entries (sentence by
     sentence, each in `dataset.spans` order), and the spans per sentence."""
-    valid = batch["span_valid"]
-    scores = model.grid_scores(batch)[valid]
-    counts = valid.flatten(1).sum(1).tolist()
+    scores = model.grid_scores(batch)
+    counts = batch["span_valid"].flatten(1).sum(1).tolist()
     return {t: span_probabilities(scores, t, etrans) for t in uncertainty_types}, counts
 
 
