@@ -25,4 +25,8 @@ bash "$REPO_ROOT/scripts/pipeline.sh" "$@"
 
 echo
 PYTHONPATH="$REPO_ROOT" "$PYTHON" -m inference.reports.summary "$RESULTS_DIR/ori"
+if [[ ! -f $RESULTS_DIR/ori.linked.jsonl.metrics.json ]]; then
+    echo "  to link: OPENAI_API_KEY=... (OpenAI), OPENAI_BASE_URL=http://localhost:8000/v1 LLM_MODEL=... (vLLM," \
+         "Ollama), or LLM_CKPT=/path/to/Qwen2.5-7B-Instruct (a local model), then rerun $SCRIPT_NAME"
+fi
 echo "quickstart finished in ${SECONDS} s"

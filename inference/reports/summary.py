@@ -36,9 +36,7 @@ def summarise(stem: str) -> None:
     try:
         print(score_line("linked", stem + ".linked.jsonl.metrics.json"))
     except FileNotFoundError:
-        print(f"linked: dry run, no LLM called; the prompts are in {stem}.linked.prompts.jsonl\n"
-              "  to link: OPENAI_API_KEY=... (OpenAI), OPENAI_BASE_URL=http://localhost:8000/v1 LLM_MODEL=... "
-              "(vLLM, Ollama), or LLM_CKPT=/path/to/Qwen2.5-7B-Instruct (a local model), then rerun")
+        print(f"linked: no linked output (a dry run: the prompts are in {stem}.linked.prompts.jsonl)")
 
 
 if __name__ == "__main__":
