@@ -76,3 +76,28 @@ def test_every_span_gets_an_option_with_probabilities(chooser):
 def test_choice_and_free_replies_are_cached_apart(chooser, tiny_llama):
     free = HFBackend(tiny_llama, batch_size=2)
     assert chooser.identity() != free.identity() and chooser.identity()["choice"][-1] == "Non-entity"
+
+
+def test_the_shared_prompt_start_is_run_once_and_scores_as_a_whole_prompt(tiny_llama, chooser):
+    """Prompts sharing the label descriptions: after the first two, each runs only its own end on
+    the cached start, and every option's log-likelihood equals a plain forward pass's."""
+    builder = PromptBuilder(SPEC)
+    words = "Peter met Anna in Berlin on Monday".split()
+    rec = {"sentence": " ".join(words), "tokens": words, "entity": []}
+    chats = [chooser.chat(builder.build(rec, {"span": [i, i], "entity": w, "pred": "O", "uncertainty": 1.0}))
+             for i, w in enumerate(words)]
+    scorer = OptionScorer(chooser.model, chooser.tokenizer, SPEC.option_names())
+    ends = []  # prompt passes that ran on the cached start: a cache given, no options' attention mask
+    hook = chooser.model.register_forward_hook(
+        lambda module, args, kwargs, out: ends.append(kwargs["input_ids"].shape[1])
+        if kwargs.get("cache") is not None and kwargs.get("attention_mask") is None else None, with_kwargs=True)
+    try:
+        scored = [scorer.score(chat) for chat in chats]
+    finally:
+        hook.remove()
+    assert scorer._prefix is not None and scorer._prefix.shape[1] > 100  # the descriptions' tokens
+    # most later prompts run only their own end (a tokenizer may merge a span's word into the shared start)
+    assert len(ends) >= 3 and max(ends) < 20
+    for chat, s in zip(chats, scored):
+        for option, logp in zip(SPEC.option_names(), s.logprobs):
+            assert logp == pytest.approx(brute_force(chooser, chat, option), abs=1e-3)
