@@ -125,7 +125,7 @@ class NoisyBench:
                f"cores, no GPU (torch {m['torch']}, 1 thread per process, other jobs sharing the cores); seed "
                f"{self.args.seed}; entity-level micro F1 in %. Variants were chosen on dev only; bench/run.py's rows "
                "are read from bench/results.json. Published figures are reference points from the shared tasks' "
-               "papers, not results of this repository.", "",
+               "papers, not results of this repository. What was tried, and why: docs/noisy_text.md.", "",
                "| model | variant | data set | dev F1 | test F1 | best epoch / budget | train time |",
                "| --- | --- | --- | --- | --- | --- | --- |"]
         for dataset in ("wnut16", "wnut17", "twitter", "conll03"):
