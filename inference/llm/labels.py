@@ -1,13 +1,21 @@
 """The label set and the prompt builder of a linking run: --labels > --dataname > the local
 model's labels (INPUT.metrics.json) > the labels seen in the input records."""
+
+from __future__ import annotations
+
 import json
 import os
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 from inference.llm.prompt import PromptBuilder, ShotSelector, dataset_spec, generic_spec, with_descriptions
 from utils.errors import DataError
 
+if TYPE_CHECKING:
+    from inference.llm.prompt import LabelSpec
+    from inference.llm.settings import LinkSettings
 
-def read_label_list(value):
+
+def read_label_list(value: str) -> list[str]:
     """--labels: a labels.txt file (one per line) or a comma list."""
     if os.path.isfile(value):
         with open(value, encoding="utf-8") as f:
@@ -15,7 +23,7 @@ def read_label_list(value):
     return [label.strip() for label in value.split(",") if label.strip()]
 
 
-def model_labels(input_file):
+def model_labels(input_file: str) -> Optional[list[str]]:
     """The local model's labels, from INPUT.metrics.json beside the input, if it is there."""
     path = input_file + ".metrics.json"
     if not os.path.isfile(path):
@@ -27,13 +35,13 @@ def model_labels(input_file):
             raise DataError(f"{path}: not a metrics JSON object") from None
 
 
-def seen_labels(records):
+def seen_labels(records: Iterable[dict]) -> list[str]:
     found = {span.get(key) for rec in records for span in rec["entity"] for key in ("pred", "answer")}
     found |= {label for rec in records for _, _, label in rec.get("gold") or []}
     return sorted(found - {None, "O"})
 
 
-def resolve_spec(settings, records=(), known=None):
+def resolve_spec(settings: LinkSettings, records: Sequence[dict] = (), known: Optional[list[str]] = None) -> LabelSpec:
     """--labels > --dataname > the model's labels `known` (default: those in INPUT.metrics.json)
     > labels seen in the input records."""
     known = model_labels(settings.input_file) if known is None else known
@@ -52,7 +60,8 @@ def resolve_spec(settings, records=(), known=None):
     return spec
 
 
-def prompt_builder(settings, spec):
-    shots = (ShotSelector.from_file(settings.selectShot_dir, spec, settings.shot, settings.shot_strategy, settings.seed)
+def prompt_builder(settings: LinkSettings, spec: LabelSpec) -> PromptBuilder:
+    shots = (ShotSelector.from_file(settings.selectShot_dir, spec, settings.shot, settings.shot_strategy,
+                                   seed=settings.seed)
              if settings.shot > 0 else None)
     return PromptBuilder(spec, shots)

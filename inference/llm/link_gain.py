@@ -163,7 +163,7 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
         oof[test] = model.predict_proba((x[test] - mean) / scale)[:, 1]
     p_of = {id(a.span): p for a, p in zip(rows, oof)}
 
-    def take(a, cutoff):
+    def take(a: Answered, cutoff: Optional[float]) -> bool:
         return cutoff is not None and p_of.get(id(a.span), -1.0) > cutoff
 
     split = Split(records)

@@ -3,10 +3,13 @@ continued after the records a previous run wrote and answered, cut before the fi
 a pending span, and (for --dry_run) the prompts file. The output's settings hold the digest of
 the local JSONL it links: a local output regenerated since (by another model) is refused, never
 "continued" as if it were the one linked before (--overwrite links it afresh, from the cache)."""
+
+from __future__ import annotations
+
 import json
 import os
 from contextlib import closing, contextmanager
-from typing import NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, NoReturn, Optional
 
 from inference.llm.settings import RECOMPUTE, LinkSettings
 from inference.records import pending_spans, read_records
@@ -16,8 +19,12 @@ from utils.jsonl import JsonlWriter, complete_lines, resume_jsonl, rewrite_jsonl
 from utils.output_lock import OutputLock
 from utils.owned_output import check_settings, claim_output, recorded_settings, refuse_foreign, refuse_inputs
 
+if TYPE_CHECKING:
+    from inference.llm.linker import Linker
+    from inference.llm.prompt import PromptBuilder
 
-def inputs_of(settings):
+
+def inputs_of(settings: LinkSettings) -> dict[str, Optional[str]]:
     """The run's inputs, which no output may be: {flag: path}."""
     return {"--input_file": settings.input_file, "--labels": settings.labels, "--label_desc": settings.label_desc,
             "--selectShot_dir": settings.selectShot_dir}
@@ -35,7 +42,7 @@ def prompts_path(settings: LinkSettings) -> str:
     return settings.prompts_file or os.path.splitext(settings.save_file)[0] + ".prompts.jsonl"
 
 
-def write_prompts(settings, records, prompts):
+def write_prompts(settings: LinkSettings, records: Iterable[dict], prompts: PromptBuilder) -> None:
     """--dry_run: the prompts that would be sent, one JSON line each, to --prompts_file."""
     path = prompts_path(settings)
     refuse_inputs(path, {**inputs_of(settings), "--save_file": settings.save_file})
@@ -71,7 +78,7 @@ def check_link_output(settings: LinkSettings) -> tuple[dict, tuple]:
 
 
 @contextmanager
-def claim_link_output(settings):
+def claim_link_output(settings: LinkSettings) -> Iterator[dict[str, tuple[Any, Any]]]:
     """SAVE_FILE held for this run (`utils.owned_output.claim_output`): refused when it is an
     input, another run's, not ours, or written with other settings; a new threshold starts it
     afresh, and the records are linked again from the reply cache. An output of another version
@@ -115,7 +122,7 @@ def same_records(settings: LinkSettings, done: list, records: list) -> None:
                             f"{settings.input_file}; use --overwrite or choose another --save_file")
 
 
-def say_recomputed(settings, changed):
+def say_recomputed(settings: LinkSettings, changed: dict[str, tuple[Any, Any]]) -> None:
     if changed:
         what = ", ".join(f"{settings.input_file}'s digest was not recorded" if key == INPUT_DIGEST
                          else f"{key} {old} -> {new}" for key, (old, new) in changed.items())
@@ -123,7 +130,7 @@ def say_recomputed(settings, changed):
               f"{'' if settings.no_cache else ' (replies from the cache)'}")
 
 
-def keep_answered(save_file, done):
+def keep_answered(save_file: str, done: list[dict]) -> int:
     """How many of the `done` records stay: those before the first one with a pending span
     (failed or unparseable), which a rerun asks again. The file is cut there."""
     keep = next((i for i, rec in enumerate(done) if pending_spans(rec)), len(done))
@@ -136,7 +143,7 @@ def keep_answered(save_file, done):
     return keep
 
 
-def resume_point(settings, records):
+def resume_point(settings: LinkSettings, records: list[dict]) -> int:
     """How many records a previous run already wrote and answered; they must be the input's first ones."""
     save_file = settings.save_file
     done = resume_jsonl(save_file, check=lambda rec: None if isinstance(rec, dict) else "not a linked record")
@@ -147,7 +154,7 @@ def resume_point(settings, records):
     return keep
 
 
-def link_file(settings, records, linker):
+def link_file(settings: LinkSettings, records: list[dict], linker: Linker) -> None:
     """Link `records` into SAVE_FILE, after the ones a previous run already wrote."""
     done = resume_point(settings, records)
     # closing: an error or Ctrl-C landing outside the generator stops its workers all the same

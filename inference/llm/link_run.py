@@ -1,9 +1,13 @@
 """Running a link: the backend, reply cache and Linker for the settings (`linking`), the
 scores of the linked records, the console summary and the exit status."""
+
+from __future__ import annotations
+
 import os
 import shlex
 import sys
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from inference.fusion import Fuser
 from inference.llm.backends import FatalError, NotConfigured, check_configured, make_backend
@@ -15,8 +19,13 @@ from utils.errors import DataError
 from utils.cli import exit_interrupted
 from utils.owned_output import refuse_inputs
 
+if TYPE_CHECKING:
+    from inference.llm.backends import Backend
+    from inference.llm.prompt import PromptBuilder
+    from inference.llm.settings import LinkSettings
 
-def check_llm(settings):
+
+def check_llm(settings: LinkSettings) -> int:
     """--check: the flags are parsed; is an LLM configured? Nothing is called or loaded."""
     s = settings
     if not s.dry_run:
@@ -29,7 +38,7 @@ def check_llm(settings):
 
 
 @contextmanager
-def linking(settings, prompts):
+def linking(settings: LinkSettings, prompts: PromptBuilder) -> Iterator[Linker]:
     """A Linker for the LLM settings, its reply cache next to --save_file.
 
     Leaving the block closes the cache; a fatal LLM error or Ctrl-C inside it ends the
@@ -62,7 +71,7 @@ def linking(settings, prompts):
             cache.close()
 
 
-def load_fuser(settings):
+def load_fuser(settings: LinkSettings) -> Optional[Fuser]:
     """`--combine fuse`: the gate calibrate_link fitted (`inference.fusion.Fuser`); None for override."""
     if settings.combine != "fuse":
         return None
@@ -77,12 +86,12 @@ def load_fuser(settings):
         raise DataError(str(err)) from None
 
 
-def link_identity(settings, backend):
+def link_identity(settings: LinkSettings, backend: Backend) -> dict[str, Any]:
     """What a link calibration is keyed by: the LLM (as it keys the reply cache) and the prompt."""
     return {"llm": backend.identity(), "prompt": settings.prompt_fingerprint()}
 
 
-def check_fuser(settings, fuser, backend):
+def check_fuser(settings: LinkSettings, fuser: Fuser, backend: Backend) -> None:
     """Refuse a link calibration fitted for another LLM or prompt, naming what differs."""
     ours = link_identity(settings, backend)
     theirs = fuser.identity
@@ -93,7 +102,7 @@ def check_fuser(settings, fuser, backend):
                         "differ); rerun python -m inference.llm.calibrate_link with these LLM flags")
 
 
-def link_metrics(settings, linked, linker):
+def link_metrics(settings: LinkSettings, linked: list[dict], linker: Linker) -> dict[str, Any]:
     """Scores before and after linking at --threshold, the sweep, and the LLM's counts."""
     metrics = link_report(linked, settings.threshold, per_label=True, fuser=linker.fuser)
     metrics["combine"] = settings.combine
@@ -110,7 +119,7 @@ def link_metrics(settings, linked, linker):
     return metrics
 
 
-def exit_status(metrics, script, argv=None):
+def exit_status(metrics: Optional[dict[str, Any]], script: str, argv: Optional[list[str]] = None) -> int:
     """0, or 3 when spans failed (no answer from the LLM): the last line then says how many
     and the command that asks them again."""
     llm = (metrics or {}).get("llm") or {}
@@ -124,7 +133,7 @@ def exit_status(metrics, script, argv=None):
     return 0
 
 
-def print_link_summary(metrics):
+def print_link_summary(metrics: dict[str, Any]) -> None:
     """The console lines of a linking run: the LLM's counts, and the F1 before and after."""
     llm = metrics["llm"]
     print(f"LLM: {llm['asked']} spans asked in the output: {llm['linked']} linked, {llm['cached']} from the cache, "

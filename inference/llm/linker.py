@@ -39,13 +39,16 @@ label is replayed but does not end the span: a rerun asks again, up to `max_atte
 times. "failed" and "unparseable" spans are `PENDING`: the entry points ask them again on a
 rerun and end with a non-zero status while any are left.
 """
+
+from __future__ import annotations
+
 import random
 import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from tqdm import tqdm
 
@@ -78,10 +81,10 @@ class _Ask:
     completion_tokens: int = 0
     job: object = None  # the Future answering it, once submitted
 
-    def open(self, max_attempts):
+    def open(self, max_attempts: int) -> bool:
         return self.answer is None and self.attempts < max_attempts
 
-    def status(self):
+    def status(self) -> str:
         if self.answer is not None:
             return "cached" if self.requests == 0 else "linked"
         # "failed": this run reached no server for it (older replies, all unparseable, aside)
@@ -117,10 +120,10 @@ class Linker:
         self.wall = 0.0
         self._said, self._refused = set(), None  # warnings given once; why the server is not asked now
 
-    def link_record(self, record):
+    def link_record(self, record: dict) -> dict:
         return next(self.link_records([record]))
 
-    def link_records(self, records):
+    def link_records(self, records: Iterable[dict]) -> Iterator[dict]:
         run = _Run(ThreadPoolExecutor(self.concurrency, thread_name_prefix="llm"),
                    tqdm(total=0, unit="span", desc="LLM", disable=not self.progress))
         pending, backlog, batch = deque(), 0, self.backend.batch_size
@@ -146,7 +149,7 @@ class Linker:
             run.bar.close()
             self.wall += time.perf_counter() - started
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         out = {key: self.counts[key] for key in SUMMARY_KEYS}
         out["wall_s"] = round(self.wall, 3)
         out["requests_per_s"] = round(self.counts["requests"] / self.wall, 2) if self.wall else 0.0

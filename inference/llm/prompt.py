@@ -15,12 +15,16 @@ descriptions built from their labels. Examples use the authors' format
 (`extract2select.py`): `Example:\\n<Context>:{sentence}\\n Select the entity type of {entity}
 in this context, and only need to output the entity type.\\nAnswer:{name}\\n`.
 """
+
+from __future__ import annotations
+
 import heapq
 import random
 import re
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
 
 from dataloaders.readers import read_dataset
 from utils.errors import DataError
@@ -36,17 +40,17 @@ class LabelSpec:
     options: tuple
 
     @property
-    def tags(self):
+    def tags(self) -> list[str]:
         return [tag for tag, _ in self.options]
 
-    def name_of(self, tag):
+    def name_of(self, tag: str) -> str:
         return dict(self.options)[tag]
 
-    def option_names(self):
+    def option_names(self) -> list[str]:
         """The options as the prompt lists them, `Non-entity` last."""
         return [name for _, name in self.options] + [NON_ENTITY]
 
-    def option_list(self):
+    def option_list(self) -> str:
         return "".join(f"\n {name}" for _, name in self.options) + f"\n {NON_ENTITY}"
 
 
@@ -147,12 +151,12 @@ TAG_NAMES = {"PER": "Person", "LOC": "Location", "ORG": "Organization", "MISC": 
              "FAC": "Facility", "GPE": "GPE", "NORP": "NORP"}
 
 
-def label_key(text):
+def label_key(text: str) -> str:
     """Spelling-insensitive form of a label: `Creative-work`, `creative_work` -> `creativework`."""
     return re.sub(r"[^0-9a-z]", "", text.lower())
 
 
-def dataset_spec(dataname, known_labels=None):
+def dataset_spec(dataname: str, known_labels: Optional[Iterable[str]] = None) -> LabelSpec:
     """The paper's spec for `dataname`, with tags spelled as in `known_labels` where they differ."""
     spec = DATASETS.get(dataname.lower())
     if spec is None:
@@ -167,11 +171,11 @@ def dataset_spec(dataname, known_labels=None):
     return LabelSpec(spec.description, options)
 
 
-def tag_name(tag):
+def tag_name(tag: str) -> str:
     return TAG_NAMES.get(tag.upper()) or re.sub(r"[_-]+", " ", tag).strip().capitalize()
 
 
-def describe(options, descriptions=None):
+def describe(options: Sequence[tuple[str, str]], descriptions: Optional[dict[str, str]] = None) -> str:
     """A description block in the paper's style; `descriptions` ({tag: text}) replaces the one-liners."""
     descriptions = descriptions or {}
     unknown = set(descriptions) - {tag for tag, _ in options}
@@ -181,7 +185,7 @@ def describe(options, descriptions=None):
     return "Here is the entity class information: " + " ".join(lines) + "\n"
 
 
-def generic_spec(labels, descriptions=None):
+def generic_spec(labels: Sequence[str], descriptions: Optional[dict[str, str]] = None) -> LabelSpec:
     """A spec for any label list, option names spelled out from the tags."""
     options = tuple((tag, tag_name(tag)) for tag in labels if tag != "O")
     if not options:
@@ -192,7 +196,7 @@ def generic_spec(labels, descriptions=None):
     return LabelSpec(describe(options, descriptions), options)
 
 
-def with_descriptions(spec, descriptions):
+def with_descriptions(spec: LabelSpec, descriptions: dict[str, str]) -> LabelSpec:
     """`spec` with its description block rebuilt from `descriptions` ({tag: text})."""
     return LabelSpec(describe(spec.options, descriptions), spec.options)
 
@@ -212,7 +216,7 @@ class ShotSelector:
     whose entity matches the span's surface form, then those whose sentence shares the most words.
     """
 
-    def __init__(self, examples, k, strategy="random", seed=42):
+    def __init__(self, examples, k, strategy="random", *, seed):
         if strategy not in ("random", "similar"):
             raise ValueError(f"unknown shot strategy {strategy!r} (random, similar)")
         self.k, self.strategy, self.seed = k, strategy, seed
@@ -222,7 +226,8 @@ class ShotSelector:
         self._words = {ex.sentence: set(ex.sentence.lower().split()) for ex in examples}
 
     @classmethod
-    def from_file(cls, path, spec, k, strategy="random", seed=42):
+    def from_file(cls, path: str, spec: LabelSpec, k: int, strategy: str = "random", *,
+                  seed: int) -> ShotSelector:
         """Examples from a labelled spanner JSON or column file, restricted to `spec`'s tags."""
         sentences = read_dataset(path)
         if any(s.entities is None for s in sentences):
@@ -232,9 +237,9 @@ class ShotSelector:
         absent = [tag for tag in spec.tags if not any(ex.tag == tag for ex in examples)]
         if absent:
             warnings.warn(f"{path}: no examples of {', '.join(absent)}; prompts will have none of them")
-        return cls(examples, k, strategy, seed)
+        return cls(examples, k, strategy, seed=seed)
 
-    def select(self, sentence, entity, tags):
+    def select(self, sentence: str, entity: str, tags: Sequence[str]) -> list[Example]:
         """k rounds of one example per tag (tags in a seeded order), as the paper draws them."""
         rng = random.Random(f"{self.seed}\t{sentence}\t{entity}")
         ranked = {tag: self._rank(self.by_tag[tag], sentence, entity, rng) for tag in tags}
@@ -251,7 +256,7 @@ class ShotSelector:
         words = set(sentence.lower().split())
         surface = entity.lower()
 
-        def score(ex):  # same surface first, then Jaccard overlap of the sentences' words
+        def score(ex: Example) -> tuple[float, float]:  # same surface first, then Jaccard overlap of the sentences' words
             other = self._words[ex.sentence]
             shared = len(words & other)
             return (ex.entity.lower() == surface) + shared / (len(words) + len(other) - shared or 1), rng.random()
@@ -265,7 +270,7 @@ class PromptBuilder:
     def __init__(self, spec, shots=None):
         self.spec, self.shots = spec, shots
 
-    def build(self, record, span):
+    def build(self, record: dict, span: dict) -> str:
         sentence = record.get("sentence") or " ".join(record["tokens"])
         entity = span["entity"]
         return (f"{self.spec.description}{self._examples(sentence, entity)}{sentence}\n"

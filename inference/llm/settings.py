@@ -1,10 +1,13 @@
 """The LLM stage's flags (shared by llm_inference.py and local_inference.py's online mode) and
 `LinkSettings`, the typed settings built once from them."""
+
+from __future__ import annotations
+
 import argparse
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from inference.fusion import COMBINE
 from inference.llm.prompt import DATASETS
@@ -49,26 +52,26 @@ class LinkSettings:
     overwrite: bool = False
 
     @classmethod
-    def from_args(cls, args):
+    def from_args(cls, args: argparse.Namespace) -> LinkSettings:
         """The settings from parsed flags (attributes this class does not know are left out)."""
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
     @property
-    def online(self):
+    def online(self) -> bool:
         """Whether local_inference.py links (or, with --dry_run, writes prompts) as it tags."""
         return self.llm_name is not None or self.dry_run
 
     @property
-    def local_llm(self):
+    def local_llm(self) -> bool:
         """Whether --llm_name names an in-process Hugging Face model (no server, no --model)."""
         return bool(self.llm_name) and self.llm_name.lower() in HF_NAMES
 
     @property
-    def ask_threshold(self):
+    def ask_threshold(self) -> float:
         """Spans above it are asked: the lowest threshold scored, so one pass serves the whole sweep."""
         return min([self.threshold] + self.threshold_sweep)
 
-    def fingerprint(self):
+    def fingerprint(self) -> dict[str, Any]:
         """What shapes the linked records, kept beside the output (`utils.owned_output`): the
         label set and prompt, the LLM and its decoding, the thresholds (the only ones a rerun
         may change: `RECOMPUTE`). The server's address is not one (a server may move between
@@ -81,7 +84,7 @@ class LinkSettings:
                 "threshold": self.threshold, "ask_threshold": self.ask_threshold, "combine": self.combine,
                 "link_calibration": self.calibration_digest()}
 
-    def prompt_fingerprint(self):
+    def prompt_fingerprint(self) -> dict[str, Any]:
         """What shapes the prompt and how its answer is read: a link calibration holds for these."""
         path = lambda p: os.path.abspath(p) if p else None  # noqa: E731
         return {"labels": path(self.labels) if self.labels and os.path.isfile(self.labels) else self.labels,
@@ -90,14 +93,14 @@ class LinkSettings:
                 "selectShot_dir": path(self.selectShot_dir) if self.shot else None,
                 "shot_seed": self.seed if self.shot else None, "answer_mode": self.answer_mode}
 
-    def calibration_digest(self):
+    def calibration_digest(self) -> Optional[str]:
         """`--combine fuse`: the link calibration's content digest (a refitted one relinks from the cache)."""
         if self.combine != "fuse":
             return None
         return file_digest(self.calibration_path) if os.path.isfile(self.calibration_path) else "missing"
 
     @property
-    def calibration_path(self):
+    def calibration_path(self) -> str:
         """The link calibration `--combine fuse` reads."""
         return self.link_calibration or os.path.join(os.path.dirname(os.path.abspath(self.save_file)),
                                                      LINK_CALIBRATION)
@@ -107,7 +110,7 @@ HF_NAMES = ("llama", "qwen", "hf")  # --llm_name of a local model
 SERVER_NAMES = ("openai",)  # and every name starting with gpt
 
 
-def is_llm_name(llm_name):
+def is_llm_name(llm_name: str) -> bool:
     """Whether `backends.make_backend` knows `llm_name`."""
     name = llm_name.lower()
     return name in SERVER_NAMES or name.startswith("gpt") or name in HF_NAMES
@@ -117,14 +120,14 @@ LINK_CALIBRATION = "link_calibration.json"  # written by python -m inference.llm
 RECOMPUTE = ("threshold", "ask_threshold", "combine", "link_calibration")  # a rerun rewrites every record from the reply cache
 
 
-def llm_name_type(text):
+def llm_name_type(text: str) -> str:
     """--llm_name, checked when parsed."""
     if not is_llm_name(text):
         raise argparse.ArgumentTypeError(f"unknown LLM {text!r} (gpt, openai, llama, qwen, hf)")
     return text
 
 
-def add_link_args(p, llm_name="gpt"):
+def add_link_args(p: argparse.ArgumentParser, llm_name: Optional[str] = "gpt") -> None:
     """The LLM stage's flags, shared by llm_inference.py and local_inference.py, where no default
     `llm_name` means "local only unless --llm_name is given"."""
     labels = p.add_argument_group("labels and prompt")
@@ -180,7 +183,7 @@ class NoteGiven(argparse.Action):
         setattr(namespace, f"given_{self.dest}", True)
 
 
-def check_link_args(p, args):
+def check_link_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.budget is not None and not 0.0 < args.budget <= 1.0:
         p.error(f"--budget is the share of listed spans to send, in (0, 1]; got {args.budget}")
     if args.budget is not None and getattr(args, "given_threshold", False):
