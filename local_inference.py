@@ -88,6 +88,8 @@ def parse_args(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     check_link_args(parser, args)
+    if args.paper_protocol and args.combine == "fuse":
+        parser.error("--paper_protocol reproduces the paper, whose rule is --combine override")
     return args
 
 

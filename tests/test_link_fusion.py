@@ -236,3 +236,12 @@ def test_the_preflight_needs_labelled_dev_output(splits):
         calibrate_link.main(["--input_file", str(splits / "nogold.jsonl"), "--llm_name", "gpt",
                              "--base_url", "http://127.0.0.1:9/v1"])
     assert "have no gold labels" in str(stop.value.code)
+
+
+def test_paper_protocol_keeps_the_papers_rule(tmp_path, capsys):
+    import local_inference
+
+    with pytest.raises(SystemExit) as stop:
+        local_inference.parse_args(["--inference_model", str(tmp_path), "--save_file", str(tmp_path / "o.jsonl"),
+                                    "--paper_protocol", "--combine", "fuse", "--llm_name", "gpt"])
+    assert stop.value.code == 2 and "--combine override" in capsys.readouterr().err
