@@ -245,3 +245,13 @@ def test_paper_protocol_keeps_the_papers_rule(tmp_path, capsys):
         local_inference.parse_args(["--inference_model", str(tmp_path), "--save_file", str(tmp_path / "o.jsonl"),
                                     "--paper_protocol", "--combine", "fuse", "--llm_name", "gpt"])
     assert stop.value.code == 2 and "--combine override" in capsys.readouterr().err
+
+
+def test_local_counts_match_the_link_report_and_skip_gold_o():
+    from inference.reports.link_metrics import link_report
+
+    rec = {"gold": [[0, 0, "PER"], [1, 1, "O"], [2, 2, "LOC"]], "entity": [
+        {"span": [0, 0], "pred": "PER", "uncertainty": 0.1}, {"span": [1, 1], "pred": "ORG", "uncertainty": 0.8},
+        {"span": [3, 3], "pred": "O", "uncertainty": 0.9}]}
+    local = link_report([rec], 1.0)["local"]
+    assert local_counts([rec]) == (local["tp"], local["n_pred"], local["n_gold"]) == (1, 2, 2)

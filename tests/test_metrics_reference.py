@@ -247,8 +247,6 @@ def test_link_report_counts_by_hand():
     assert report["linked"] == pytest.approx(prf(4, 6, 7, 4 / 6, 4 / 7, 2 * (4 / 6) * (4 / 7) / (4 / 6 + 4 / 7)))
 
 
-@pytest.mark.xfail(strict=True, reason="link_metrics.py counts a gold span labelled O that no span lists as a "
-                                       "never-listed entity (entity_scores does not count it as an entity)")
 def test_a_gold_o_span_is_never_a_missed_entity():
     rec = sentence([(0, 0, "PER", 0.9, "O")], [[0, 0, "O"], [2, 2, "O"], [3, 3, "LOC"]])
     report = link_report([rec], 0.5)

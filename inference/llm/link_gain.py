@@ -61,7 +61,7 @@ def local_counts(records: Sequence[dict]) -> tuple[int, int, int]:
     """(true positives, predicted entities, gold entities) of the local labels."""
     tp = n_pred = n_gold = 0
     for rec in records:
-        gold = {(g[0], g[1]): g[2] for g in rec.get("gold") or []}
+        gold = {(g[0], g[1]): g[2] for g in rec.get("gold") or [] if g[2] != "O"}
         n_gold += len(gold)
         preds = {(sp["span"][0], sp["span"][1]): sp["pred"] for sp in rec["entity"] if sp["pred"] != "O"}
         n_pred += len(preds)

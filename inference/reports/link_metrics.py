@@ -53,7 +53,7 @@ def link_report(records: list[dict], threshold: float, per_label: bool = False,
     counts = Counter()
     local, linked, golds = [], [], []
     for rec in records:
-        gold = {(s, e): label for s, e, label in rec.get("gold") or []}
+        gold = {(s, e): label for s, e, label in rec.get("gold") or [] if label != "O"}  # "O": no entity
         local.append([(*span["span"], span["pred"]) for span in rec["entity"]])
         linked.append([(*span["span"], decide(span, threshold, fuser)) for span in rec["entity"]])
         golds.append([(s, e, label) for (s, e), label in gold.items()])
