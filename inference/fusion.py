@@ -8,7 +8,7 @@
                local label (`llm_probs`; without them, the answer alone), and which of the two
                is "O". When dev says the LLM never pays, the gate never takes it: linking abstains.
 
-The gate is a logistic regression kept as plain numbers (`Fuser`), so loading it runs no code.
+The gate is two logistic regressions (the LLM right, the local label right) kept as plain numbers (`Fuser`), so loading it runs no code.
 It reads no gold label: `answer` and `gold` are never among its inputs.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Optional
 from utils.versioned_json import read_versioned, write_atomic
 
 COMBINE = ("override", "fuse")
-FORMAT = "linkner-link-calibration/1"
+FORMAT = "linkner-link-calibration/2"
 FEATURES = ("uncertainty", "confidence", "candidate", "llm_p_answer", "llm_p_pred", "llm_has_probs",
             "answer_is_o", "pred_is_o")
 
@@ -38,7 +38,8 @@ def gate_features(span: dict) -> list[float]:
 
 @dataclass
 class Fuser:
-    """The fitted gate: take the LLM's answer when P(the answer is right) > the cutoff fitted for
+    """The fitted gate: take the LLM's answer when P(the answer is right) - P(the local label is
+    right), its `advantage`, is above the cutoff fitted for
     the budget whose dev threshold is nearest the run's threshold (`cutoffs`: [threshold, cutoff]
     pairs; a cutoff of None never takes the answer: linking abstains at that budget)."""
 
@@ -49,6 +50,8 @@ class Fuser:
     cutoffs: list[list[Optional[float]]]
     identity: dict = field(default_factory=dict)  # the LLM and prompt it was fitted for
     report: dict = field(default_factory=dict)  # what calibration measured (for people, not read)
+    coef_local: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))  # P(the local label is right)
+    intercept_local: float = 0.0
 
     @classmethod
     def abstaining(cls, identity: Optional[dict] = None, report: Optional[dict] = None) -> "Fuser":
@@ -66,11 +69,13 @@ class Fuser:
             return self.cutoffs[-1][1]  # the largest budget's
         return min(self.cutoffs, key=lambda pair: abs(pair[0] - threshold))[1]
 
-    def probability(self, span: dict) -> float:
-        """P(the LLM's answer is right) for a span with an answer."""
-        z = self.intercept + sum(c * (x - m) / s for c, x, m, s in
-                                 zip(self.coef, gate_features(span), self.mean, self.scale))
+    def _p(self, coef: list[float], intercept: float, span: dict) -> float:
+        z = intercept + sum(c * (x - m) / s for c, x, m, s in zip(coef, gate_features(span), self.mean, self.scale))
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    def advantage(self, span: dict) -> float:
+        """P(the LLM's answer is right) - P(the local label is right), for a span with an answer."""
+        return self._p(self.coef, self.intercept, span) - self._p(self.coef_local, self.intercept_local, span)
 
     def choose(self, span: dict, threshold: Optional[float] = None) -> str:
         """The final label of a sent span with an answer, sent at `threshold`."""
@@ -78,7 +83,7 @@ class Fuser:
         cutoff = self.cutoff(threshold)
         if answer == pred or cutoff is None:
             return pred
-        return answer if self.probability(span) > cutoff else pred
+        return answer if self.advantage(span) > cutoff else pred
 
     def save(self, path: str) -> str:
         return write_atomic(path, {"format": FORMAT, **asdict(self)}, indent=1)
@@ -89,12 +94,16 @@ class Fuser:
         data = read_versioned(path, FORMAT, "link calibration")
         try:
             numbers = [data[key] for key in ("mean", "scale", "coef")]
+            local = data["coef_local"]
+            if len(local) != len(FEATURES) or not all(isinstance(x, (int, float)) for x in local):
+                raise ValueError
             if any(len(v) != len(FEATURES) or not all(isinstance(x, (int, float)) for x in v) for v in numbers):
                 raise ValueError
             cutoffs = [[float(t), None if c is None else float(c)] for t, c in data["cutoffs"]]
             if not isinstance(data["identity"], dict) or any(s == 0 for s in data["scale"]):
                 raise ValueError
-            return cls(*numbers, float(data["intercept"]), sorted(cutoffs), data["identity"], data.get("report") or {})
+            return cls(*numbers, float(data["intercept"]), sorted(cutoffs), data["identity"], data.get("report") or {},
+                       [float(x) for x in local], float(data["intercept_local"]))
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{path}: a damaged link calibration (expected {', '.join(FEATURES)} weights, "
                              "a cutoff and the LLM's identity); rerun python -m inference.llm.calibrate_link") from None

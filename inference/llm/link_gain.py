@@ -11,9 +11,10 @@ the answered spans stand for all the spans the budget sends, so their changes ar
 (spans sent) / (answered spans sent). With every sent span answered the scale is 1 and the
 figure is the linked F1 itself.
 
-The gate (`fit_fuser`): a logistic regression on `inference.fusion.gate_features` predicting
-whether the LLM's answer is right, on the answered spans where it differs from the local label,
-with out-of-fold probabilities (5 folds). Per budget, the starting choice is the paper's rule (every
+The gate (`fit_fuser`): two logistic regressions on `inference.fusion.gate_features`, one for
+whether the LLM's answer is right and one for whether the local label is, on the answered spans
+where the two differ; the gate's score is the difference of the two probabilities (how much
+likelier the LLM is to be right), out of fold (5 folds) for choosing cutoffs. Per budget, the starting choice is the paper's rule (every
 answer) where dev says it gains F1, else keeping every local
 label; a gate cutoff replaces it when its out-of-fold decisions gain more F1 there and the spans
 whose decision it changes are a significant win: those it gets right (w) and those the starting
@@ -127,28 +128,37 @@ def _significant(changed: Sequence[Answered], keep_local: bool = False) -> bool:
     return wins - losses >= SIGNIFICANCE * math.sqrt(wins + losses) and wins > losses
 
 
-def _logistic(x: np.ndarray, y: np.ndarray):
+def _logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(mean, scale, coefficients, intercept) of a standardised logistic regression of y on x; a
+    constant y gives zero coefficients and the (clipped) log-odds of its rate."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(x)
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    model = LogisticRegression(C=1.0, max_iter=1000).fit((x - scaler.mean_) / scale, y)
-    return scaler.mean_, scale, model
+    mean = x.mean(axis=0)
+    scale = np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    if y.min() == y.max():
+        rate = min(max(float(y.mean()), 0.01), 0.99)
+        return mean, scale, np.zeros(x.shape[1]), math.log(rate / (1 - rate))
+    model = LogisticRegression(C=1.0, max_iter=1000).fit((x - mean) / scale, y)
+    return mean, scale, model.coef_[0], float(model.intercept_[0])
+
+
+def _advantage(x: np.ndarray, fitted: tuple, fitted_local: tuple) -> np.ndarray:
+    """P(the LLM's answer is right) - P(the local label is right), from the two fits."""
+    def p(f):
+        mean, scale, coef, intercept = f
+        return 1.0 / (1.0 + np.exp(-np.clip(intercept + ((x - mean) / scale) @ coef, -60, 60)))
+    return p(fitted) - p(fitted_local)
 
 
 def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds: dict[float, float],
               identity: Optional[dict] = None, seed: int = 0) -> tuple[Fuser, dict]:
-    """The gate and what it was chosen on ({"rows", "cutoff", "out_of_fold": gain table})."""
+    """The gate and what it was chosen on ({"rows", "cutoffs", "out_of_fold": gain table})."""
     rows = [a for a in answered if a.span["llm_answer"] != a.span["pred"]]
     y = np.array([a.span["llm_answer"] == a.gold for a in rows], dtype=int)
-    info = {"rows": len(rows), "llm_right_in_rows": int(y.sum())}
-    if len(rows) < MIN_ROWS or y.min(initial=1) == y.max(initial=0) or min(y.sum(), len(y) - y.sum()) < 2:
-        info["why"] = "too few disagreements of both kinds to fit a gate"
-        if len(rows) and y.all() and _significant(rows):  # the LLM is right wherever it disagrees
-            return Fuser([0.0] * len(FEATURES), [1.0] * len(FEATURES), [0.0] * len(FEATURES), 1.0,
-                         [[t, -1.0] for t in sorted(thresholds.values())], identity or {}), \
-                {**info, "why": "the LLM was right on every disagreement"}
+    y_local = np.array([a.span["pred"] == a.gold for a in rows], dtype=int)
+    info = {"rows": len(rows), "llm_right_in_rows": int(y.sum()), "local_right_in_rows": int(y_local.sum())}
+    if len(rows) < MIN_ROWS:
+        info["why"] = "too few disagreements to fit a gate"
         return Fuser.abstaining(identity), info
     x = np.array([gate_features(a.span) for a in rows])
     oof = np.zeros(len(rows))
@@ -156,11 +166,7 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
     for k in range(FOLDS):
         test = order[k::FOLDS]
         train = np.setdiff1d(order, test)
-        if y[train].min() == y[train].max():
-            oof[test] = y[train].mean()
-            continue
-        mean, scale, model = _logistic(x[train], y[train])
-        oof[test] = model.predict_proba((x[test] - mean) / scale)[:, 1]
+        oof[test] = _advantage(x[test], _logistic(x[train], y[train]), _logistic(x[train], y_local[train]))
     p_of = {id(a.span): p for a, p in zip(rows, oof)}
 
     def take(a: Answered, cutoff: Optional[float]) -> bool:
@@ -182,14 +188,16 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
             differ = [a for a in rows if a.span["uncertainty"] > t and take(a, cutoff) != take(a, best)]
             if g > best_gain and _significant(differ, keep_local=best is not None):
                 best, best_gain = cutoff, g
-        cutoffs[t] = None if best is None else max(best, -1.0)  # -1: every answer
+        cutoffs[t] = None if best is None else max(best, -2.0)  # -2: every answer (the advantage is >= -1)
     info["cutoffs"] = {str(b): cutoffs[t] for b, t in thresholds.items()}
     info["out_of_fold"] = gain_table(split, answered, thresholds, lambda a, t: a.span["llm_answer"]
                                      if take(a, cutoffs[t]) else a.span["pred"])
     if all(c is None for c in cutoffs.values()):
         info["why"] = "no cutoff gains F1 on dev with a significant win at any budget"
         return Fuser.abstaining(identity), info
-    mean, scale, model = _logistic(x, y)
-    fuser = Fuser([float(v) for v in mean], [float(v) for v in scale], [float(v) for v in model.coef_[0]],
-                  float(model.intercept_[0]), sorted([t, c] for t, c in cutoffs.items()), identity or {})
+    mean, scale, coef, intercept = _logistic(x, y)
+    _, _, coef_local, intercept_local = _logistic(x - 0.0, y_local)
+    fuser = Fuser([float(v) for v in mean], [float(v) for v in scale], [float(v) for v in coef], intercept,
+                  sorted([t, c] for t, c in cutoffs.items()), identity or {}, coef_local=[float(v) for v in coef_local],
+                  intercept_local=intercept_local)
     return fuser, info
