@@ -144,10 +144,10 @@ def _logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 def _advantage(x: np.ndarray, fitted: tuple, fitted_local: tuple) -> np.ndarray:
     """P(the LLM's answer is right) - P(the local label is right), from the two fits."""
-    def p(f):
+    def _p(f: tuple) -> np.ndarray:
         mean, scale, coef, intercept = f
         return 1.0 / (1.0 + np.exp(-np.clip(intercept + ((x - mean) / scale) @ coef, -60, 60)))
-    return p(fitted) - p(fitted_local)
+    return _p(fitted) - _p(fitted_local)
 
 
 def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds: dict[float, float],
