@@ -46,7 +46,7 @@ from utils import flag_types as ft
 from utils.cli import run_cli
 from utils.errors import DataError
 from utils.output_lock import OutputLock
-from utils.owned_output import refuse_inputs, start_output
+from utils.owned_output import start_output
 
 log = logging.getLogger("local_inference")
 
@@ -140,7 +140,6 @@ def tag(settings, link):
 def tag_only(settings, link, config, sentences, records, rescorer):
     """Stage one alone: the local records into SAVE_FILE, continuing a killed run's."""
     inputs = {**inputs_of(link), "--input_file": settings.input_file}
-    refuse_html(settings, inputs)
     start_output(settings.save_file, {**fingerprint(settings, config), "online": False}, inputs, settings.overwrite)
     done = written_records(settings, sentences)
     start, before = time.time(), len(done)
@@ -154,7 +153,6 @@ def tag_and_link(settings, link, config, sentences, records, rescorer):
     if link.dry_run:
         return write_prompts(link, records(0), prompts)
     inputs = {**inputs_of(link), "--input_file": settings.input_file}
-    refuse_html(settings, inputs)
     with linking(link, prompts) as linker:  # the LLM ready before the output is started (or emptied)
         say_recomputed(link, start_output(settings.save_file, {**fingerprint(settings, config), "online": True,
                                                                **link.fingerprint()},
@@ -166,11 +164,6 @@ def tag_and_link(settings, link, config, sentences, records, rescorer):
         with closing(linker.link_records(records(before))) as linked:
             write_records(settings.save_file, linked, done)
     return finish(settings, link, config, done, time.time() - start, len(done) - before, linker, rescorer)
-
-
-def refuse_html(settings, inputs):
-    if settings.html:
-        refuse_inputs(settings.html, {**inputs, "--save_file": settings.save_file})
 
 
 def main(argv=None):

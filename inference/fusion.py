@@ -66,7 +66,7 @@ class Fuser:
         if not self.cutoffs:
             return None
         if threshold is None or not math.isfinite(threshold):
-            return self.cutoffs[-1][1]  # the largest budget's
+            return self.cutoffs[0][1]  # the largest budget's (the lowest threshold)
         return min(self.cutoffs, key=lambda pair: abs(pair[0] - threshold))[1]
 
     def _p(self, coef: list[float], intercept: float, span: dict) -> float:

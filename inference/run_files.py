@@ -56,7 +56,7 @@ def link_inputs(settings: LinkSettings) -> Pairs:
                       for base, _, names in os.walk(settings.llm_ckpt) for name in names]
         else:
             files.append(("--llm_ckpt", settings.llm_ckpt))
-    if getattr(settings, "combine", None) == "fuse":
+    if settings.combine == "fuse":
         files.append(("--link_calibration", settings.calibration_path))
     return files
 

@@ -181,7 +181,7 @@ def test_fused_decisions_are_deterministic_and_gold_free(splits):
     blind = [{k: v for k, v in s.items() if k not in ("answer", "gold")} for s in spans]
     first = [fuser.choose(s) for s in spans]
     assert first == [fuser.choose(s) for s in blind] == [fuser.choose(s) for s in spans]
-    assert {fuser.choose(s) for s in spans} - {None}  # it decides something
+    assert any(fuser.choose(s) != s["pred"] for s in spans)  # it takes some answers
 
 
 def test_a_calibration_for_another_llm_or_prompt_is_refused(splits, capsys):

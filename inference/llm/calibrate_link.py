@@ -26,8 +26,7 @@ import sys
 
 from inference.fusion import Fuser
 from inference.llm.labels import prompt_builder, resolve_spec
-from inference.llm.link_gain import (BUDGETS, Answered, budget_thresholds, fit_fuser, gain_table, gold_label,
-                                     local_counts, f1)
+from inference.llm.link_gain import BUDGETS, Answered, budget_thresholds, fit_fuser, gain_table, gold_label
 from inference.llm.link_run import link_identity, linking
 from inference.llm.settings import LINK_CALIBRATION, LinkSettings, add_link_args
 from inference.records import read_records
@@ -84,13 +83,14 @@ def refuse_foreign(path: str) -> None:
                             "remove it or choose another --out") from None
 
 
-def sample_spans(records: list[dict], threshold: float, n: int | None, seed: int) -> list[tuple[int, int]]:
-    """(record index, span index) of the spans above `threshold`, all or a seeded random `n`."""
+def sample_spans(records: list[dict], threshold: float, n: int | None, seed: int) -> tuple[list[tuple[int, int]], int]:
+    """(record index, span index) of the spans above `threshold`, all or a seeded random `n`,
+    and how many there are in all."""
     pool = [(i, j) for i, rec in enumerate(records) for j, sp in enumerate(rec["entity"])
             if sp["uncertainty"] > threshold]
     if n is not None and n < len(pool):
-        pool = sorted(random.Random(seed).sample(pool, n))
-    return pool
+        return sorted(random.Random(seed).sample(pool, n)), len(pool)
+    return pool, len(pool)
 
 
 def ask(records: list[dict], chosen: list[tuple[int, int]], settings: LinkSettings) -> tuple[list[Answered], dict, dict]:
@@ -138,7 +138,7 @@ def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
     refuse_inputs(calibration.out, {"--input_file": calibration.input_file})
     refuse_foreign(calibration.out)
     thresholds = budget_thresholds(records)
-    chosen = sample_spans(records, thresholds[max(BUDGETS)], calibration.sample, settings.seed)
+    chosen, pool = sample_spans(records, thresholds[max(BUDGETS)], calibration.sample, settings.seed)
     if not chosen:
         raise DataError(f"{calibration.input_file}: no listed spans to send")
     answered, counts, identity = ask(records, chosen, settings)
@@ -154,9 +154,9 @@ def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
     table = info.get("out_of_fold") or gain_table(records, with_answer, thresholds, lambda a, t: fuser.choose(a.span, t))
     budget, lines = verdict(table)
     report = {"input_file": os.path.abspath(calibration.input_file), "sent": len(answered),
-              "pool": sum(sp["uncertainty"] > thresholds[max(BUDGETS)] for r in records for sp in r["entity"]),
+              "pool": pool,
               "answered": len(with_answer), "llm_accuracy": llm_right / len(answered),
-              "local_accuracy": local_right / len(answered), "local_f1": f1(*local_counts(records)),
+              "local_accuracy": local_right / len(answered), "local_f1": table[0]["local_f1"],
               "budgets": table, "recommended_budget": budget, "gate": {k: v for k, v in info.items() if k != "out_of_fold"},
               "llm_counts": {k: counts[k] for k in ("requests", "cached", "unparseable", "failed")}}
     fuser.report = report

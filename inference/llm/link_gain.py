@@ -175,14 +175,14 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
     split = Split(records)
     local = f1(*split.counts)
     candidates = [-math.inf, *sorted(set(np.round(np.quantile(oof, np.linspace(0, 1, CUTOFFS)), 6)))]
-    cutoffs = {}  # per budget: None (keep the local labels), -1 (every answer) or a gate cutoff
+    cutoffs = {}  # per budget: None (keep the local labels), -2 (every answer) or a gate cutoff
     for b, t in thresholds.items():
         gain = lambda c: expected_f1(split, answered, t, lambda a: a.span["llm_answer"] if take(a, c)  # noqa: E731
                                      else a.span["pred"]) - local
         # the paper's rule where dev says it gains, else none; a gate cutoff only when its decisions
         # differ from that choice's by a significant win
-        best = -math.inf if gain(-math.inf) > 0 else None
-        best_gain = max(gain(best), 0.0) if best is not None else 0.0
+        every = gain(-math.inf)
+        best, best_gain = (-math.inf, every) if every > 0 else (None, 0.0)
         for cutoff in candidates[1:]:
             g = gain(cutoff)
             differ = [a for a in rows if a.span["uncertainty"] > t and take(a, cutoff) != take(a, best)]
@@ -196,7 +196,7 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
         info["why"] = "no cutoff gains F1 on dev with a significant win at any budget"
         return Fuser.abstaining(identity), info
     mean, scale, coef, intercept = _logistic(x, y)
-    _, _, coef_local, intercept_local = _logistic(x - 0.0, y_local)
+    _, _, coef_local, intercept_local = _logistic(x, y_local)
     fuser = Fuser([float(v) for v in mean], [float(v) for v in scale], [float(v) for v in coef], intercept,
                   sorted([t, c] for t, c in cutoffs.items()), identity or {}, coef_local=[float(v) for v in coef_local],
                   intercept_local=intercept_local)

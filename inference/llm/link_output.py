@@ -83,9 +83,7 @@ def claim_link_output(settings: LinkSettings) -> Iterator[dict[str, tuple[Any, A
     input, another run's, not ours, or written with other settings; a new threshold starts it
     afresh, and the records are linked again from the reply cache. An output of another version
     of the input (its digest) is refused; one from before digests were recorded is relinked."""
-    if settings.html:
-        refuse_inputs(settings.html, {**inputs_of(settings), "--save_file": settings.save_file})
-    fingerprint, recompute = check_link_output(settings)
+    fingerprint, recompute = check_link_output(settings)  # --html: checked with every output (run_files)
     with claim_output(settings.save_file, fingerprint, inputs_of(settings), settings.overwrite,
                       recompute) as changed:
         say_recomputed(settings, changed)

@@ -43,7 +43,7 @@ def option_probs(tokens: Sequence[tuple[str, Alternatives]], options: Sequence[s
         piece = alt[len(before):].lower()
         if not piece:
             continue
-        named = [o for o in options if o.lower().startswith(piece) or (piece.startswith(o.lower()) and piece)]
+        named = [o for o in options if o.lower().startswith(piece) or piece.startswith(o.lower())]
         for option in named:
             mass[option] = mass.get(option, 0.0) + math.exp(logprob) / len(named)
     total = sum(mass.values())
