@@ -15,6 +15,10 @@ from utils import flag_types as ft
 from utils.file_digest import file_digest
 
 
+def _abspath(path: Optional[str]) -> Optional[str]:
+    return os.path.abspath(path) if path else None
+
+
 @dataclass(frozen=True)
 class LinkSettings:
     """Everything a linking run reads, from the flags of `add_link_args` plus the run's
@@ -76,21 +80,19 @@ class LinkSettings:
         label set and prompt, the LLM and its decoding, the thresholds (the only ones a rerun
         may change: `RECOMPUTE`). The server's address is not one (a server may move between
         runs), but it keys the reply cache."""
-        path = lambda p: os.path.abspath(p) if p else None  # noqa: E731
         return {**self.prompt_fingerprint(), "seed": self.seed, "llm_name": self.llm_name and self.llm_name.lower(),
                 "model": None if self.local_llm else self.model,
-                "llm_ckpt": path(self.llm_ckpt),  # not the server's address: it may move between runs
+                "llm_ckpt": _abspath(self.llm_ckpt),  # not the server's address: it may move between runs
                 "temperature": self.temperature, "max_tokens": self.max_tokens,
                 "threshold": self.threshold, "ask_threshold": self.ask_threshold, "combine": self.combine,
                 "link_calibration": self.calibration_digest()}
 
     def prompt_fingerprint(self) -> dict[str, Any]:
         """What shapes the prompt and how its answer is read: a link calibration holds for these."""
-        path = lambda p: os.path.abspath(p) if p else None  # noqa: E731
-        return {"labels": path(self.labels) if self.labels and os.path.isfile(self.labels) else self.labels,
-                "dataname": self.dataname, "label_desc": path(self.label_desc), "shot": self.shot,
+        return {"labels": _abspath(self.labels) if self.labels and os.path.isfile(self.labels) else self.labels,
+                "dataname": self.dataname, "label_desc": _abspath(self.label_desc), "shot": self.shot,
                 "shot_strategy": self.shot_strategy if self.shot else None,
-                "selectShot_dir": path(self.selectShot_dir) if self.shot else None,
+                "selectShot_dir": _abspath(self.selectShot_dir) if self.shot else None,
                 "shot_seed": self.seed if self.shot else None, "answer_mode": self.answer_mode}
 
     def calibration_digest(self) -> Optional[str]:
