@@ -104,7 +104,8 @@ class _Run:
 
 class Linker:
     def __init__(self, backend, prompts, cache=None, threshold=LinkSettings.threshold, ask_threshold=None,
-                 max_attempts=LinkSettings.max_attempts, concurrency=1, backoff=0.5, max_backoff=30.0, lookahead=None, progress=False, fuser=None):
+                 max_attempts=LinkSettings.max_attempts, concurrency=1, backoff=0.5, max_backoff=30.0,
+                 lookahead=None, progress=False, fuser=None):
         self.fuser = fuser  # --combine fuse: inference.fusion.Fuser; None: the LLM's answer overrides
         self.ask_threshold = threshold if ask_threshold is None else ask_threshold
         if self.ask_threshold > threshold:
