@@ -30,7 +30,7 @@ import sys
 
 from inference.budget import threshold_for_budget
 from inference.llm.labels import prompt_builder, resolve_spec
-from inference.llm.link_output import claim_link_output, inputs_of, link_file, write_prompts
+from inference.llm.link_output import claim_link_output, inputs_of, link_file, settle_fused, write_prompts
 from inference.llm.link_run import check_llm, exit_status, link_metrics, linking, print_link_summary
 from inference.records import read_records
 from inference.llm.settings import LinkSettings, add_link_args, check_link_args
@@ -73,7 +73,7 @@ def run(settings):
     # the LLM, its cache and gate are ready before the output is claimed (and, if it must, emptied)
     with linking(settings, prompts) as linker, claim_link_output(settings):  # held until the metrics are written
         link_file(settings, records, linker)
-        linked = read_jsonl(settings.save_file)
+        linked = settle_fused(settings.save_file, read_jsonl(settings.save_file), linker.fuser, settings.threshold)
         metrics = link_metrics(settings, linked, linker)
         write_outputs(settings.save_file, linked, metrics, settings.html)
     print_link_summary(metrics)

@@ -31,7 +31,7 @@ from contextlib import closing
 import torch
 
 from inference.llm.labels import prompt_builder, resolve_spec
-from inference.llm.link_output import inputs_of, keep_answered, say_recomputed, write_prompts
+from inference.llm.link_output import inputs_of, keep_answered, say_recomputed, settle_fused, write_prompts
 from inference.llm.link_run import exit_status, link_metrics, linking, print_link_summary
 from inference.llm.settings import RECOMPUTE, LinkSettings, add_link_args, check_link_args
 from inference.local.predict import check_uncertainty
@@ -102,6 +102,7 @@ def finish(settings, link, config, records, seconds, n_new, linker=None, rescore
         metrics.update(temperature=rescorer.temperature,
                        ece_calibrated=calibrated_ece([r["entity"] for r in records], golds))
     if linker is not None:
+        records = settle_fused(settings.save_file, records, linker.fuser, link.threshold)
         metrics = {**link_metrics(link, records, linker), "labels": config.labels, "local_inference": metrics}
         print_link_summary(metrics)
     write_outputs(settings.save_file, records, metrics, settings.html)

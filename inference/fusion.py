@@ -10,13 +10,22 @@
 
 The gate is two logistic regressions (the LLM right, the local label right) kept as plain numbers (`Fuser`), so loading it runs no code.
 It reads no gold label: `answer` and `gold` are never among its inputs.
+
+On text unlike dev (typos, unseen names, another domain) the local model is right less often
+than dev taught the gate; `Fuser.adapted` moves the gate's trust in it by the shift that
+`inference.shift` estimates from how often the LLM agrees with it on the run's sent spans (no
+gold read). Each final label then depends on the run's answers together: the entry points decide
+every sent span again once all are answered (`inference.llm.link_output.settle_fused`).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
+from inference.shift import ShiftModel, sent_answered
 from utils.versioned_json import read_versioned, write_atomic
 
 COMBINE = ("override", "fuse")
@@ -52,6 +61,8 @@ class Fuser:
     report: dict = field(default_factory=dict)  # what calibration measured (for people, not read)
     coef_local: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))  # P(the local label is right)
     intercept_local: float = 0.0
+    shift: Optional[dict] = None  # `inference.shift.ShiftModel` as plain numbers; None: never adapted
+    delta: float = 0.0  # the shift `adapted` applies (a run's, never saved)
 
     @classmethod
     def abstaining(cls, identity: Optional[dict] = None, report: Optional[dict] = None) -> "Fuser":
@@ -74,8 +85,22 @@ class Fuser:
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
     def advantage(self, span: dict) -> float:
-        """P(the LLM's answer is right) - P(the local label is right), for a span with an answer."""
-        return self._p(self.coef, self.intercept, span) - self._p(self.coef_local, self.intercept_local, span)
+        """P(the LLM's answer is right) - P(the local label is right), for a span with an answer.
+
+        Adapted (`delta` != 0): where the two disagree, each model is right or neither is, with
+        odds a(1 - l) : l(1 - a) : (1 - a)(1 - l)(1 - c) for the LLM's accuracy a and the local
+        model's l. Moving l to l' (its log-odds by `delta`) scales them by (1 - l') / (1 - l),
+        l' / l and (1 - l') / (1 - l): the gate's own three probabilities are reweighted so, with
+        l from the shift model's dev fit of P(local right)."""
+        p_llm, p_local = self._p(self.coef, self.intercept, span), self._p(self.coef_local, self.intercept_local, span)
+        if self.delta == 0.0 or self.shift is None:
+            return p_llm - p_local
+        l_dev = self.shift_model.p_local(span)
+        l_run = 1.0 / (1.0 + math.exp(-(math.log(l_dev / (1.0 - l_dev)) + self.delta)))
+        right, wrong = l_run / l_dev, (1.0 - l_run) / (1.0 - l_dev)
+        neither = max(0.0, 1.0 - p_llm - p_local)
+        total = p_llm * wrong + p_local * right + neither * wrong
+        return (p_llm * wrong - p_local * right) / total if total > 0 else p_llm - p_local
 
     def choose(self, span: dict, threshold: Optional[float] = None) -> str:
         """The final label of a sent span with an answer, sent at `threshold`."""
@@ -85,8 +110,22 @@ class Fuser:
             return pred
         return answer if self.advantage(span) > cutoff else pred
 
+    @functools.cached_property
+    def shift_model(self) -> ShiftModel:
+        return ShiftModel.from_dict(self.shift)
+
+    def adapted(self, records: Sequence[dict], threshold: float) -> "Fuser":
+        """The gate for a run whose records (their spans answered above `threshold`) are `records`:
+        its trust in the local label moved by the estimated shift (`report["applied_shift"]`)."""
+        delta = 0.0
+        if self.shift is not None and not self.abstains:
+            delta = self.shift_model.shift(sent_answered(records, threshold), threshold)
+        return dataclasses.replace(self, delta=delta, report={**self.report, "applied_shift": delta})
+
     def save(self, path: str) -> str:
-        return write_atomic(path, {"format": FORMAT, **asdict(self)}, indent=1)
+        data = asdict(self)
+        del data["delta"]  # a run's, not the calibration's
+        return write_atomic(path, {"format": FORMAT, **data}, indent=1)
 
     @classmethod
     def load(cls, path: str) -> "Fuser":
@@ -102,8 +141,11 @@ class Fuser:
             cutoffs = [[float(t), None if c is None else float(c)] for t, c in data["cutoffs"]]
             if not isinstance(data["identity"], dict) or any(s == 0 for s in data["scale"]):
                 raise ValueError
+            shift = data.get("shift")
+            if shift is not None:
+                ShiftModel.from_dict(shift)
             return cls(*numbers, float(data["intercept"]), sorted(cutoffs), data["identity"], data.get("report") or {},
-                       [float(x) for x in local], float(data["intercept_local"]))
+                       [float(x) for x in local], float(data["intercept_local"]), shift)
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{path}: a damaged link calibration (expected {', '.join(FEATURES)} weights, "
                              "a cutoff and the LLM's identity); rerun python -m inference.llm.calibrate_link") from None

@@ -293,3 +293,33 @@ def test_online_failed_spans_exit_3_and_a_rerun_asks_only_them(spanner_ckpt, tmp
     assert len(server.prompts) == asked + 1
     records = read_jsonl(str(save))
     assert len(records) == 5 and metrics["llm"]["failed"] == 0 and metrics["llm"]["asked"] == asked
+
+
+def test_online_fuse_settles_the_same_adapted_labels_as_two_stages(spanner_ckpt, server, tmp_path, monkeypatch):
+    """--combine fuse online and in two stages: the same final file, every label the adapted gate's."""
+    import inference.llm.link_run
+    from inference.fusion import Fuser
+    from inference.records import decide
+
+    monkeypatch.setattr(inference.llm.link_run, "check_fuser", lambda *a: None)  # a hand-made gate: no identity
+    plain = {"mean": [0.0] * 3, "scale": [1.0] * 3, "coef": [0.0] * 3}
+    gate = Fuser([0.0] * 8, [1.0] * 8, [0.0] * 8, 0.0, [[0.45, 0.0]], intercept_local=0.0,
+                 shift={"local": {**plain, "intercept": 2.2}, "llm": {**plain, "intercept": 2.2}, "coincide": 0.25,
+                        "reference": [[0.45, 0.0]]})  # dev: both right 90 % of the time; unadapted, it takes nothing
+    gate.save(str(tmp_path / "gate.json"))
+    test_file = f"{SAMPLE_DIR}/test.txt"
+    llm = ["--base_url", server.base_url, "--threshold", "0.45", "--combine", "fuse",
+           "--link_calibration", str(tmp_path / "gate.json")]
+    local(spanner_ckpt, tmp_path / "two" / "local.jsonl", "--input_file", test_file)
+    two = llm_inference.main(["--input_file", str(tmp_path / "two" / "local.jsonl"), "--save_file",
+                              str(tmp_path / "two" / "linked.jsonl"), *llm])
+    online = local(spanner_ckpt, tmp_path / "one" / "linked.jsonl", "--input_file", test_file, "--llm_name", "openai",
+                   *llm)
+    text = (tmp_path / "one" / "linked.jsonl").read_text(encoding="utf-8")
+    assert text == (tmp_path / "two" / "linked.jsonl").read_text(encoding="utf-8")
+    records = read_jsonl(str(tmp_path / "one" / "linked.jsonl"))
+    adapted = gate.adapted(records, 0.45)
+    assert online["fuse_shift"] == two["fuse_shift"] == adapted.delta < 0
+    spans = [s for r in records for s in r["entity"]]
+    assert [s["llm_pred"] for s in spans] == [decide(s, 0.45, adapted) for s in spans]
+    assert any(s["llm_pred"] != s["pred"] for s in spans)  # the adapted gate took answers the dev gate would not

@@ -20,17 +20,22 @@ label; a gate cutoff replaces it when its out-of-fold decisions gain more F1 the
 whose decision it changes are a significant win: those it gets right (w) and those the starting
 choice got right (l) satisfy w - l >= SIGNIFICANCE * sqrt(w + l) (a sign test). A budget where
 neither gains keeps the local labels: linking abstains there.
+
+With the gate goes its shift model (`fit_shift`, see inference/shift.py): P(local right) from
+the local model's signals and P(LLM right) from the LLM's, over every answered span, the rate
+at which two wrong labels coincide, and the shift the agreement estimate finds on dev itself.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from inference.budget import threshold_for_budget
 from inference.fusion import FEATURES, Fuser, gate_features
+from inference.shift import Logit, ShiftModel, llm_features, local_features
 
 BUDGETS = (0.05, 0.1, 0.2, 0.5)
 FOLDS = 5
@@ -199,5 +204,26 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
     _, _, coef_local, intercept_local = _logistic(x, y_local)
     fuser = Fuser([float(v) for v in mean], [float(v) for v in scale], [float(v) for v in coef], intercept,
                   sorted([t, c] for t, c in cutoffs.items()), identity or {}, coef_local=[float(v) for v in coef_local],
-                  intercept_local=intercept_local)
+                  intercept_local=intercept_local, shift=asdict(fit_shift(answered, thresholds)))
     return fuser, info
+
+
+def _plain(fitted: tuple) -> Logit:
+    mean, scale, coef, intercept = fitted
+    return Logit([float(v) for v in mean], [float(v) for v in scale], [float(v) for v in coef], float(intercept))
+
+
+def fit_shift(answered: Sequence[Answered], thresholds: dict[float, float]) -> ShiftModel:
+    """The shift model of `inference.shift`, fitted on every answered dev span."""
+    spans = [a.span for a in answered]
+    local_right = np.array([a.span["pred"] == a.gold for a in answered], dtype=int)
+    llm_right = np.array([a.span["llm_answer"] == a.gold for a in answered], dtype=int)
+    both_wrong = [a for a, lr, mr in zip(answered, local_right, llm_right) if not lr and not mr]
+    agree = sum(a.span["llm_answer"] == a.span["pred"] for a in both_wrong)
+    model = ShiftModel(_plain(_logistic(np.array([local_features(s) for s in spans]), local_right)),
+                       _plain(_logistic(np.array([llm_features(s) for s in spans]), llm_right)),
+                       (agree + 1) / (len(both_wrong) + 4), [])  # prior: 1 in 4 (a few labels)
+    for t in sorted(thresholds.values()):
+        found = model.solve([s for s in spans if s["uncertainty"] > t])
+        model.reference.append([t, 0.0 if found is None else found])
+    return model

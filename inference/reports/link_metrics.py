@@ -50,6 +50,8 @@ def link_report(records: list[dict], threshold: float, per_label: bool = False,
     """Scores and change counts with the LLM's answers taken above `threshold` (combined with
     the local labels by `fuser`, `inference.fusion.Fuser`, when given)."""
     with_gold = all("gold" in rec for rec in records)
+    if fuser is not None:  # the gate adapted to these records' answers (inference/shift.py)
+        fuser = fuser.adapted(records, threshold)
     counts = Counter()
     local, linked, golds = [], [], []
     for rec in records:
@@ -68,6 +70,8 @@ def link_report(records: list[dict], threshold: float, per_label: bool = False,
                            "recovered": before == "O" and after == truth})
     report = {"threshold": threshold, "sent": counts["sent"], "changed": counts["changed"],
               "removed": counts["removed"], "added": counts["added"]}
+    if fuser is not None:
+        report["fuse_shift"] = fuser.report["applied_shift"]
     if with_gold:
         report.update(local=_scores(local, golds, per_label), linked=_scores(linked, golds, per_label),
                       fixed=counts["fixed"], broken=counts["broken"], recovered=counts["recovered"],

@@ -1,0 +1,130 @@
+"""How much less (or more) often the local model is right on a run's sent spans than on dev,
+estimated without gold from how often the LLM agrees with it.
+
+A gate fitted on clean dev data trusts the local model as much as dev taught it to; on shifted
+text (typos, unseen names, another domain) the local model is wrong more often at the same
+uncertainty, and the gate then keeps too many local labels. The LLM's answers tell how much:
+where both models answer a span independently, with l the chance the local label is right, a the
+LLM's and c the chance two wrong labels coincide, they agree with probability
+
+    P(agree) = l * a + (1 - l) * (1 - a) * c.
+
+`ShiftModel` holds dev-fitted logistic models of l (from the local model's own signals) and of a
+(from the LLM's), and c. On a run's sent spans it finds the shift `delta` of l's log-odds that
+makes the expected agreements equal the observed ones (`solve`), relative to the shift the same
+estimate finds on dev itself at that threshold (which absorbs what the independence assumption
+gets wrong), shrunk toward 0 for few spans, and clipped. The gate adds it to the log-odds of its
+"local label right" model. Agreement needs no gold: the estimate reads only the two labels.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+LOCAL_FEATURES = ("uncertainty", "confidence", "pred_is_o")
+LLM_FEATURES = ("llm_p_answer", "llm_has_probs", "answer_is_o")
+LIMIT = 3.0  # the largest shift applied, in log-odds
+PRIOR_SPANS = 50  # shrinkage: a shift from n spans is scaled by n / (n + PRIOR_SPANS)
+MIN_SLOPE = 0.05  # below this mean d(agreement)/d(shift) per span the LLM says too little to tell
+
+
+def local_features(span: dict) -> list[float]:
+    confidence = span.get("confidence")
+    confidence = float(confidence) if isinstance(confidence, (int, float)) else 1.0 - float(span["uncertainty"])
+    return [float(span["uncertainty"]), confidence, float(span["pred"] == "O")]
+
+
+def llm_features(span: dict) -> list[float]:
+    answer, probs = span["llm_answer"], span.get("llm_probs")
+    return [float(probs.get(answer, 0.0)) if probs else 1.0, float(bool(probs)), float(answer == "O")]
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+@dataclass
+class Logit:
+    """A standardised logistic model kept as plain numbers."""
+
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+
+    def z(self, x: Sequence[float]) -> float:
+        return self.intercept + sum(c * (v - m) / s for c, v, m, s in zip(self.coef, x, self.mean, self.scale))
+
+    @classmethod
+    def from_dict(cls, data: dict, n: int) -> "Logit":
+        parts = [data[key] for key in ("mean", "scale", "coef")]
+        if any(len(p) != n or not all(isinstance(v, (int, float)) for v in p) for p in parts) or 0 in data["scale"]:
+            raise ValueError("bad logistic model")
+        return cls(*[[float(v) for v in p] for p in parts], float(data["intercept"]))
+
+
+@dataclass
+class ShiftModel:
+    local: Logit  # P(the local label is right) from `local_features`
+    llm: Logit  # P(the LLM's answer is right) from `llm_features`
+    coincide: float  # P(the two agree | both wrong), on dev
+    reference: list[list[float]]  # [threshold, the shift `solve` finds on dev there]
+
+    def p_local(self, span: dict) -> float:
+        """P(the local label is right) as dev saw it, kept inside (0, 1)."""
+        return min(max(_sigmoid(self.local.z(local_features(span))), 1e-6), 1.0 - 1e-6)
+
+    def solve(self, spans: Sequence[dict]) -> Optional[float]:
+        """The log-odds shift of P(local right) that makes the expected agreements over `spans`
+        (answered spans) equal the observed ones; None when the LLM's answers cannot tell."""
+        if not spans:
+            return None
+        z = [self.local.z(local_features(s)) for s in spans]
+        a = [_sigmoid(self.llm.z(llm_features(s))) for s in spans]
+        c = self.coincide
+        observed = sum(s["llm_answer"] == s["pred"] for s in spans)
+
+        def expected(delta: float) -> float:
+            return sum(_sigmoid(zi + delta) * (ai - (1 - ai) * c) + (1 - ai) * c for zi, ai in zip(z, a))
+
+        slope = sum(_sigmoid(zi) * (1 - _sigmoid(zi)) * (ai - (1 - ai) * c) for zi, ai in zip(z, a)) / len(spans)
+        if slope < MIN_SLOPE:
+            return None
+        lo, hi = -2 * LIMIT, 2 * LIMIT
+        if observed <= expected(lo):
+            return lo
+        if observed >= expected(hi):
+            return hi
+        for _ in range(50):  # expected() rises with delta where the LLM beats coincidence
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if expected(mid) < observed else (lo, mid)
+        return (lo + hi) / 2
+
+    def shift(self, spans: Sequence[dict], threshold: float) -> float:
+        """The shift to apply at `threshold` for a run whose sent, answered spans are `spans`."""
+        found = self.solve(spans)
+        if found is None or not self.reference:
+            return 0.0
+        ref = min(self.reference, key=lambda pair: abs(pair[0] - threshold))[1]
+        delta = (found - ref) * len(spans) / (len(spans) + PRIOR_SPANS)
+        return max(-LIMIT, min(LIMIT, delta))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ShiftModel":
+        """A ValueError when `data` is not one."""
+        try:
+            coincide = float(data["coincide"])
+            reference = [[float(t), float(d)] for t, d in data["reference"]]
+            if not 0.0 <= coincide <= 1.0:
+                raise ValueError
+            return cls(Logit.from_dict(data["local"], len(LOCAL_FEATURES)), Logit.from_dict(data["llm"],
+                       len(LLM_FEATURES)), coincide, reference)
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("bad shift model") from None
+
+
+def sent_answered(records: Sequence[dict], threshold: float) -> list[dict]:
+    """The spans of `records` sent at `threshold` that carry an answer."""
+    return [span for rec in records for span in rec["entity"]
+            if span.get("llm_answer") is not None and span["uncertainty"] > threshold]

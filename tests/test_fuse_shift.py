@@ -1,0 +1,208 @@
+"""The fuse gate adapted to a run's own answers (inference/shift.py, `Fuser.adapted`): the
+agreement estimate against its closed form, its direction on shifted text, gold-freeness and
+order-independence, the reweighted advantage against a hand computation, and the entry point
+settling every final label on the adapted gate (the output file holds what the metrics score)."""
+import dataclasses
+import json
+import math
+import random
+
+import pytest
+
+import llm_inference
+from inference.fusion import Fuser
+from inference.llm import calibrate_link
+from inference.llm.link_gain import Answered, budget_thresholds, fit_fuser, gold_label
+from inference.records import decide
+from inference.reports.link_metrics import link_report
+from inference.shift import Logit, ShiftModel
+from tests.helpers import no_real_openai  # noqa: F401 (autouse fixture)
+from tests.support.loopback_server import LLMServer, entity_of
+
+LABELS = ("LOC", "MISC", "ORG", "PER")
+OPTIONS = LABELS + ("O",)
+NAMES = {"LOC": "Location", "MISC": "Miscellaneous", "ORG": "Organization", "PER": "Person", "O": "Non-entity"}
+
+
+def logit(p):
+    return math.log(p / (1 - p))
+
+
+def flat_model(z0, a, c, reference=0.0):
+    """A shift model whose P(local right) is sigmoid(z0) and P(LLM right) is a for every span."""
+    return ShiftModel(Logit([0.0] * 3, [1.0] * 3, [0.0] * 3, z0), Logit([0.0] * 3, [1.0] * 3, [0.0] * 3, logit(a)),
+                      c, [[0.0, reference]])
+
+
+def spans(n_agree, n_disagree):
+    return ([{"pred": "PER", "llm_answer": "PER", "uncertainty": 0.5}] * n_agree
+            + [{"pred": "PER", "llm_answer": "LOC", "uncertainty": 0.5}] * n_disagree)
+
+
+@pytest.mark.parametrize("z0, a, c, agree, total", [(0.0, 0.7, 0.25, 60, 100), (1.0, 0.8, 0.25, 45, 100),
+                                                     (-0.5, 0.6, 0.1, 70, 200)])
+def test_the_shift_solves_the_agreement_equation(z0, a, c, agree, total):
+    # agree / total = l * a + (1 - l) * (1 - a) * c  =>  l = (rate - (1 - a) c) / (a - (1 - a) c)
+    rate = agree / total
+    l = (rate - (1 - a) * c) / (a - (1 - a) * c)
+    assert flat_model(z0, a, c).solve(spans(agree, total - agree)) == pytest.approx(logit(l) - z0, abs=1e-6)
+
+
+def test_applied_shift_is_relative_to_dev_shrunk_and_clipped():
+    model = flat_model(0.0, 0.7, 0.25, reference=0.3)
+    found = model.solve(spans(60, 40))
+    assert model.shift(spans(60, 40), 0.0) == pytest.approx((found - 0.3) * 100 / 150)
+    assert model.shift(spans(2, 998), 0.0) == -3.0  # the local model hardly ever agrees: clipped
+
+
+def test_an_llm_no_better_than_coincidence_cannot_tell_a_shift():
+    assert flat_model(0.0, 0.2, 0.25).solve(spans(10, 90)) is None
+    assert flat_model(0.0, 0.2, 0.25).shift(spans(10, 90), 0.0) == 0.0
+
+
+def test_the_adapted_advantage_reweights_the_gates_three_outcomes():
+    fuser = Fuser([0.0] * 8, [1.0] * 8, [0.0] * 8, logit(0.5), [[0.0, 0.0]], coef_local=[0.0] * 8,
+                  intercept_local=logit(0.3), shift={"local": {"mean": [0, 0, 0], "scale": [1, 1, 1],
+                                                               "coef": [0, 0, 0], "intercept": logit(0.8)},
+                                                     "llm": {"mean": [0, 0, 0], "scale": [1, 1, 1], "coef": [0, 0, 0],
+                                                             "intercept": 0.0},
+                                                     "coincide": 0.25, "reference": [[0.0, 0.0]]})
+    span = {"pred": "PER", "llm_answer": "LOC", "uncertainty": 0.5, "confidence": 0.5}
+    assert fuser.advantage(span) == pytest.approx(0.5 - 0.3)
+    # by hand: l 0.8 -> l' = sigmoid(logit(0.8) - 1); LLM right and neither scaled by (1 - l') / 0.2,
+    # local right by l' / 0.8; p_llm 0.5, p_local 0.3, neither 0.2
+    lp = 1 / (1 + math.exp(-(logit(0.8) - 1)))
+    w, r = (1 - lp) / 0.2, lp / 0.8
+    shifted = dataclasses.replace(fuser, delta=-1.0)
+    assert shifted.advantage(span) == pytest.approx((0.5 * w - 0.3 * r) / (0.5 * w + 0.3 * r + 0.2 * w))
+    assert shifted.advantage(span) > fuser.advantage(span)  # a local model right less often: trust the LLM more
+
+
+# -- on records ------------------------------------------------------------------------------
+
+def records(n, seed, local_right, llm_right=0.5):
+    """n labelled sentences of 3 spans; the local label right with probability local_right(u), the
+    LLM (answering every span) right with probability llm_right, independently."""
+    rng, out = random.Random(seed), []
+    for i in range(n):
+        gold, ents = [], []
+        for j in range(3):
+            label, u = rng.choice(OPTIONS), rng.random()
+            if label != "O":
+                gold.append([j, j, label])
+            wrong = [x for x in OPTIONS if x != label]
+            pred = label if rng.random() < local_right(u) else rng.choice(wrong)
+            answer = label if rng.random() < llm_right else rng.choice(wrong)
+            ents.append({"span": [j, j], "pred": pred, "uncertainty": u, "confidence": 1 - u,
+                         "llm_answer": answer, "llm_status": "linked"})
+        out.append({"id": i, "tokens": ["w"] * 3, "entity": ents, "gold": gold})
+    return out
+
+
+def clean(u):
+    return 1 - 0.6 * u
+
+
+def shifted(u):
+    return 0.7 * (1 - 0.6 * u)
+
+
+@pytest.fixture(scope="module")
+def gate():
+    dev = records(600, 1, clean)
+    thresholds = budget_thresholds(dev)
+    answered = [Answered(s, gold_label(r, s)) for r in dev for s in r["entity"]]
+    fuser, _ = fit_fuser(dev, answered, thresholds)
+    assert fuser.shift is not None and not fuser.abstains
+    return fuser, thresholds
+
+
+def test_text_where_the_local_model_errs_more_moves_the_gate_toward_the_llm(gate):
+    fuser, thresholds = gate
+    t = thresholds[0.5]
+    same = fuser.adapted(records(600, 2, clean), t).report["applied_shift"]
+    worse = fuser.adapted(records(600, 3, shifted), t).report["applied_shift"]
+    assert abs(same) < 0.3 and worse < -0.5
+    test = records(600, 3, shifted)
+    assert (link_report(test, t, fuser=fuser)["linked"]["f1"]
+            > link_report(test, t, fuser=dataclasses.replace(fuser, shift=None))["linked"]["f1"])
+
+
+def test_the_adapted_gate_reads_no_gold_and_no_order(gate):
+    fuser, thresholds = gate
+    t = thresholds[0.2]
+    test = records(400, 4, shifted)
+    blind = [{k: v for k, v in rec.items() if k != "gold"} for rec in test]
+    shuffled = random.Random(0).sample(test, len(test))
+    a, b, c = (fuser.adapted(recs, t) for recs in (test, blind, shuffled))
+    assert a.report["applied_shift"] == b.report["applied_shift"] == c.report["applied_shift"] != 0.0
+    assert [decide(s, t, a) for r in test for s in r["entity"]] == [decide(s, t, b) for r in blind
+                                                                     for s in r["entity"]]
+
+
+def test_a_saved_gate_keeps_its_shift_model_but_not_a_runs_shift(gate, tmp_path):
+    fuser, thresholds = gate
+    adapted = fuser.adapted(records(300, 5, shifted), thresholds[0.2])
+    path = str(tmp_path / "gate.json")
+    adapted.save(path)
+    data = json.load(open(path))
+    assert "delta" not in data and data["shift"] == fuser.shift
+    assert Fuser.load(path).delta == 0.0
+
+
+def test_a_damaged_shift_model_is_one_line(gate, tmp_path):
+    fuser, _ = gate
+    path = tmp_path / "gate.json"
+    fuser.save(str(path))
+    data = json.load(open(path))
+    data["shift"]["coincide"] = 3
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError) as err:
+        Fuser.load(str(path))
+    assert str(err.value).startswith(f"{path}: a damaged link calibration") and "\n" not in str(err.value)
+
+
+# -- end to end ------------------------------------------------------------------------------
+
+def write_split(path, recs):
+    with open(path, "w") as f:
+        for rec in recs:
+            words = [f"Sx{rec['id']}w{j}{path.stem}" for j in range(3)]
+            ents = [{k: v for k, v in s.items() if not k.startswith("llm_")} | {"entity": words[s["span"][0]]}
+                    for s in rec["entity"]]
+            f.write(json.dumps({**rec, "tokens": words, "sentence": " ".join(words), "entity": ents}) + "\n")
+    with open(str(path) + ".metrics.json", "w") as f:
+        json.dump({"labels": ["O", *LABELS]}, f)
+
+
+def test_the_linked_file_holds_the_adapted_decisions_and_a_rerun_keeps_them(tmp_path):
+    dev, test = records(600, 1, clean), records(600, 3, shifted)
+    write_split(tmp_path / "dev.jsonl", dev)
+    write_split(tmp_path / "test.jsonl", test)
+    truth = {}
+    for name, recs in (("dev", dev), ("test", test)):
+        for rec in recs:
+            gold = {(g[0], g[1]): g[2] for g in rec["gold"]}
+            for s in rec["entity"]:
+                truth[f"Sx{rec['id']}w{s['span'][0]}{name}"] = (gold.get(tuple(s["span"]), "O"), s["llm_answer"])
+
+    def answer(prompt):
+        return NAMES[truth[entity_of(prompt)][1]]
+
+    llm = ["--dataname", "conll03", "--llm_name", "gpt", "--answer_mode", "choice"]
+    save = tmp_path / "linked.jsonl"
+    with LLMServer(answer=answer, structured="honour") as server:
+        calibrate_link.main(["--input_file", str(tmp_path / "dev.jsonl"), *llm, "--base_url", server.base_url])
+        argv = ["--input_file", str(tmp_path / "test.jsonl"), "--save_file", str(save), *llm,
+                "--base_url", server.base_url, "--budget", "0.5", "--combine", "fuse"]
+        metrics = llm_inference.main(argv)
+        first = save.read_text()
+        again = llm_inference.main(argv)
+    linked = [json.loads(line) for line in first.splitlines()]
+    fuser = Fuser.load(str(tmp_path / "link_calibration.json")).adapted(linked, metrics["threshold"])
+    assert metrics["fuse_shift"] == fuser.report["applied_shift"] != 0.0
+    t, dev_gate = metrics["threshold"], Fuser.load(str(tmp_path / "link_calibration.json"))
+    finals = [(s["llm_pred"], decide(s, t, fuser), decide(s, t, dev_gate)) for r in linked for s in r["entity"]]
+    assert all(have == want for have, want, _ in finals)
+    assert any(want != as_written for _, want, as_written in finals)  # the adapted gate decided some differently
+    assert again["linked"] == metrics["linked"] and save.read_text() == first
