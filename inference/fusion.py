@@ -6,10 +6,12 @@
                what both models say of the span: the local uncertainty and confidence, whether
                the span is a candidate (tagged O), the LLM's probability of its answer and of the
                local label (`llm_probs`; without them, the answer alone), and which of the two
-               is "O". When dev says the LLM never pays, the gate never takes it: linking abstains.
+               is "O": it takes the answer where that raises the expected F1. Where dev says the
+               LLM does not pay, the gate never takes it: linking abstains.
 
-The gate is two logistic regressions (the LLM right, the local label right) kept as plain numbers (`Fuser`), so loading it runs no code.
-It reads no gold label: `answer` and `gold` are never among its inputs.
+The gate is two logistic regressions (the LLM right, the local label right) kept as plain
+numbers (`Fuser`), so loading it runs no code. It reads no gold label: `answer` and `gold` are
+never among its inputs.
 
 On text unlike dev (typos, unseen names, another domain) the local model is right less often
 than dev taught the gate; `Fuser.adapted` moves the gate's trust in it by the shift that
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
@@ -29,7 +32,8 @@ from inference.shift import ShiftModel, sent_answered
 from utils.versioned_json import read_versioned, write_atomic
 
 COMBINE = ("override", "fuse")
-FORMAT = "linkner-link-calibration/2"
+FORMAT = "linkner-link-calibration/3"
+OLDER = "linkner-link-calibration/"  # the prefix every version of this file carries
 FEATURES = ("uncertainty", "confidence", "candidate", "llm_p_answer", "llm_p_pred", "llm_has_probs",
             "answer_is_o", "pred_is_o")
 
@@ -45,12 +49,20 @@ def gate_features(span: dict) -> list[float]:
             float(answer == "O"), float(pred == "O")]
 
 
+def expected_gain(p_llm: float, p_local: float, answer: str, pred: str, price: float) -> float:
+    """What taking the LLM's answer instead of the local label adds to F1, up to a positive
+    factor: with F1 = 2 TP / (P + G), a change of dTP true positives and dP predicted entities
+    moves it by 2 (dTP - F1 / 2 * dP) / (P + G). Here dTP is expected (the answer right, an
+    entity gained; the local label right, one lost) and `price` is F1 / 2."""
+    d_tp = p_llm * (answer != "O") - p_local * (pred != "O")
+    return d_tp - price * ((answer != "O") - (pred != "O"))
+
+
 @dataclass
 class Fuser:
-    """The fitted gate: take the LLM's answer when P(the answer is right) - P(the local label is
-    right), its `advantage`, is above the cutoff fitted for
-    the budget whose dev threshold is nearest the run's threshold (`cutoffs`: [threshold, cutoff]
-    pairs; a cutoff of None never takes the answer: linking abstains at that budget)."""
+    """The fitted gate: where dev says linking pays at the budget whose dev threshold is nearest
+    the run's (`cutoffs`: [threshold, 0.0] pairs; None instead of 0.0 abstains there), take the
+    LLM's answer when that raises the expected F1 (`expected_gain`, `price` = half the local F1)."""
 
     mean: list[float]
     scale: list[float]
@@ -62,6 +74,7 @@ class Fuser:
     coef_local: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))  # P(the local label is right)
     intercept_local: float = 0.0
     shift: Optional[dict] = None  # `inference.shift.ShiftModel` as plain numbers; None: never adapted
+    price: float = 0.5  # half the local F1 on dev: what one more predicted entity costs in F1
     delta: float = 0.0  # the shift `adapted` applies (a run's, never saved)
 
     @classmethod
@@ -84,31 +97,38 @@ class Fuser:
         z = intercept + sum(c * (x - m) / s for c, x, m, s in zip(coef, gate_features(span), self.mean, self.scale))
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
-    def advantage(self, span: dict) -> float:
-        """P(the LLM's answer is right) - P(the local label is right), for a span with an answer.
+    def outcomes(self, span: dict) -> tuple[float, float]:
+        """(P(the LLM's answer is right), P(the local label is right)) for a span where the two
+        differ: the gate's two regressions, "neither" taking the rest, normalised.
 
         Adapted (`delta` != 0): where the two disagree, each model is right or neither is, with
         odds a(1 - l) : l(1 - a) : (1 - a)(1 - l)(1 - c) for the LLM's accuracy a and the local
         model's l. Moving l to l' (its log-odds by `delta`) scales them by (1 - l') / (1 - l),
-        l' / l and (1 - l') / (1 - l): the gate's own three probabilities are reweighted so, with
-        l from the shift model's dev fit of P(local right)."""
+        l' / l and (1 - l') / (1 - l): the gate's three probabilities are reweighted so, with l
+        from the shift model's dev fit of P(local right)."""
         p_llm, p_local = self._p(self.coef, self.intercept, span), self._p(self.coef_local, self.intercept_local, span)
-        if self.delta == 0.0 or self.shift is None:
-            return p_llm - p_local
-        l_dev = self.shift_model.p_local(span)
-        l_run = 1.0 / (1.0 + math.exp(-(math.log(l_dev / (1.0 - l_dev)) + self.delta)))
-        right, wrong = l_run / l_dev, (1.0 - l_run) / (1.0 - l_dev)
         neither = max(0.0, 1.0 - p_llm - p_local)
-        total = p_llm * wrong + p_local * right + neither * wrong
-        return (p_llm * wrong - p_local * right) / total if total > 0 else p_llm - p_local
+        if self.delta != 0.0 and self.shift is not None:
+            l_dev = self.shift_model.p_local(span)
+            l_run = 1.0 / (1.0 + math.exp(-(math.log(l_dev / (1.0 - l_dev)) + self.delta)))
+            right, wrong = l_run / l_dev, (1.0 - l_run) / (1.0 - l_dev)
+            p_llm, p_local, neither = p_llm * wrong, p_local * right, neither * wrong
+        total = p_llm + p_local + neither
+        return p_llm / total, p_local / total
+
+    def advantage(self, span: dict) -> float:
+        """P(the LLM's answer is right) - P(the local label is right), for a span with an answer."""
+        p_llm, p_local = self.outcomes(span)
+        return p_llm - p_local
 
     def choose(self, span: dict, threshold: Optional[float] = None) -> str:
-        """The final label of a sent span with an answer, sent at `threshold`."""
+        """The final label of a sent span with an answer, sent at `threshold`: the local label
+        where dev says linking does not pay at that budget, else the label of the larger
+        expected F1 (`expected_gain`)."""
         answer, pred = span["llm_answer"], span["pred"]
-        cutoff = self.cutoff(threshold)
-        if answer == pred or cutoff is None:
+        if answer == pred or self.cutoff(threshold) is None:
             return pred
-        return answer if self.advantage(span) > cutoff else pred
+        return answer if expected_gain(*self.outcomes(span), answer, pred, self.price) > 0 else pred
 
     @functools.cached_property
     def shift_model(self) -> ShiftModel:
@@ -123,6 +143,7 @@ class Fuser:
         return dataclasses.replace(self, delta=delta, report={**self.report, "applied_shift": delta})
 
     def save(self, path: str) -> str:
+        """Write the gate to `path` (a run's `delta` is not part of it)."""
         data = asdict(self)
         del data["delta"]  # a run's, not the calibration's
         return write_atomic(path, {"format": FORMAT, **data}, indent=1)
@@ -130,7 +151,13 @@ class Fuser:
     @classmethod
     def load(cls, path: str) -> "Fuser":
         """The gate in `path`; a ValueError naming the file when it is damaged or foreign."""
-        data = read_versioned(path, FORMAT, "link calibration")
+        try:
+            data = read_versioned(path, FORMAT, "link calibration")
+        except ValueError:
+            if older_format(path):
+                raise ValueError(f"{path}: a link calibration of an older format ({older_format(path)}); rerun "
+                                 "python -m inference.llm.calibrate_link (it replaces the file)") from None
+            raise
         try:
             numbers = [data[key] for key in ("mean", "scale", "coef")]
             local = data["coef_local"]
@@ -144,8 +171,22 @@ class Fuser:
             shift = data.get("shift")
             if shift is not None:
                 ShiftModel.from_dict(shift)
+            price = data["price"]
+            if isinstance(price, bool) or not (isinstance(price, (int, float)) and 0.0 <= price <= 0.5):
+                raise ValueError
             return cls(*numbers, float(data["intercept"]), sorted(cutoffs), data["identity"], data.get("report") or {},
-                       [float(x) for x in local], float(data["intercept_local"]), shift)
+                       [float(x) for x in local], float(data["intercept_local"]), shift, float(price))
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{path}: a damaged link calibration (expected {', '.join(FEATURES)} weights, "
-                             "a cutoff and the LLM's identity); rerun python -m inference.llm.calibrate_link") from None
+                             "the budgets, the price and the LLM's identity); rerun python -m inference.llm.calibrate_link"
+                             ) from None
+
+
+def older_format(path: str) -> Optional[str]:
+    """The format of an older version of this file at `path`, or None."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            fmt = json.load(f).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return fmt if isinstance(fmt, str) and fmt.startswith(OLDER) and fmt != FORMAT else None

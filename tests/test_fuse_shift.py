@@ -10,7 +10,7 @@ import random
 import pytest
 
 import llm_inference
-from inference.fusion import Fuser
+from inference.fusion import Fuser, expected_gain
 from inference.llm import calibrate_link
 from inference.llm.link_gain import Answered, budget_thresholds, fit_fuser, gold_label
 from inference.records import decide
@@ -76,6 +76,19 @@ def test_the_adapted_advantage_reweights_the_gates_three_outcomes():
     shifted = dataclasses.replace(fuser, delta=-1.0)
     assert shifted.advantage(span) == pytest.approx((0.5 * w - 0.3 * r) / (0.5 * w + 0.3 * r + 0.2 * w))
     assert shifted.advantage(span) > fuser.advantage(span)  # a local model right less often: trust the LLM more
+
+
+def test_expected_gain_against_hand_counts():
+    # F1 = 2 TP / (P + G): at F1 0.9 (price 0.45) one more predicted entity must be right with
+    # probability above 0.45 to pay; one fewer pays when it was right with probability below 0.45
+    assert expected_gain(0.6, 0.3, "PER", "O", 0.45) == pytest.approx(0.6 - 0.45)  # O -> entity
+    assert expected_gain(0.6, 0.3, "O", "PER", 0.45) == pytest.approx(0.45 - 0.3)  # entity -> O
+    assert expected_gain(0.6, 0.3, "LOC", "PER", 0.45) == pytest.approx(0.6 - 0.3)  # a type for a type
+    # the exact F1 change of the O -> entity switch, for TP 9, P 10, G 10 (F1 0.9): right it gives
+    # 20 / 21, wrong 18 / 21; its expectation beats 0.9 exactly when p > 0.45
+    for p in (0.40, 0.50):
+        change = p * 20 / 21 + (1 - p) * 18 / 21 - 0.9
+        assert (change > 0) == (expected_gain(p, 0.0, "PER", "O", 0.45) > 0)
 
 
 # -- on records ------------------------------------------------------------------------------
@@ -193,6 +206,9 @@ def test_the_linked_file_holds_the_adapted_decisions_and_a_rerun_keeps_them(tmp_
     save = tmp_path / "linked.jsonl"
     with LLMServer(answer=answer, structured="honour") as server:
         calibrate_link.main(["--input_file", str(tmp_path / "dev.jsonl"), *llm, "--base_url", server.base_url])
+        gate = json.loads((tmp_path / "link_calibration.json").read_text())
+        gate["cutoffs"] = [[t, 0.0] for t, _ in gate["cutoffs"]]  # the gate decides at every budget
+        (tmp_path / "link_calibration.json").write_text(json.dumps(gate))
         argv = ["--input_file", str(tmp_path / "test.jsonl"), "--save_file", str(save), *llm,
                 "--base_url", server.base_url, "--budget", "0.5", "--combine", "fuse"]
         metrics = llm_inference.main(argv)

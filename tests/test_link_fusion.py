@@ -201,7 +201,7 @@ def test_a_calibration_for_another_llm_or_prompt_is_refused(splits, capsys):
 
 @pytest.mark.parametrize("content, problem", [("{not json", "not JSON"),
                                               ('{"format": "other/1"}', "not a link calibration"),
-                                              ('{"format": "linkner-link-calibration/1", "mean": [1]}', "damaged")])
+                                              ('{"format": "linkner-link-calibration/3", "mean": [1]}', "damaged")])
 def test_a_damaged_or_foreign_calibration_is_one_line_and_nothing_is_overwritten(splits, content, problem):
     path = splits / "link_calibration.json"
     path.write_text(content)
@@ -213,6 +213,19 @@ def test_a_damaged_or_foreign_calibration_is_one_line_and_nothing_is_overwritten
             preflight(splits, server)
         assert str(stop.value.code).startswith(f"error: {path}")
     assert path.read_text() == content and not (splits / "test.linked.jsonl").exists()
+
+
+def test_an_older_calibration_is_refused_by_linking_and_replaced_by_the_preflight(splits):
+    path = splits / "link_calibration.json"
+    path.write_text('{"format": "linkner-link-calibration/2", "cutoffs": []}')
+    answer = oracle(TRUTH, accuracy=0.6)
+    with LLMServer(answer=answer, structured="honour", logprobs=informative(answer)) as server:
+        with pytest.raises(SystemExit) as stop:
+            link(splits, server, "--combine", "fuse")
+        message = str(stop.value.code)
+        assert message.startswith(f"error: {path}") and "older format (linkner-link-calibration/2)" in message
+        preflight(splits, server)
+    assert Fuser.load(str(path)).price > 0
 
 
 def test_fuse_without_a_calibration_says_how_to_make_one(splits):

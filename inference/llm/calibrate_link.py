@@ -24,7 +24,7 @@ import os
 import random
 import sys
 
-from inference.fusion import Fuser
+from inference.fusion import Fuser, older_format
 from inference.llm.labels import prompt_builder, resolve_spec
 from inference.llm.link_gain import BUDGETS, Answered, budget_thresholds, fit_fuser, gain_table, gold_label
 from inference.llm.link_run import link_identity, linking
@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[CalibrationSettings, Link
 
 def refuse_foreign(path: str) -> None:
     """Never replace a file that is not a whole link calibration (a damaged one is left to look at)."""
-    if os.path.exists(path):
+    if os.path.exists(path) and not older_format(path):  # an older version of its own output is replaced
         try:
             Fuser.load(path)
         except (ValueError, OSError) as err:

@@ -13,13 +13,17 @@ figure is the linked F1 itself.
 
 The gate (`fit_fuser`): two logistic regressions on `inference.fusion.gate_features`, one for
 whether the LLM's answer is right and one for whether the local label is, on the answered spans
-where the two differ; the gate's score is the difference of the two probabilities (how much
-likelier the LLM is to be right), out of fold (5 folds) for choosing cutoffs. Per budget, the starting choice is the paper's rule (every
-answer) where dev says it gains F1, else keeping every local
-label; a gate cutoff replaces it when its out-of-fold decisions gain more F1 there and the spans
-whose decision it changes are a significant win: those it gets right (w) and those the starting
-choice got right (l) satisfy w - l >= SIGNIFICANCE * sqrt(w + l) (a sign test). A budget where
-neither gains keeps the local labels: linking abstains there.
+where the two differ. Whether a budget links at all is chosen on their score, the difference of
+the two probabilities (how much likelier the LLM is to be right), out of fold (5 folds). Per
+budget, the starting choice is the paper's rule (every answer) where dev says it gains F1, else
+keeping every local label; a cutoff of the score replaces it when its out-of-fold decisions gain
+more F1 there and the spans whose decision it changes are a significant win: those it gets right
+(w) and those the starting choice got right (l) satisfy w - l >= SIGNIFICANCE * sqrt(w + l) (a
+sign test). A budget where neither gains keeps the local labels: linking abstains there. At a
+budget that links, each span takes the LLM's answer where that raises the expected F1
+(`inference.fusion.expected_gain`, one more predicted entity priced at half the local F1 on dev):
+the cutoff itself is kept only as a record, since the run's own answers move the probabilities
+(inference/shift.py). The out-of-fold table scores those expected-gain decisions.
 
 With the gate goes its shift model (`fit_shift`, see inference/shift.py): P(local right) from
 the local model's signals and P(LLM right) from the LLM's, over every answered span, the rate
@@ -165,20 +169,23 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
     if len(rows) < MIN_ROWS:
         info["why"] = "too few disagreements to fit a gate"
         return Fuser.abstaining(identity), info
+    split = Split(records)
+    local = f1(*split.counts)
     x = np.array([gate_features(a.span) for a in rows])
     oof = np.zeros(len(rows))
+    taken = set()  # the rows whose out-of-fold expected-gain decision takes the LLM's answer
     order = np.random.default_rng(seed).permutation(len(rows))
     for k in range(FOLDS):
         test = order[k::FOLDS]
         train = np.setdiff1d(order, test)
-        oof[test] = _advantage(x[test], _logistic(x[train], y[train]), _logistic(x[train], y_local[train]))
+        fitted, fitted_local = _logistic(x[train], y[train]), _logistic(x[train], y_local[train])
+        oof[test] = _advantage(x[test], fitted, fitted_local)
+        gate = _gate(fitted, fitted_local, [[0.0, 0.0]], local / 2)
+        taken |= {id(rows[i].span) for i in test if gate.choose(rows[i].span) != rows[i].span["pred"]}
     p_of = {id(a.span): p for a, p in zip(rows, oof)}
 
     def take(a: Answered, cutoff: Optional[float]) -> bool:
         return cutoff is not None and p_of.get(id(a.span), -1.0) > cutoff
-
-    split = Split(records)
-    local = f1(*split.counts)
     candidates = [-math.inf, *sorted(set(np.round(np.quantile(oof, np.linspace(0, 1, CUTOFFS)), 6)))]
     cutoffs = {}  # per budget: None (keep the local labels), -2 (every answer) or a gate cutoff
     for b, t in thresholds.items():
@@ -194,18 +201,26 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
             if g > best_gain and _significant(differ, keep_local=best is not None):
                 best, best_gain = cutoff, g
         cutoffs[t] = None if best is None else max(best, -2.0)  # -2: every answer (the advantage is >= -1)
-    info["cutoffs"] = {str(b): cutoffs[t] for b, t in thresholds.items()}
+    info["cutoffs"] = {str(b): cutoffs[t] for b, t in thresholds.items()}  # what dev chose, for the record
+    # what a run does: at a budget that links, the expected-gain decisions (out of fold here)
     info["out_of_fold"] = gain_table(split, answered, thresholds, lambda a, t: a.span["llm_answer"]
-                                     if take(a, cutoffs[t]) else a.span["pred"])
+                                     if cutoffs[t] is not None and id(a.span) in taken else a.span["pred"])
     if all(c is None for c in cutoffs.values()):
         info["why"] = "no cutoff gains F1 on dev with a significant win at any budget"
         return Fuser.abstaining(identity), info
-    mean, scale, coef, intercept = _logistic(x, y)
-    _, _, coef_local, intercept_local = _logistic(x, y_local)
-    fuser = Fuser([float(v) for v in mean], [float(v) for v in scale], [float(v) for v in coef], intercept,
-                  sorted([t, c] for t, c in cutoffs.items()), identity or {}, coef_local=[float(v) for v in coef_local],
-                  intercept_local=intercept_local, shift=asdict(fit_shift(answered, thresholds)))
+    links = sorted([t, None if c is None else 0.0] for t, c in cutoffs.items())
+    fuser = _gate(_logistic(x, y), _logistic(x, y_local), links, local / 2, identity=identity or {},
+                  shift=asdict(fit_shift(answered, thresholds)))
     return fuser, info
+
+
+def _gate(fitted: tuple, fitted_local: tuple, cutoffs: list, price: float, **extra) -> Fuser:
+    """A `Fuser` from the two fits (the same features, so the same mean and scale)."""
+    mean, scale, coef, intercept = fitted
+    _, _, coef_local, intercept_local = fitted_local
+    plain = lambda v: [float(x) for x in v]  # noqa: E731
+    return Fuser(plain(mean), plain(scale), plain(coef), float(intercept), cutoffs, coef_local=plain(coef_local),
+                 intercept_local=float(intercept_local), price=price, **extra)
 
 
 def _plain(fitted: tuple) -> Logit:
