@@ -116,11 +116,6 @@ class Fuser:
         total = p_llm + p_local + neither
         return p_llm / total, p_local / total
 
-    def advantage(self, span: dict) -> float:
-        """P(the LLM's answer is right) - P(the local label is right), for a span with an answer."""
-        p_llm, p_local = self.outcomes(span)
-        return p_llm - p_local
-
     def choose(self, span: dict, threshold: Optional[float] = None) -> str:
         """The final label of a sent span with an answer, sent at `threshold`: the local label
         where dev says linking does not pay at that budget, else the label of the larger

@@ -60,7 +60,7 @@ def test_an_llm_no_better_than_coincidence_cannot_tell_a_shift():
     assert flat_model(0.0, 0.2, 0.25).shift(spans(10, 90), 0.0) == 0.0
 
 
-def test_the_adapted_advantage_reweights_the_gates_three_outcomes():
+def test_the_adapted_gate_reweights_its_three_outcomes():
     fuser = Fuser([0.0] * 8, [1.0] * 8, [0.0] * 8, logit(0.5), [[0.0, 0.0]], coef_local=[0.0] * 8,
                   intercept_local=logit(0.3), shift={"local": {"mean": [0, 0, 0], "scale": [1, 1, 1],
                                                                "coef": [0, 0, 0], "intercept": logit(0.8)},
@@ -68,14 +68,15 @@ def test_the_adapted_advantage_reweights_the_gates_three_outcomes():
                                                              "intercept": 0.0},
                                                      "coincide": 0.25, "reference": [[0.0, 0.0]]})
     span = {"pred": "PER", "llm_answer": "LOC", "uncertainty": 0.5, "confidence": 0.5}
-    assert fuser.advantage(span) == pytest.approx(0.5 - 0.3)
+    assert fuser.outcomes(span) == pytest.approx((0.5, 0.3))
     # by hand: l 0.8 -> l' = sigmoid(logit(0.8) - 1); LLM right and neither scaled by (1 - l') / 0.2,
     # local right by l' / 0.8; p_llm 0.5, p_local 0.3, neither 0.2
     lp = 1 / (1 + math.exp(-(logit(0.8) - 1)))
     w, r = (1 - lp) / 0.2, lp / 0.8
     shifted = dataclasses.replace(fuser, delta=-1.0)
-    assert shifted.advantage(span) == pytest.approx((0.5 * w - 0.3 * r) / (0.5 * w + 0.3 * r + 0.2 * w))
-    assert shifted.advantage(span) > fuser.advantage(span)  # a local model right less often: trust the LLM more
+    total = 0.5 * w + 0.3 * r + 0.2 * w
+    assert shifted.outcomes(span) == pytest.approx((0.5 * w / total, 0.3 * r / total))
+    assert shifted.outcomes(span)[0] > 0.5 and shifted.outcomes(span)[1] < 0.3  # a local model right less often
 
 
 def test_expected_gain_against_hand_counts():
