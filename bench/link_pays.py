@@ -180,8 +180,9 @@ def pct(x):
 
 def markdown(results):
     m = results["machine"]
-    lines = [f"Measured on {m['cpu']} ({m['cores']} cores, torch {m['torch']}) by `python bench/link_pays.py "
-             "--data_dir ../shared/data`; GloVe E-NER (bench/run.py's checkpoints), E-NER's evidential uncertainty."]
+    command = " ".join(["python bench/link_pays.py", *results.get("argv", ["--data_dir", "../shared/data"])])
+    lines = [f"Measured on {m['cpu']} ({m['cores']} cores, torch {m['torch']}) by `{command}`; GloVe E-NER "
+             "(bench/run.py's checkpoints), E-NER's evidential uncertainty."]
     real_rows = results.get("real")
     if real_rows:
         cal = real_rows.get("conll03|preflight", {})
@@ -273,6 +274,9 @@ def main():
     SETS = [(d, m) for d, m in SETS if d in args.datasets.split(",")]
     results = json.load(open(args.out)) if os.path.isfile(args.out) else {}
     results["machine"] = machine()
+    if args.part in ("both", "real"):  # the real rows' scope is what the command line says
+        results["argv"] = ["--data_dir", args.data_dir, "--sample", str(args.sample), "--sentences",
+                           str(args.sentences), "--datasets", args.datasets]
     if args.part in ("both", "simulated"):
         results["simulated"] = {**results.get("simulated", {}), **simulated(args.data_dir)}
         results["plot"] = os.path.relpath(plot(results, os.path.join(ROOT, "bench", "link_pays.png")), ROOT)
