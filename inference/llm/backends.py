@@ -98,11 +98,16 @@ def choice_schema(options: Sequence[str]) -> dict[str, Any]:
                    "required": ["answer"], "additionalProperties": False}}}
 
 
+_SAID = threading.Lock()  # worker threads share the sets `say_once` reads
+
+
 def say_once(flags: set[str], key: str, message: str) -> None:
-    """Print `message` to stderr the first time `key` is seen in the set `flags`."""
-    if key not in flags:
+    """Print `message` to stderr the first time `key` is seen in the set `flags` (thread-safe)."""
+    with _SAID:
+        if key in flags:
+            return
         flags.add(key)
-        print(f"warning: {message}", file=sys.stderr)
+    print(f"warning: {message}", file=sys.stderr)
 
 
 class OpenAIBackend(Backend):
