@@ -186,6 +186,7 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
 
     def take(a: Answered, cutoff: Optional[float]) -> bool:
         return cutoff is not None and p_of.get(id(a.span), -1.0) > cutoff
+
     candidates = [-math.inf, *sorted(set(np.round(np.quantile(oof, np.linspace(0, 1, CUTOFFS)), 6)))]
     cutoffs = {}  # per budget: None (keep the local labels), -2 (every answer) or a gate cutoff
     for b, t in thresholds.items():
