@@ -10,7 +10,6 @@ append to or replace; and a run that will call an LLM must have one configured. 
 """
 import json
 import os
-import sys
 
 from dataloaders.readers import STDIN, split_path
 from inference.llm.backends import NotConfigured, check_configured
@@ -96,7 +95,7 @@ def check_llm_configured(settings: LinkSettings) -> None:
     try:
         check_configured(settings)
     except NotConfigured as err:
-        sys.exit(f"{err}.\nRun with --dry_run to write the prompts without calling an LLM.")
+        err.refuse()
 
 
 def check_link_run(settings: LinkSettings) -> None:

@@ -121,7 +121,8 @@ def test_no_llm_configured_says_so_and_suggests_dry_run(tmp_path, llm):
     input_file = write_input(tmp_path, n=1)
     with pytest.raises(SystemExit) as exit_:
         llm_inference.main(["--input_file", input_file, "--save_file", str(tmp_path / "x.jsonl"), *llm])
-    assert "no LLM configured" in str(exit_.value) and "--dry_run" in str(exit_.value)
+    message = str(exit_.value)
+    assert message.startswith("error: no LLM configured") and "--dry_run" in message and "\n" not in message
 
 
 def test_a_partial_output_is_continued(tmp_path):

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, NoReturn, Optional, Sequence
 
 from inference.llm.answers import is_structured
 from inference.llm.logprobs import option_probs, reply_tokens
@@ -53,6 +53,10 @@ class FatalError(RuntimeError):
 
 class NotConfigured(RuntimeError):
     """No LLM to call: the message says what to set."""
+
+    def refuse(self) -> NoReturn:
+        """Stop the run with one line: what to set, and the dry run that needs nothing."""
+        sys.exit(f"error: {self}; or give --dry_run to write the prompts without calling an LLM")
 
 
 @dataclass

@@ -38,7 +38,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from inference.budget import threshold_for_budget
-from inference.fusion import FEATURES, Fuser, gate_features
+from inference.fusion import Fuser, gate_features
 from inference.shift import Logit, ShiftModel, llm_features, local_features
 
 BUDGETS = (0.05, 0.1, 0.2, 0.5)

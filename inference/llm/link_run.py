@@ -32,7 +32,7 @@ def check_llm(settings: LinkSettings) -> int:
         try:
             check_configured(s)
         except NotConfigured as err:
-            sys.exit(f"error: {err}")
+            err.refuse()
     print("settings OK")
     return 0
 
@@ -49,7 +49,7 @@ def linking(settings: LinkSettings, prompts: PromptBuilder) -> Iterator[Linker]:
     try:
         backend = make_backend(s, options=prompts.spec.option_names() if s.answer_mode == "choice" else None)
     except NotConfigured as err:
-        sys.exit(f"{err}.\nRun with --dry_run to write the prompts without calling an LLM.")
+        err.refuse()
     if fuser is not None:
         check_fuser(s, fuser, backend)
     batching = backend.batch_size > 1  # a local model takes its concurrency as batches
