@@ -28,7 +28,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
-from inference.shift import ShiftModel, sent_answered
+from inference.shift import Logit, ShiftModel, llm_features, local_features, sent_answered, sigmoid
 from utils.versioned_json import read_versioned, write_atomic
 
 COMBINE = ("override", "fuse")
@@ -39,14 +39,13 @@ FEATURES = ("uncertainty", "confidence", "candidate", "llm_p_answer", "llm_p_pre
 
 
 def gate_features(span: dict) -> list[float]:
-    """The gate's inputs for a span with an LLM answer; gold-free by construction."""
-    answer, pred, probs = span["llm_answer"], span["pred"], span.get("llm_probs")
-    p_answer = float(probs.get(answer, 0.0)) if probs else 1.0
-    p_pred = float(probs.get(pred, 0.0)) if probs else float(answer == pred)
-    confidence = span.get("confidence")
-    confidence = float(confidence) if isinstance(confidence, (int, float)) else 1.0 - float(span["uncertainty"])
-    return [float(span["uncertainty"]), confidence, float(pred == "O"), p_answer, p_pred, float(bool(probs)),
-            float(answer == "O"), float(pred == "O")]
+    """The gate's inputs for a span with an answer (`FEATURES`): the shift model's local and LLM
+    signals, and the LLM's probability of the local label; gold-free by construction."""
+    uncertainty, confidence, pred_is_o = local_features(span)
+    p_answer, has_probs, answer_is_o = llm_features(span)
+    probs = span.get("llm_probs")
+    p_pred = float(probs.get(span["pred"], 0.0)) if probs else float(span["llm_answer"] == span["pred"])
+    return [uncertainty, confidence, pred_is_o, p_answer, p_pred, has_probs, answer_is_o, pred_is_o]
 
 
 def expected_gain(p_llm: float, p_local: float, answer: str, pred: str, price: float) -> float:
@@ -93,9 +92,8 @@ class Fuser:
             return self.cutoffs[0][1]  # the largest budget's (the lowest threshold)
         return min(self.cutoffs, key=lambda pair: abs(pair[0] - threshold))[1]
 
-    def _p(self, coef: list[float], intercept: float, span: dict) -> float:
-        z = intercept + sum(c * (x - m) / s for c, x, m, s in zip(coef, gate_features(span), self.mean, self.scale))
-        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+    def _p(self, coef: list[float], intercept: float, features: list[float]) -> float:
+        return sigmoid(Logit(self.mean, self.scale, coef, intercept).z(features))
 
     def outcomes(self, span: dict) -> tuple[float, float]:
         """(P(the LLM's answer is right), P(the local label is right)) for a span where the two
@@ -106,11 +104,12 @@ class Fuser:
         model's l. Moving l to l' (its log-odds by `delta`) scales them by (1 - l') / (1 - l),
         l' / l and (1 - l') / (1 - l): the gate's three probabilities are reweighted so, with l
         from the shift model's dev fit of P(local right)."""
-        p_llm, p_local = self._p(self.coef, self.intercept, span), self._p(self.coef_local, self.intercept_local, span)
+        x = gate_features(span)
+        p_llm, p_local = self._p(self.coef, self.intercept, x), self._p(self.coef_local, self.intercept_local, x)
         neither = max(0.0, 1.0 - p_llm - p_local)
         if self.delta != 0.0 and self.shift is not None:
             l_dev = self.shift_model.p_local(span)
-            l_run = 1.0 / (1.0 + math.exp(-(math.log(l_dev / (1.0 - l_dev)) + self.delta)))
+            l_run = sigmoid(math.log(l_dev / (1.0 - l_dev)) + self.delta)
             right, wrong = l_run / l_dev, (1.0 - l_run) / (1.0 - l_dev)
             p_llm, p_local, neither = p_llm * wrong, p_local * right, neither * wrong
         total = p_llm + p_local + neither
@@ -149,8 +148,9 @@ class Fuser:
         try:
             data = read_versioned(path, FORMAT, "link calibration")
         except ValueError:
-            if older_format(path):
-                raise ValueError(f"{path}: a link calibration of an older format ({older_format(path)}); rerun "
+            older = older_format(path)
+            if older:
+                raise ValueError(f"{path}: a link calibration of an older format ({older}); rerun "
                                  "python -m inference.llm.calibrate_link (it replaces the file)") from None
             raise
         try:

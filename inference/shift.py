@@ -40,7 +40,8 @@ def llm_features(span: dict) -> list[float]:
     return [float(probs.get(answer, 0.0)) if probs else 1.0, float(bool(probs)), float(answer == "O")]
 
 
-def _sigmoid(z: float) -> float:
+def sigmoid(z: float) -> float:
+    """The logistic function, its argument clipped to +-60."""
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
@@ -73,7 +74,7 @@ class ShiftModel:
 
     def p_local(self, span: dict) -> float:
         """P(the local label is right) as dev saw it, kept inside (0, 1)."""
-        return min(max(_sigmoid(self.local.z(local_features(span))), 1e-6), 1.0 - 1e-6)
+        return min(max(sigmoid(self.local.z(local_features(span))), 1e-6), 1.0 - 1e-6)
 
     def solve(self, spans: Sequence[dict]) -> Optional[float]:
         """The log-odds shift of P(local right) that makes the expected agreements over `spans`
@@ -81,14 +82,14 @@ class ShiftModel:
         if not spans:
             return None
         z = [self.local.z(local_features(s)) for s in spans]
-        a = [_sigmoid(self.llm.z(llm_features(s))) for s in spans]
+        a = [sigmoid(self.llm.z(llm_features(s))) for s in spans]
         c = self.coincide
         observed = sum(s["llm_answer"] == s["pred"] for s in spans)
 
         def expected(delta: float) -> float:
-            return sum(_sigmoid(zi + delta) * (ai - (1 - ai) * c) + (1 - ai) * c for zi, ai in zip(z, a))
+            return sum(sigmoid(zi + delta) * (ai - (1 - ai) * c) + (1 - ai) * c for zi, ai in zip(z, a))
 
-        slope = sum(_sigmoid(zi) * (1 - _sigmoid(zi)) * (ai - (1 - ai) * c) for zi, ai in zip(z, a)) / len(spans)
+        slope = sum(sigmoid(zi) * (1 - sigmoid(zi)) * (ai - (1 - ai) * c) for zi, ai in zip(z, a)) / len(spans)
         if slope < MIN_SLOPE:
             return None
         lo, hi = -2 * LIMIT, 2 * LIMIT

@@ -217,11 +217,9 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
 
 def _gate(fitted: tuple, fitted_local: tuple, cutoffs: list, price: float, **extra) -> Fuser:
     """A `Fuser` from the two fits (the same features, so the same mean and scale)."""
-    mean, scale, coef, intercept = fitted
-    _, _, coef_local, intercept_local = fitted_local
-    plain = lambda v: [float(x) for x in v]  # noqa: E731
-    return Fuser(plain(mean), plain(scale), plain(coef), float(intercept), cutoffs, coef_local=plain(coef_local),
-                 intercept_local=float(intercept_local), price=price, **extra)
+    llm, local = _plain(fitted), _plain(fitted_local)
+    return Fuser(llm.mean, llm.scale, llm.coef, llm.intercept, cutoffs, coef_local=local.coef,
+                 intercept_local=local.intercept, price=price, **extra)
 
 
 def _plain(fitted: tuple) -> Logit:
