@@ -108,7 +108,7 @@ def records(n, seed, local_right, llm_right=0.5):
             pred = label if rng.random() < local_right(u) else rng.choice(wrong)
             answer = label if rng.random() < llm_right else rng.choice(wrong)
             ents.append({"span": [j, j], "pred": pred, "uncertainty": u, "confidence": 1 - u,
-                         "llm_answer": answer, "llm_status": "linked"})
+                         "llm_answer": answer, "llm_status": "linked", "answer": label})  # "answer": gold, a trap
         out.append({"id": i, "tokens": ["w"] * 3, "entity": ents, "gold": gold})
     return out
 
@@ -146,7 +146,8 @@ def test_the_adapted_gate_reads_no_gold_and_no_order(gate):
     fuser, thresholds = gate
     t = thresholds[0.2]
     test = records(400, 4, shifted)
-    blind = [{k: v for k, v in rec.items() if k != "gold"} for rec in test]
+    blind = [{**{k: v for k, v in rec.items() if k != "gold"},
+              "entity": [{k: v for k, v in s.items() if k != "answer"} for s in rec["entity"]]} for rec in test]
     shuffled = random.Random(0).sample(test, len(test))
     a, b, c = (fuser.adapted(recs, t) for recs in (test, blind, shuffled))
     assert a.report["applied_shift"] == b.report["applied_shift"] == c.report["applied_shift"] != 0.0
