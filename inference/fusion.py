@@ -16,8 +16,10 @@ never among its inputs.
 On text unlike dev (typos, unseen names, another domain) the local model is right less often
 than dev taught the gate; `Fuser.adapted` moves the gate's trust in it by the shift that
 `inference.shift` estimates from how often the LLM agrees with it on the run's sent spans (no
-gold read). Each final label then depends on the run's answers together: the entry points decide
-every sent span again once all are answered (`inference.llm.link_output.settle_fused`).
+gold read), prices an added entity at the run's expected F1 instead of dev's, and links at a
+budget dev closed when the run shows the local model significantly weaker than on dev. Each
+final label then depends on the run's answers together: the entry points decide every sent span
+again once all are answered (`inference.llm.link_output.settle_fused`).
 """
 from __future__ import annotations
 
@@ -32,8 +34,9 @@ from inference.shift import Logit, ShiftModel, llm_features, local_features, sen
 from utils.versioned_json import read_versioned, write_atomic
 
 COMBINE = ("override", "fuse")
-FORMAT = "linkner-link-calibration/3"
+FORMAT = "linkner-link-calibration/4"
 OLDER = "linkner-link-calibration/"  # the prefix every version of this file carries
+OPEN_SIGMAS = 2.0  # a budget dev closes opens when the run's agreements fall this many sigmas short
 FEATURES = ("uncertainty", "confidence", "candidate", "llm_p_answer", "llm_p_pred", "llm_has_probs",
             "answer_is_o", "pred_is_o")
 
@@ -60,8 +63,9 @@ def expected_gain(p_llm: float, p_local: float, answer: str, pred: str, price: f
 @dataclass
 class Fuser:
     """The fitted gate: where dev says linking pays at the budget whose dev threshold is nearest
-    the run's (`cutoffs`: [threshold, 0.0] pairs; None instead of 0.0 abstains there), take the
-    LLM's answer when that raises the expected F1 (`expected_gain`, `price` = half the local F1)."""
+    the run's (`cutoffs`: [threshold, 0.0] pairs; None instead of 0.0 abstains there), or the
+    run opens that budget (`adapted`), take the LLM's answer when that raises the expected F1
+    (`expected_gain`, `price` = half the local F1 on dev, `run_price` the run's)."""
 
     mean: list[float]
     scale: list[float]
@@ -75,6 +79,8 @@ class Fuser:
     shift: Optional[dict] = None  # `inference.shift.ShiftModel` as plain numbers; None: never adapted
     price: float = 0.5  # half the local F1 on dev: what one more predicted entity costs in F1
     delta: float = 0.0  # the shift `adapted` applies (a run's, never saved)
+    opened: bool = False  # a run's, never saved: links where dev abstains (`adapted`)
+    run_price: Optional[float] = None  # a run's, never saved: `price` for the run's expected precision
 
     @classmethod
     def abstaining(cls, identity: Optional[dict] = None, report: Optional[dict] = None) -> "Fuser":
@@ -120,9 +126,10 @@ class Fuser:
         where dev says linking does not pay at that budget, else the label of the larger
         expected F1 (`expected_gain`)."""
         answer, pred = span["llm_answer"], span["pred"]
-        if answer == pred or self.cutoff(threshold) is None:
+        if answer == pred or (self.cutoff(threshold) is None and not self.opened):
             return pred
-        return answer if expected_gain(*self.outcomes(span), answer, pred, self.price) > 0 else pred
+        price = self.price if self.run_price is None else self.run_price
+        return answer if expected_gain(*self.outcomes(span), answer, pred, price) > 0 else pred
 
     @functools.cached_property
     def shift_model(self) -> ShiftModel:
@@ -130,16 +137,25 @@ class Fuser:
 
     def adapted(self, records: Sequence[dict], threshold: float) -> "Fuser":
         """The gate for a run whose records (their spans answered above `threshold`) are `records`:
-        its trust in the local label moved by the estimated shift (`report["applied_shift"]`)."""
-        delta = 0.0
-        if self.shift is not None and not self.abstains:
-            delta = self.shift_model.shift(sent_answered(records, threshold), threshold)
-        return dataclasses.replace(self, delta=delta, report={**self.report, "applied_shift": delta})
+        its trust in the local label moved by the estimated shift (`report["applied_shift"]`), an
+        added entity priced at half the F1 the run's expected precision implies (dev's F1 scaled
+        by the run's expected precision over dev's), and a budget dev closed opened where the
+        run's shift lies `OPEN_SIGMAS` standard errors below dev's (`report["opened"]`)."""
+        delta, opened, price = 0.0, False, self.price
+        if self.shift is not None:
+            model, spans = self.shift_model, sent_answered(records, threshold)
+            delta = model.shift(spans, threshold)
+            opened = self.cutoff(threshold) is None and model.weaker(spans, threshold) >= OPEN_SIGMAS
+            if model.precision:
+                price = min(0.5, self.price * model.expected_precision(records, threshold, delta) / model.precision)
+        return dataclasses.replace(self, delta=delta, opened=opened, run_price=price,
+                                   report={**self.report, "applied_shift": delta, "opened": opened,
+                                           "applied_price": price})
 
     def save(self, path: str) -> str:
         """Write the gate to `path` (a run's `delta` is not part of it)."""
         data = asdict(self)
-        del data["delta"]  # a run's, not the calibration's
+        del data["delta"], data["opened"], data["run_price"]  # a run's, not the calibration's
         return write_atomic(path, {"format": FORMAT, **data}, indent=1)
 
     @classmethod

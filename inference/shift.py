@@ -15,6 +15,11 @@ makes the expected agreements equal the observed ones (`solve`), relative to the
 estimate finds on dev itself at that threshold (which absorbs what the independence assumption
 gets wrong), shrunk toward 0 for few spans, and clipped. The gate adds it to the log-odds of its
 "local label right" model. Agreement needs no gold: the estimate reads only the two labels.
+
+Two more readings of the same fit: `weaker`, how many standard errors (the run's and dev's
+reference's together) the run's shift lies below dev's, which decides whether a budget dev closed
+may link; and `expected_precision`, the mean P(local right) over the local entities, whose ratio
+to dev's prices an added entity at the run's F1 rather than dev's.
 """
 from __future__ import annotations
 
@@ -70,7 +75,8 @@ class ShiftModel:
     local: Logit  # P(the local label is right) from `local_features`
     llm: Logit  # P(the LLM's answer is right) from `llm_features`
     coincide: float  # P(the two agree | both wrong), on dev
-    reference: list[list[float]]  # [threshold, the shift `solve` finds on dev there]
+    reference: list[list[float]]  # [threshold, the shift `solve` finds on dev there, its standard error]
+    precision: Optional[float] = None  # `expected_precision` of the dev split (None: not measured)
 
     def p_local(self, span: dict) -> float:
         """P(the local label is right) as dev saw it, kept inside (0, 1)."""
@@ -102,12 +108,40 @@ class ShiftModel:
             lo, hi = (mid, hi) if expected(mid) < observed else (lo, mid)
         return (lo + hi) / 2
 
+    def expected_precision(self, records: Sequence[dict], threshold: float = math.inf, delta: float = 0.0) -> float:
+        """The share of the local model's entities expected right: the mean P(local right) over
+        every span it tags as an entity, shifted by `delta` on those sent at `threshold`."""
+        p = [sigmoid(self.local.z(local_features(s)) + (delta if s["uncertainty"] > threshold else 0.0))
+             for rec in records for s in rec["entity"] if s["pred"] != "O"]
+        return math.fsum(p) / len(p) if p else 0.0  # fsum: the same whatever the records' order
+
+    def standard_error(self, spans: Sequence[dict], delta: float) -> float:
+        """The standard error of `solve`'s shift over `spans` near `delta`: the binomial spread of
+        the agreement count over its rate of change with the shift (inf when it does not change)."""
+        c, variance, slope = self.coincide, 0.0, 0.0
+        for s in spans:
+            l, a = sigmoid(self.local.z(local_features(s)) + delta), sigmoid(self.llm.z(llm_features(s)))
+            p = l * a + (1 - l) * (1 - a) * c
+            variance, slope = variance + p * (1 - p), slope + l * (1 - l) * (a - (1 - a) * c)
+        return math.sqrt(variance) / slope if slope > 0 else math.inf
+
+    def weaker(self, spans: Sequence[dict], threshold: float) -> float:
+        """How many standard errors the run's shift lies below the one dev itself shows at
+        `threshold` (positive: the local model is right less often on the run than on dev), the
+        errors of both estimates counted; 0.0 when the LLM's answers cannot tell."""
+        found = self.solve(spans)
+        if found is None or not self.reference:
+            return 0.0
+        _, ref, ref_error = min(self.reference, key=lambda row: abs(row[0] - threshold))
+        error = math.hypot(self.standard_error(spans, found), ref_error)
+        return (ref - found) / error if 0 < error < math.inf else 0.0
+
     def shift(self, spans: Sequence[dict], threshold: float) -> float:
         """The shift to apply at `threshold` for a run whose sent, answered spans are `spans`."""
         found = self.solve(spans)
         if found is None or not self.reference:
             return 0.0
-        ref = min(self.reference, key=lambda pair: abs(pair[0] - threshold))[1]
+        ref = min(self.reference, key=lambda row: abs(row[0] - threshold))[1]
         delta = (found - ref) * len(spans) / (len(spans) + PRIOR_SPANS)
         return max(-LIMIT, min(LIMIT, delta))
 
@@ -116,11 +150,16 @@ class ShiftModel:
         """A ValueError when `data` is not one."""
         try:
             coincide = float(data["coincide"])
-            reference = [[float(t), float(d)] for t, d in data["reference"]]
+            reference = [[float(t), float(d), float(e)] for t, d, e in data["reference"]]
+            if any(e < 0 for _, _, e in reference):
+                raise ValueError
             if not 0.0 <= coincide <= 1.0:
                 raise ValueError
+            precision = data.get("precision")
+            if precision is not None and not 0.0 < float(precision) <= 1.0:
+                raise ValueError
             return cls(Logit.from_dict(data["local"], len(LOCAL_FEATURES)), Logit.from_dict(data["llm"],
-                       len(LLM_FEATURES)), coincide, reference)
+                       len(LLM_FEATURES)), coincide, reference, None if precision is None else float(precision))
         except (KeyError, TypeError, ValueError):
             raise ValueError("bad shift model") from None
 

@@ -31,7 +31,7 @@ def logit(p):
 def flat_model(z0, a, c, reference=0.0):
     """A shift model whose P(local right) is sigmoid(z0) and P(LLM right) is a for every span."""
     return ShiftModel(Logit([0.0] * 3, [1.0] * 3, [0.0] * 3, z0), Logit([0.0] * 3, [1.0] * 3, [0.0] * 3, logit(a)),
-                      c, [[0.0, reference]])
+                      c, [[0.0, reference, 0.0]])
 
 
 def spans(n_agree, n_disagree):
@@ -55,6 +55,31 @@ def test_applied_shift_is_relative_to_dev_shrunk_and_clipped():
     assert model.shift(spans(2, 998), 0.0) == -3.0  # the local model hardly ever agrees: clipped
 
 
+def test_the_shifts_standard_error_against_repeated_draws():
+    # identical spans: the agreement count is binomial and the closed form above gives the shift;
+    # its spread over many draws is what standard_error says, at the true shift
+    z0, a, c, n, true_shift = 0.5, 0.7, 0.25, 300, -0.5
+    l = 1 / (1 + math.exp(-(z0 + true_shift)))
+    rate = l * a + (1 - l) * (1 - a) * c
+    rng, found = random.Random(0), []
+    for _ in range(4000):
+        agree = sum(rng.random() < rate for _ in range(n))
+        lr = (agree / n - (1 - a) * c) / (a - (1 - a) * c)
+        found.append(logit(lr) - z0)
+    mean = sum(found) / len(found)
+    spread = math.sqrt(sum((x - mean) ** 2 for x in found) / (len(found) - 1))
+    assert flat_model(z0, a, c).standard_error(spans(1, n - 1), true_shift) == pytest.approx(spread, rel=0.1)
+
+
+def test_a_run_counts_as_weaker_only_beyond_both_estimates_errors():
+    model = flat_model(0.0, 0.7, 0.25)  # dev's own shift 0, known exactly
+    close, far = spans(34, 66), spans(20, 80)  # dev expects 38.75 agreements in 100: a little / many fewer
+    assert model.solve(close) < 0 and model.weaker(close, 0.0) < 2.0 <= model.weaker(far, 0.0)
+    vague = ShiftModel(model.local, model.llm, model.coincide, [[0.0, 0.0, 1.0]])  # dev's shift known to +-1
+    assert 0.0 < vague.weaker(far, 0.0) < 2.0
+    assert flat_model(0.0, 0.2, 0.25).weaker(spans(10, 90), 0.0) == 0.0  # the answers cannot tell
+
+
 def test_an_llm_no_better_than_coincidence_cannot_tell_a_shift():
     assert flat_model(0.0, 0.2, 0.25).solve(spans(10, 90)) is None
     assert flat_model(0.0, 0.2, 0.25).shift(spans(10, 90), 0.0) == 0.0
@@ -66,7 +91,7 @@ def test_the_adapted_gate_reweights_its_three_outcomes():
                                                                "coef": [0, 0, 0], "intercept": logit(0.8)},
                                                      "llm": {"mean": [0, 0, 0], "scale": [1, 1, 1], "coef": [0, 0, 0],
                                                              "intercept": 0.0},
-                                                     "coincide": 0.25, "reference": [[0.0, 0.0]]})
+                                                     "coincide": 0.25, "reference": [[0.0, 0.0, 0.0]]})
     span = {"pred": "PER", "llm_answer": "LOC", "uncertainty": 0.5, "confidence": 0.5}
     assert fuser.outcomes(span) == pytest.approx((0.5, 0.3))
     # by hand: l 0.8 -> l' = sigmoid(logit(0.8) - 1); LLM right and neither scaled by (1 - l') / 0.2,
@@ -142,6 +167,31 @@ def test_text_where_the_local_model_errs_more_moves_the_gate_toward_the_llm(gate
             > link_report(test, t, fuser=dataclasses.replace(fuser, shift=None))["linked"]["f1"])
 
 
+def test_a_budget_dev_closes_opens_only_where_the_run_shows_the_local_model_weaker(gate):
+    fuser, thresholds = gate
+    t = thresholds[0.5]
+    closed = dataclasses.replace(fuser, cutoffs=[[c, None] for c, _ in fuser.cutoffs])
+    assert closed.abstains
+    like_dev, worse = records(600, 2, clean), records(600, 3, shifted)
+    kept = closed.adapted(like_dev, t)
+    assert not kept.opened and all(decide(s, t, kept) == s["pred"] for r in like_dev for s in r["entity"])
+    opened = closed.adapted(worse, t)
+    assert opened.opened and opened.report["opened"]
+    assert link_report(worse, t, fuser=closed)["linked"]["f1"] > link_report(worse, t)["local"]["f1"]
+
+
+def test_the_price_of_an_added_entity_follows_the_runs_expected_precision(gate):
+    model = flat_model(logit(0.8), 0.7, 0.25)
+    recs = [{"entity": [{"pred": "PER", "uncertainty": 0.9}, {"pred": "LOC", "uncertainty": 0.1},
+                        {"pred": "O", "uncertainty": 0.95}]}]
+    # by hand: the sent entity (uncertainty above 0.5) at sigmoid(logit(0.8) - 1), the other at 0.8
+    assert model.expected_precision(recs, 0.5, -1.0) == pytest.approx((1 / (1 + math.exp(1 - logit(0.8))) + 0.8) / 2)
+    fuser, thresholds = gate
+    t = thresholds[0.5]
+    same, worse = fuser.adapted(records(600, 2, clean), t), fuser.adapted(records(600, 3, shifted), t)
+    assert same.run_price == pytest.approx(fuser.price, abs=0.03) and worse.run_price < fuser.price - 0.03
+
+
 def test_the_adapted_gate_reads_no_gold_and_no_order(gate):
     fuser, thresholds = gate
     t = thresholds[0.2]
@@ -151,6 +201,7 @@ def test_the_adapted_gate_reads_no_gold_and_no_order(gate):
     shuffled = random.Random(0).sample(test, len(test))
     a, b, c = (fuser.adapted(recs, t) for recs in (test, blind, shuffled))
     assert a.report["applied_shift"] == b.report["applied_shift"] == c.report["applied_shift"] != 0.0
+    assert a.run_price == b.run_price == c.run_price and a.opened == b.opened == c.opened
     assert [decide(s, t, a) for r in test for s in r["entity"]] == [decide(s, t, b) for r in blind
                                                                      for s in r["entity"]]
 
@@ -161,8 +212,10 @@ def test_a_saved_gate_keeps_its_shift_model_but_not_a_runs_shift(gate, tmp_path)
     path = str(tmp_path / "gate.json")
     adapted.save(path)
     data = json.load(open(path))
-    assert "delta" not in data and data["shift"] == fuser.shift
-    assert Fuser.load(path).delta == 0.0
+    assert "delta" not in data and "opened" not in data and data["shift"] == fuser.shift
+    assert data["price"] == fuser.price != adapted.run_price and "run_price" not in data
+    loaded = Fuser.load(path)
+    assert loaded.delta == 0.0 and not loaded.opened and loaded.run_price is None and loaded.price == fuser.price
 
 
 def test_a_damaged_shift_model_is_one_line(gate, tmp_path):

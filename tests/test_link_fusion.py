@@ -201,7 +201,7 @@ def test_a_calibration_for_another_llm_or_prompt_is_refused(splits, capsys):
 
 @pytest.mark.parametrize("content, problem", [("{not json", "not JSON"),
                                               ('{"format": "other/1"}', "not a link calibration"),
-                                              ('{"format": "linkner-link-calibration/3", "mean": [1]}', "damaged")])
+                                              ('{"format": "linkner-link-calibration/4", "mean": [1]}', "damaged")])
 def test_a_damaged_or_foreign_calibration_is_one_line_and_nothing_is_overwritten(splits, content, problem):
     path = splits / "link_calibration.json"
     path.write_text(content)

@@ -19,7 +19,8 @@ budget, the starting choice is the paper's rule (every answer) where dev says it
 keeping every local label; a cutoff of the score replaces it when its out-of-fold decisions gain
 more F1 there and the spans whose decision it changes are a significant win: those it gets right
 (w) and those the starting choice got right (l) satisfy w - l >= SIGNIFICANCE * sqrt(w + l) (a
-sign test). A budget where neither gains keeps the local labels: linking abstains there. At a
+sign test). A budget where neither gains keeps the local labels: linking abstains there (a run
+whose answers show the local model significantly weaker than on dev reopens it). At a
 budget that links, each span takes the LLM's answer where that raises the expected F1
 (`inference.fusion.expected_gain`, one more predicted entity priced at half the local F1 on dev):
 the cutoff itself is kept only as a record, since the run's own answers move the probabilities
@@ -27,7 +28,9 @@ the cutoff itself is kept only as a record, since the run's own answers move the
 
 With the gate goes its shift model (`fit_shift`, see inference/shift.py): P(local right) from
 the local model's signals and P(LLM right) from the LLM's, over every answered span, the rate
-at which two wrong labels coincide, and the shift the agreement estimate finds on dev itself.
+at which two wrong labels coincide, the shift the agreement estimate finds on dev itself (with
+its standard error) per budget, and dev's expected precision (the mean P(local right) over its
+entities). Where dev closes every budget the gate keeps its models, so a run can reopen one.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ import numpy as np
 
 from inference.budget import threshold_for_budget
 from inference.fusion import Fuser, gate_features
-from inference.shift import Logit, ShiftModel, llm_features, local_features
+from inference.shift import LIMIT, Logit, ShiftModel, llm_features, local_features
 
 BUDGETS = (0.05, 0.1, 0.2, 0.5)
 FOLDS = 5
@@ -208,10 +211,9 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
                                      if cutoffs[t] is not None and id(a.span) in taken else a.span["pred"])
     if all(c is None for c in cutoffs.values()):
         info["why"] = "no cutoff gains F1 on dev with a significant win at any budget"
-        return Fuser.abstaining(identity), info
     links = sorted([t, None if c is None else 0.0] for t, c in cutoffs.items())
     fuser = _gate(_logistic(x, y), _logistic(x, y_local), links, local / 2, identity=identity or {},
-                  shift=asdict(fit_shift(answered, thresholds)))
+                  shift=asdict(fit_shift(answered, thresholds, records)))
     return fuser, info
 
 
@@ -227,7 +229,8 @@ def _plain(fitted: tuple) -> Logit:
     return Logit([float(v) for v in mean], [float(v) for v in scale], [float(v) for v in coef], float(intercept))
 
 
-def fit_shift(answered: Sequence[Answered], thresholds: dict[float, float]) -> ShiftModel:
+def fit_shift(answered: Sequence[Answered], thresholds: dict[float, float],
+              records: Sequence[dict] = ()) -> ShiftModel:
     """The shift model of `inference.shift`, fitted on every answered dev span."""
     spans = [a.span for a in answered]
     local_right = np.array([a.span["pred"] == a.gold for a in answered], dtype=int)
@@ -238,6 +241,10 @@ def fit_shift(answered: Sequence[Answered], thresholds: dict[float, float]) -> S
                        _plain(_logistic(np.array([llm_features(s) for s in spans]), llm_right)),
                        (agree + 1) / (len(both_wrong) + 4), [])  # prior: 1 in 4 (a few labels)
     for t in sorted(thresholds.values()):
-        found = model.solve([s for s in spans if s["uncertainty"] > t])
-        model.reference.append([t, 0.0 if found is None else found])
+        sent = [s for s in spans if s["uncertainty"] > t]
+        found = model.solve(sent)
+        # where dev cannot tell, the reference is 0 with an error as wide as the shifts allowed
+        error = LIMIT if found is None else min(model.standard_error(sent, found), LIMIT)
+        model.reference.append([t, 0.0 if found is None else found, error])
+    model.precision = model.expected_precision(records) or None
     return model
