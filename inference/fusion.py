@@ -16,8 +16,10 @@ never among its inputs.
 On text unlike dev (typos, unseen names, another domain) the local model is right less often
 than dev taught the gate; `Fuser.adapted` moves the gate's trust in it by the shift that
 `inference.shift` estimates from how often the LLM agrees with it on the run's sent spans (no
-gold read), prices an added entity at the run's expected F1 instead of dev's, and links at a
-budget dev closed when the run shows the local model significantly weaker than on dev. Each
+gold read) and prices an added entity at the run's expected F1 instead of dev's. A run whose
+shift lies two standard errors or more from dev's differs from dev: its spans are decided by the
+shift model's own outcomes rather than the dev-fitted regressions, and where the local model is
+that much weaker, a budget dev closed links too. Each
 final label then depends on the run's answers together: the entry points decide every sent span
 again once all are answered (`inference.llm.link_output.settle_fused`).
 """
@@ -36,7 +38,7 @@ from utils.versioned_json import read_versioned, write_atomic
 COMBINE = ("override", "fuse")
 FORMAT = "linkner-link-calibration/4"
 OLDER = "linkner-link-calibration/"  # the prefix every version of this file carries
-OPEN_SIGMAS = 2.0  # a budget dev closes opens when the run's agreements fall this many sigmas short
+DIFFERS_SIGMAS = 2.0  # a run whose shift lies this many standard errors from dev's differs from dev
 FEATURES = ("uncertainty", "confidence", "candidate", "llm_p_answer", "llm_p_pred", "llm_has_probs",
             "answer_is_o", "pred_is_o")
 
@@ -79,7 +81,7 @@ class Fuser:
     shift: Optional[dict] = None  # `inference.shift.ShiftModel` as plain numbers; None: never adapted
     price: float = 0.5  # half the local F1 on dev: what one more predicted entity costs in F1
     delta: float = 0.0  # the shift `adapted` applies (a run's, never saved)
-    opened: bool = False  # a run's, never saved: links where dev abstains (`adapted`)
+    shift_sigmas: float = 0.0  # a run's, never saved: `ShiftModel.weaker` of its answers (`adapted`)
     run_price: Optional[float] = None  # a run's, never saved: `price` for the run's expected precision
 
     @classmethod
@@ -109,7 +111,11 @@ class Fuser:
         odds a(1 - l) : l(1 - a) : (1 - a)(1 - l)(1 - c) for the LLM's accuracy a and the local
         model's l. Moving l to l' (its log-odds by `delta`) scales them by (1 - l') / (1 - l),
         l' / l and (1 - l') / (1 - l): the gate's three probabilities are reweighted so, with l
-        from the shift model's dev fit of P(local right)."""
+        from the shift model's dev fit of P(local right). On a run that differs from dev
+        (`differs_from_dev`) the dev-fitted regressions no longer describe it, and the three odds
+        come from the shift model itself, the one the run's shift was measured with."""
+        if self.differs_from_dev:
+            return self.shift_model.outcomes(span, self.delta)
         x = gate_features(span)
         p_llm, p_local = self._p(self.coef, self.intercept, x), self._p(self.coef_local, self.intercept_local, x)
         neither = max(0.0, 1.0 - p_llm - p_local)
@@ -121,10 +127,21 @@ class Fuser:
         total = p_llm + p_local + neither
         return p_llm / total, p_local / total
 
+    @property
+    def differs_from_dev(self) -> bool:
+        """Whether the run's shift lies `DIFFERS_SIGMAS` standard errors or more from dev's."""
+        return self.shift is not None and abs(self.shift_sigmas) >= DIFFERS_SIGMAS
+
+    @property
+    def opened(self) -> bool:
+        """Whether the run shows the local model significantly weaker than on dev, which opens a
+        budget dev closed."""
+        return self.shift is not None and self.shift_sigmas >= DIFFERS_SIGMAS
+
     def choose(self, span: dict, threshold: Optional[float] = None) -> str:
         """The final label of a sent span with an answer, sent at `threshold`: the local label
-        where dev says linking does not pay at that budget, else the label of the larger
-        expected F1 (`expected_gain`)."""
+        where dev says linking does not pay at that budget and the run did not open it (`opened`),
+        else the label of the larger expected F1 (`expected_gain`)."""
         answer, pred = span["llm_answer"], span["pred"]
         if answer == pred or (self.cutoff(threshold) is None and not self.opened):
             return pred
@@ -139,23 +156,25 @@ class Fuser:
         """The gate for a run whose records (their spans answered above `threshold`) are `records`:
         its trust in the local label moved by the estimated shift (`report["applied_shift"]`), an
         added entity priced at half the F1 the run's expected precision implies (dev's F1 scaled
-        by the run's expected precision over dev's), and a budget dev closed opened where the
-        run's shift lies `OPEN_SIGMAS` standard errors below dev's (`report["opened"]`)."""
-        delta, opened, price = 0.0, False, self.price
+        by the run's expected precision over dev's), and the run's shift in standard errors from
+        dev's (`shift_sigmas`, `ShiftModel.weaker`): from `DIFFERS_SIGMAS` on, the run differs from dev
+        (`outcomes` then reads the shift model), and where it is that far below, a budget dev
+        closed opens (`report["opened"]`)."""
+        delta, sigmas, price = 0.0, 0.0, self.price
         if self.shift is not None:
             model, spans = self.shift_model, sent_answered(records, threshold)
-            delta = model.shift(spans, threshold)
-            opened = self.cutoff(threshold) is None and model.weaker(spans, threshold) >= OPEN_SIGMAS
+            delta, sigmas = model.measure(spans, threshold)
             if model.precision:
                 price = min(0.5, self.price * model.expected_precision(records, threshold, delta) / model.precision)
-        return dataclasses.replace(self, delta=delta, opened=opened, run_price=price,
-                                   report={**self.report, "applied_shift": delta, "opened": opened,
-                                           "applied_price": price})
+        adapted = dataclasses.replace(self, delta=delta, shift_sigmas=sigmas, run_price=price)
+        adapted.report = {**self.report, "applied_shift": delta, "shift_sigmas": sigmas, "applied_price": price,
+                          "opened": self.cutoff(threshold) is None and adapted.opened}
+        return adapted
 
     def save(self, path: str) -> str:
-        """Write the gate to `path` (a run's `delta` is not part of it)."""
+        """Write the gate to `path` (what `adapted` sets for a run is not part of it)."""
         data = asdict(self)
-        del data["delta"], data["opened"], data["run_price"]  # a run's, not the calibration's
+        del data["delta"], data["shift_sigmas"], data["run_price"]  # a run's, not the calibration's
         return write_atomic(path, {"format": FORMAT, **data}, indent=1)
 
     @classmethod

@@ -16,10 +16,12 @@ estimate finds on dev itself at that threshold (which absorbs what the independe
 gets wrong), shrunk toward 0 for few spans, and clipped. The gate adds it to the log-odds of its
 "local label right" model. Agreement needs no gold: the estimate reads only the two labels.
 
-Two more readings of the same fit: `weaker`, how many standard errors (the run's and dev's
-reference's together) the run's shift lies below dev's, which decides whether a budget dev closed
-may link; and `expected_precision`, the mean P(local right) over the local entities, whose ratio
-to dev's prices an added entity at the run's F1 rather than dev's.
+More readings of the same fit: `weaker`, how many standard errors (the run's and dev's
+reference's together) the run's shift lies below dev's, which says whether the run differs from
+dev (and, below, whether a budget dev closed may link); `outcomes`, the chances that the LLM, the
+local label or neither is right where the two disagree, which decide a run that differs from
+dev; and `expected_precision`, the mean P(local right) over the local entities, whose ratio to
+dev's prices an added entity at the run's F1 rather than dev's.
 """
 from __future__ import annotations
 
@@ -115,6 +117,16 @@ class ShiftModel:
              for rec in records for s in rec["entity"] if s["pred"] != "O"]
         return math.fsum(p) / len(p) if p else 0.0  # fsum: the same whatever the records' order
 
+    def outcomes(self, span: dict, delta: float = 0.0) -> tuple[float, float]:
+        """(P(the LLM's answer is right), P(the local label is right)) for a span where the two
+        differ, by the same independence model: odds a(1 - l) : l(1 - a) : (1 - a)(1 - l)(1 - c)
+        for the LLM right, the local label right and neither, l shifted by `delta`."""
+        l = sigmoid(self.local.z(local_features(span)) + delta)
+        a = sigmoid(self.llm.z(llm_features(span)))
+        llm, local, neither = a * (1 - l), l * (1 - a), (1 - a) * (1 - l) * (1 - self.coincide)
+        total = llm + local + neither
+        return (llm / total, local / total) if total > 0 else (0.0, 0.0)
+
     def standard_error(self, spans: Sequence[dict], delta: float) -> float:
         """The standard error of `solve`'s shift over `spans` near `delta`: the binomial spread of
         the agreement count over its rate of change with the shift (inf when it does not change)."""
@@ -125,25 +137,26 @@ class ShiftModel:
             variance, slope = variance + p * (1 - p), slope + l * (1 - l) * (a - (1 - a) * c)
         return math.sqrt(variance) / slope if slope > 0 else math.inf
 
+    def measure(self, spans: Sequence[dict], threshold: float) -> tuple[float, float]:
+        """(`shift`, `weaker`) of a run whose sent, answered spans are `spans`, solved once."""
+        found = self.solve(spans)
+        if found is None or not self.reference:
+            return 0.0, 0.0
+        _, ref, ref_error = min(self.reference, key=lambda row: abs(row[0] - threshold))
+        delta = max(-LIMIT, min(LIMIT, (found - ref) * len(spans) / (len(spans) + PRIOR_SPANS)))
+        error = math.hypot(self.standard_error(spans, found), ref_error)
+        return delta, (ref - found) / error if 0 < error < math.inf else 0.0
+
+    def shift(self, spans: Sequence[dict], threshold: float) -> float:
+        """The shift to apply at `threshold`: the run's shift less dev's own there, shrunk by
+        n / (n + PRIOR_SPANS) for n spans, clipped at +-LIMIT; 0.0 when the answers cannot tell."""
+        return self.measure(spans, threshold)[0]
+
     def weaker(self, spans: Sequence[dict], threshold: float) -> float:
         """How many standard errors the run's shift lies below the one dev itself shows at
         `threshold` (positive: the local model is right less often on the run than on dev), the
         errors of both estimates counted; 0.0 when the LLM's answers cannot tell."""
-        found = self.solve(spans)
-        if found is None or not self.reference:
-            return 0.0
-        _, ref, ref_error = min(self.reference, key=lambda row: abs(row[0] - threshold))
-        error = math.hypot(self.standard_error(spans, found), ref_error)
-        return (ref - found) / error if 0 < error < math.inf else 0.0
-
-    def shift(self, spans: Sequence[dict], threshold: float) -> float:
-        """The shift to apply at `threshold` for a run whose sent, answered spans are `spans`."""
-        found = self.solve(spans)
-        if found is None or not self.reference:
-            return 0.0
-        ref = min(self.reference, key=lambda row: abs(row[0] - threshold))[1]
-        delta = (found - ref) * len(spans) / (len(spans) + PRIOR_SPANS)
-        return max(-LIMIT, min(LIMIT, delta))
+        return self.measure(spans, threshold)[1]
 
     @classmethod
     def from_dict(cls, data: dict) -> "ShiftModel":

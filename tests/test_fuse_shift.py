@@ -71,6 +71,16 @@ def test_the_shifts_standard_error_against_repeated_draws():
     assert flat_model(z0, a, c).standard_error(spans(1, n - 1), true_shift) == pytest.approx(spread, rel=0.1)
 
 
+def test_the_shift_models_own_outcomes_against_a_hand_computation():
+    model = flat_model(logit(0.6), 0.7, 0.25)
+    span = {"pred": "PER", "llm_answer": "LOC", "uncertainty": 0.5}
+    # l = sigmoid(logit(0.6) - 1); odds a(1 - l) : l(1 - a) : (1 - a)(1 - l)(1 - c)
+    l = 1 / (1 + math.exp(-(logit(0.6) - 1)))
+    llm, local, neither = 0.7 * (1 - l), l * 0.3, 0.3 * (1 - l) * 0.75
+    total = llm + local + neither
+    assert model.outcomes(span, -1.0) == pytest.approx((llm / total, local / total))
+
+
 def test_a_run_counts_as_weaker_only_beyond_both_estimates_errors():
     model = flat_model(0.0, 0.7, 0.25)  # dev's own shift 0, known exactly
     close, far = spans(34, 66), spans(20, 80)  # dev expects 38.75 agreements in 100: a little / many fewer
@@ -180,6 +190,16 @@ def test_a_budget_dev_closes_opens_only_where_the_run_shows_the_local_model_weak
     assert link_report(worse, t, fuser=closed)["linked"]["f1"] > link_report(worse, t)["local"]["f1"]
 
 
+def test_a_run_that_differs_from_dev_is_decided_by_the_model_its_shift_was_measured_with(gate):
+    fuser, thresholds = gate
+    t = thresholds[0.5]
+    like_dev, worse = fuser.adapted(records(600, 2, clean), t), fuser.adapted(records(600, 3, shifted), t)
+    assert not like_dev.differs_from_dev and worse.differs_from_dev and worse.report["shift_sigmas"] >= 2
+    span = next(s for r in records(600, 3, shifted) for s in r["entity"] if s["llm_answer"] != s["pred"])
+    assert worse.outcomes(span) == worse.shift_model.outcomes(span, worse.delta)
+    assert like_dev.outcomes(span) != like_dev.shift_model.outcomes(span, like_dev.delta)  # the dev gate's
+
+
 def test_the_price_of_an_added_entity_follows_the_runs_expected_precision(gate):
     model = flat_model(logit(0.8), 0.7, 0.25)
     recs = [{"entity": [{"pred": "PER", "uncertainty": 0.9}, {"pred": "LOC", "uncertainty": 0.1},
@@ -212,7 +232,7 @@ def test_a_saved_gate_keeps_its_shift_model_but_not_a_runs_shift(gate, tmp_path)
     path = str(tmp_path / "gate.json")
     adapted.save(path)
     data = json.load(open(path))
-    assert "delta" not in data and "opened" not in data and data["shift"] == fuser.shift
+    assert "delta" not in data and "shift_sigmas" not in data and data["shift"] == fuser.shift
     assert data["price"] == fuser.price != adapted.run_price and "run_price" not in data
     loaded = Fuser.load(path)
     assert loaded.delta == 0.0 and not loaded.opened and loaded.run_price is None and loaded.price == fuser.price
@@ -272,6 +292,7 @@ def test_the_linked_file_holds_the_adapted_decisions_and_a_rerun_keeps_them(tmp_
     linked = [json.loads(line) for line in first.splitlines()]
     fuser = Fuser.load(str(tmp_path / "link_calibration.json")).adapted(linked, metrics["threshold"])
     assert metrics["fuse_shift"] == fuser.report["applied_shift"] != 0.0
+    assert metrics["fuse_shift_sigmas"] == fuser.shift_sigmas and metrics["fuse_price"] == fuser.run_price
     t, dev_gate = metrics["threshold"], Fuser.load(str(tmp_path / "link_calibration.json"))
     finals = [(s["llm_pred"], decide(s, t, fuser), decide(s, t, dev_gate)) for r in linked for s in r["entity"]]
     assert all(have == want for have, want, _ in finals)
