@@ -93,6 +93,9 @@ def simulated(data_dir):
         labels = labels_of(os.path.join(RUNS, f"{dataset}_dev.jsonl"))
         thresholds = budget_thresholds(dev)
         tests = {mode: read_jsonl(local_output(data_dir, dataset, mode)) for d, mode in SETS if d == dataset}
+        # each test set's threshold at the largest budget shown: every span it sends is answered
+        widest = {mode: threshold_for_budget([sp["uncertainty"] for r in test for sp in r["entity"]], max(SHOWN))
+                  for mode, test in tests.items()}
         for kind in KINDS:
             for acc in ACCURACIES:
                 per_seed = []
@@ -101,9 +104,8 @@ def simulated(data_dir):
                     answered = [Answered(sp, gold_label(rec, sp)) for rec in answered_dev for sp in rec["entity"]
                                 if "llm_answer" in sp]
                     fuser, _ = fit_fuser(dev, answered, thresholds, seed=seed)
-                    per_seed.append({mode: scores(answer_records(test, threshold_for_budget(
-                        [sp["uncertainty"] for r in test for sp in r["entity"]], max(SHOWN)), acc, kind, labels,
-                        seed + 100), fuser) for mode, test in tests.items()})
+                    per_seed.append({mode: scores(answer_records(test, widest[mode], acc, kind, labels, seed + 100),
+                                                  fuser) for mode, test in tests.items()})
                 for mode in tests:
                     key = f"{set_name(dataset, mode)}|{kind}|{acc}"
                     rows[key] = {str(b): [sum(s[mode][b][i] for s in per_seed) / len(SEEDS) for i in range(3)]

@@ -81,7 +81,7 @@ class Fuser:
     shift: Optional[dict] = None  # `inference.shift.ShiftModel` as plain numbers; None: never adapted
     price: float = 0.5  # half the local F1 on dev: what one more predicted entity costs in F1
     delta: float = 0.0  # the shift `adapted` applies (a run's, never saved)
-    shift_sigmas: float = 0.0  # a run's, never saved: `ShiftModel.weaker` of its answers (`adapted`)
+    shift_sigmas: float = 0.0  # a run's, never saved: how far its shift lies from dev's (`adapted`)
     run_price: Optional[float] = None  # a run's, never saved: `price` for the run's expected precision
 
     @classmethod
@@ -93,12 +93,13 @@ class Fuser:
     def abstains(self) -> bool:
         return all(cutoff is None for _, cutoff in self.cutoffs)
 
-    def cutoff(self, threshold: Optional[float]) -> Optional[float]:
+    def links(self, threshold: Optional[float]) -> bool:
+        """Whether dev lets the budget whose dev threshold is nearest `threshold` link."""
         if not self.cutoffs:
-            return None
+            return False
         if threshold is None or not math.isfinite(threshold):
-            return self.cutoffs[0][1]  # the largest budget's (the lowest threshold)
-        return min(self.cutoffs, key=lambda pair: abs(pair[0] - threshold))[1]
+            return self.cutoffs[0][1] is not None  # the largest budget's (the lowest threshold)
+        return min(self.cutoffs, key=lambda pair: abs(pair[0] - threshold))[1] is not None
 
     def _p(self, coef: list[float], intercept: float, features: list[float]) -> float:
         return sigmoid(Logit(self.mean, self.scale, coef, intercept).z(features))
@@ -143,7 +144,7 @@ class Fuser:
         where dev says linking does not pay at that budget and the run did not open it (`opened`),
         else the label of the larger expected F1 (`expected_gain`)."""
         answer, pred = span["llm_answer"], span["pred"]
-        if answer == pred or (self.cutoff(threshold) is None and not self.opened):
+        if answer == pred or not (self.links(threshold) or self.opened):
             return pred
         price = self.price if self.run_price is None else self.run_price
         return answer if expected_gain(*self.outcomes(span), answer, pred, price) > 0 else pred
@@ -154,22 +155,19 @@ class Fuser:
 
     def adapted(self, records: Sequence[dict], threshold: float) -> "Fuser":
         """The gate for a run whose records (their spans answered above `threshold`) are `records`:
-        its trust in the local label moved by the estimated shift (`report["applied_shift"]`), an
-        added entity priced at half the F1 the run's expected precision implies (dev's F1 scaled
+        its trust in the local label moved by the estimated shift (`delta`), an added entity
+        priced at half the F1 the run's expected precision implies (`run_price`: dev's F1 scaled
         by the run's expected precision over dev's), and the run's shift in standard errors from
-        dev's (`shift_sigmas`, `ShiftModel.weaker`): from `DIFFERS_SIGMAS` on, the run differs from dev
-        (`outcomes` then reads the shift model), and where it is that far below, a budget dev
-        closed opens (`report["opened"]`)."""
+        dev's (`shift_sigmas`, `ShiftModel.measure`): from `DIFFERS_SIGMAS` on, the run differs
+        from dev (`outcomes` then reads the shift model), and where it is that far below, a
+        budget dev closed opens (`opened`)."""
         delta, sigmas, price = 0.0, 0.0, self.price
         if self.shift is not None:
             model, spans = self.shift_model, sent_answered(records, threshold)
             delta, sigmas = model.measure(spans, threshold)
             if model.precision:
                 price = min(0.5, self.price * model.expected_precision(records, threshold, delta) / model.precision)
-        adapted = dataclasses.replace(self, delta=delta, shift_sigmas=sigmas, run_price=price)
-        adapted.report = {**self.report, "applied_shift": delta, "shift_sigmas": sigmas, "applied_price": price,
-                          "opened": self.cutoff(threshold) is None and adapted.opened}
-        return adapted
+        return dataclasses.replace(self, delta=delta, shift_sigmas=sigmas, run_price=price)
 
     def save(self, path: str) -> str:
         """Write the gate to `path` (what `adapted` sets for a run is not part of it)."""

@@ -84,31 +84,52 @@ class ShiftModel:
         """P(the local label is right) as dev saw it, kept inside (0, 1)."""
         return min(max(sigmoid(self.local.z(local_features(span))), 1e-6), 1.0 - 1e-6)
 
-    def solve(self, spans: Sequence[dict]) -> Optional[float]:
-        """The log-odds shift of P(local right) that makes the expected agreements over `spans`
-        (answered spans) equal the observed ones; None when the LLM's answers cannot tell."""
+    def _terms(self, spans: Sequence[dict]) -> list[tuple[float, float]]:
+        """Per span: the log-odds of P(local right) as dev saw it, and P(LLM right)."""
+        return [(self.local.z(local_features(s)), sigmoid(self.llm.z(llm_features(s)))) for s in spans]
+
+    def _agreement(self, z: float, a: float, delta: float) -> tuple[float, float]:
+        """P(the two agree) for a span with terms (z, a) at shift `delta`, and its slope in `delta`."""
+        l, c = sigmoid(z + delta), self.coincide
+        return l * (a - (1 - a) * c) + (1 - a) * c, l * (1 - l) * (a - (1 - a) * c)
+
+    def _error(self, terms: list[tuple[float, float]], delta: float) -> float:
+        variance = slope = 0.0
+        for z, a in terms:
+            p, dp = self._agreement(z, a, delta)
+            variance, slope = variance + p * (1 - p), slope + dp
+        return math.sqrt(variance) / slope if slope > 0 else math.inf
+
+    def estimate(self, spans: Sequence[dict]) -> Optional[tuple[float, float]]:
+        """(the log-odds shift of P(local right) that makes the expected agreements over `spans`
+        (answered spans) equal the observed ones, its standard error); None when the LLM's
+        answers cannot tell."""
         if not spans:
             return None
-        z = [self.local.z(local_features(s)) for s in spans]
-        a = [sigmoid(self.llm.z(llm_features(s))) for s in spans]
-        c = self.coincide
+        terms = self._terms(spans)
         observed = sum(s["llm_answer"] == s["pred"] for s in spans)
 
         def expected(delta: float) -> float:
-            return sum(sigmoid(zi + delta) * (ai - (1 - ai) * c) + (1 - ai) * c for zi, ai in zip(z, a))
+            return sum(self._agreement(z, a, delta)[0] for z, a in terms)
 
-        slope = sum(sigmoid(zi) * (1 - sigmoid(zi)) * (ai - (1 - ai) * c) for zi, ai in zip(z, a)) / len(spans)
-        if slope < MIN_SLOPE:
+        if sum(self._agreement(z, a, 0.0)[1] for z, a in terms) / len(terms) < MIN_SLOPE:
             return None
         lo, hi = -2 * LIMIT, 2 * LIMIT
         if observed <= expected(lo):
-            return lo
-        if observed >= expected(hi):
-            return hi
-        for _ in range(50):  # expected() rises with delta where the LLM beats coincidence
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if expected(mid) < observed else (lo, mid)
-        return (lo + hi) / 2
+            found = lo
+        elif observed >= expected(hi):
+            found = hi
+        else:
+            for _ in range(50):  # expected() rises with delta where the LLM beats coincidence
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if expected(mid) < observed else (lo, mid)
+            found = (lo + hi) / 2
+        return found, self._error(terms, found)
+
+    def solve(self, spans: Sequence[dict]) -> Optional[float]:
+        """`estimate`'s shift alone."""
+        found = self.estimate(spans)
+        return None if found is None else found[0]
 
     def expected_precision(self, records: Sequence[dict], threshold: float = math.inf, delta: float = 0.0) -> float:
         """The share of the local model's entities expected right: the mean P(local right) over
@@ -130,21 +151,17 @@ class ShiftModel:
     def standard_error(self, spans: Sequence[dict], delta: float) -> float:
         """The standard error of `solve`'s shift over `spans` near `delta`: the binomial spread of
         the agreement count over its rate of change with the shift (inf when it does not change)."""
-        c, variance, slope = self.coincide, 0.0, 0.0
-        for s in spans:
-            l, a = sigmoid(self.local.z(local_features(s)) + delta), sigmoid(self.llm.z(llm_features(s)))
-            p = l * a + (1 - l) * (1 - a) * c
-            variance, slope = variance + p * (1 - p), slope + l * (1 - l) * (a - (1 - a) * c)
-        return math.sqrt(variance) / slope if slope > 0 else math.inf
+        return self._error(self._terms(spans), delta)
 
     def measure(self, spans: Sequence[dict], threshold: float) -> tuple[float, float]:
-        """(`shift`, `weaker`) of a run whose sent, answered spans are `spans`, solved once."""
-        found = self.solve(spans)
-        if found is None or not self.reference:
+        """(`shift`, `weaker`) of a run whose sent, answered spans are `spans`, estimated once."""
+        estimate = self.estimate(spans)
+        if estimate is None or not self.reference:
             return 0.0, 0.0
+        found, run_error = estimate
         _, ref, ref_error = min(self.reference, key=lambda row: abs(row[0] - threshold))
         delta = max(-LIMIT, min(LIMIT, (found - ref) * len(spans) / (len(spans) + PRIOR_SPANS)))
-        error = math.hypot(self.standard_error(spans, found), ref_error)
+        error = math.hypot(run_error, ref_error)
         return delta, (ref - found) / error if 0 < error < math.inf else 0.0
 
     def shift(self, spans: Sequence[dict], threshold: float) -> float:

@@ -169,8 +169,8 @@ def gate():
 def test_text_where_the_local_model_errs_more_moves_the_gate_toward_the_llm(gate):
     fuser, thresholds = gate
     t = thresholds[0.5]
-    same = fuser.adapted(records(600, 2, clean), t).report["applied_shift"]
-    worse = fuser.adapted(records(600, 3, shifted), t).report["applied_shift"]
+    same = fuser.adapted(records(600, 2, clean), t).delta
+    worse = fuser.adapted(records(600, 3, shifted), t).delta
     assert abs(same) < 0.3 and worse < -0.5
     test = records(600, 3, shifted)
     assert (link_report(test, t, fuser=fuser)["linked"]["f1"]
@@ -186,7 +186,7 @@ def test_a_budget_dev_closes_opens_only_where_the_run_shows_the_local_model_weak
     kept = closed.adapted(like_dev, t)
     assert not kept.opened and all(decide(s, t, kept) == s["pred"] for r in like_dev for s in r["entity"])
     opened = closed.adapted(worse, t)
-    assert opened.opened and opened.report["opened"]
+    assert opened.opened
     assert link_report(worse, t, fuser=closed)["linked"]["f1"] > link_report(worse, t)["local"]["f1"]
 
 
@@ -194,7 +194,7 @@ def test_a_run_that_differs_from_dev_is_decided_by_the_model_its_shift_was_measu
     fuser, thresholds = gate
     t = thresholds[0.5]
     like_dev, worse = fuser.adapted(records(600, 2, clean), t), fuser.adapted(records(600, 3, shifted), t)
-    assert not like_dev.differs_from_dev and worse.differs_from_dev and worse.report["shift_sigmas"] >= 2
+    assert not like_dev.differs_from_dev and worse.differs_from_dev and worse.shift_sigmas >= 2
     span = next(s for r in records(600, 3, shifted) for s in r["entity"] if s["llm_answer"] != s["pred"])
     assert worse.outcomes(span) == worse.shift_model.outcomes(span, worse.delta)
     assert like_dev.outcomes(span) != like_dev.shift_model.outcomes(span, like_dev.delta)  # the dev gate's
@@ -220,7 +220,7 @@ def test_the_adapted_gate_reads_no_gold_and_no_order(gate):
               "entity": [{k: v for k, v in s.items() if k != "answer"} for s in rec["entity"]]} for rec in test]
     shuffled = random.Random(0).sample(test, len(test))
     a, b, c = (fuser.adapted(recs, t) for recs in (test, blind, shuffled))
-    assert a.report["applied_shift"] == b.report["applied_shift"] == c.report["applied_shift"] != 0.0
+    assert a.delta == b.delta == c.delta != 0.0
     assert a.run_price == b.run_price == c.run_price and a.opened == b.opened == c.opened
     assert [decide(s, t, a) for r in test for s in r["entity"]] == [decide(s, t, b) for r in blind
                                                                      for s in r["entity"]]
@@ -291,7 +291,7 @@ def test_the_linked_file_holds_the_adapted_decisions_and_a_rerun_keeps_them(tmp_
         again = llm_inference.main(argv)
     linked = [json.loads(line) for line in first.splitlines()]
     fuser = Fuser.load(str(tmp_path / "link_calibration.json")).adapted(linked, metrics["threshold"])
-    assert metrics["fuse_shift"] == fuser.report["applied_shift"] != 0.0
+    assert metrics["fuse_shift"] == fuser.delta != 0.0
     assert metrics["fuse_shift_sigmas"] == fuser.shift_sigmas and metrics["fuse_price"] == fuser.run_price
     t, dev_gate = metrics["threshold"], Fuser.load(str(tmp_path / "link_calibration.json"))
     finals = [(s["llm_pred"], decide(s, t, fuser), decide(s, t, dev_gate)) for r in linked for s in r["entity"]]

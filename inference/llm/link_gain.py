@@ -229,9 +229,8 @@ def _plain(fitted: tuple) -> Logit:
     return Logit([float(v) for v in mean], [float(v) for v in scale], [float(v) for v in coef], float(intercept))
 
 
-def fit_shift(answered: Sequence[Answered], thresholds: dict[float, float],
-              records: Sequence[dict] = ()) -> ShiftModel:
-    """The shift model of `inference.shift`, fitted on every answered dev span."""
+def fit_shift(answered: Sequence[Answered], thresholds: dict[float, float], records: Sequence[dict]) -> ShiftModel:
+    """The shift model of `inference.shift`, fitted on every answered dev span of `records`."""
     spans = [a.span for a in answered]
     local_right = np.array([a.span["pred"] == a.gold for a in answered], dtype=int)
     llm_right = np.array([a.span["llm_answer"] == a.gold for a in answered], dtype=int)
@@ -241,10 +240,8 @@ def fit_shift(answered: Sequence[Answered], thresholds: dict[float, float],
                        _plain(_logistic(np.array([llm_features(s) for s in spans]), llm_right)),
                        (agree + 1) / (len(both_wrong) + 4), [])  # prior: 1 in 4 (a few labels)
     for t in sorted(thresholds.values()):
-        sent = [s for s in spans if s["uncertainty"] > t]
-        found = model.solve(sent)
+        found = model.estimate([s for s in spans if s["uncertainty"] > t])
         # where dev cannot tell, the reference is 0 with an error as wide as the shifts allowed
-        error = LIMIT if found is None else min(model.standard_error(sent, found), LIMIT)
-        model.reference.append([t, 0.0 if found is None else found, error])
+        model.reference.append([t, 0.0, LIMIT] if found is None else [t, found[0], min(found[1], LIMIT)])
     model.precision = model.expected_precision(records) or None
     return model

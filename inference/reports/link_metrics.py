@@ -71,8 +71,7 @@ def link_report(records: list[dict], threshold: float, per_label: bool = False,
     report = {"threshold": threshold, "sent": counts["sent"], "changed": counts["changed"],
               "removed": counts["removed"], "added": counts["added"]}
     if fuser is not None:
-        report.update(fuse_shift=fuser.report["applied_shift"], fuse_shift_sigmas=fuser.report["shift_sigmas"],
-                      fuse_price=fuser.report["applied_price"])
+        report.update(fuse_shift=fuser.delta, fuse_shift_sigmas=fuser.shift_sigmas, fuse_price=fuser.run_price)
     if with_gold:
         report.update(local=_scores(local, golds, per_label), linked=_scores(linked, golds, per_label),
                       fixed=counts["fixed"], broken=counts["broken"], recovered=counts["recovered"],
