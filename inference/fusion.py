@@ -17,11 +17,14 @@ On text unlike dev (typos, unseen names, another domain) the local model is righ
 than dev taught the gate; `Fuser.adapted` moves the gate's trust in it by the shift that
 `inference.shift` estimates from how often the LLM agrees with it on the run's sent spans (no
 gold read) and prices an added entity at the run's expected F1 instead of dev's. A run whose
-shift lies two standard errors or more from dev's differs from dev: its spans are decided by the
-shift model's own outcomes rather than the dev-fitted regressions, and where the local model is
-that much weaker, a budget dev closed links too. Each
-final label then depends on the run's answers together: the entry points decide every sent span
-again once all are answered (`inference.llm.link_output.settle_fused`).
+shift lies 1.5 standard errors or more from dev's differs from dev: its spans are decided by the
+shift model's own outcomes rather than the dev-fitted regressions. A budget dev closed links on
+a run where the local model is two standard errors weaker than on dev, or where the run's own
+spans predict a significant win (`Fuser.sign_test`: dev's sign test on expected counts, read
+with the local model stronger than the run's shift says, by two of its standard errors): another
+domain sends harder spans at the same budget, and wins where dev's did not. Each final label then
+depends on the run's answers together: the entry points decide every sent span again once all
+are answered (`inference.llm.link_output.settle_fused`).
 """
 from __future__ import annotations
 
@@ -38,7 +41,9 @@ from utils.versioned_json import read_versioned, write_atomic
 COMBINE = ("override", "fuse")
 FORMAT = "linkner-link-calibration/4"
 OLDER = "linkner-link-calibration/"  # the prefix every version of this file carries
-DIFFERS_SIGMAS = 2.0  # a run whose shift lies this many standard errors from dev's differs from dev
+DIFFERS_SIGMAS = 1.5  # a run whose shift lies this many standard errors from dev's differs from dev
+OPEN_SIGMAS = 2.0  # a budget dev closed opens at this many sigmas: the run's shift, or its predicted sign test
+CAUTION = 2.0  # the predicted sign test reads the local model this many standard errors of the shift stronger
 FEATURES = ("uncertainty", "confidence", "candidate", "llm_p_answer", "llm_p_pred", "llm_has_probs",
             "answer_is_o", "pred_is_o")
 
@@ -83,6 +88,7 @@ class Fuser:
     delta: float = 0.0  # the shift `adapted` applies (a run's, never saved)
     shift_sigmas: float = 0.0  # a run's, never saved: how far its shift lies from dev's (`adapted`)
     run_price: Optional[float] = None  # a run's, never saved: `price` for the run's expected precision
+    predicts_win: bool = False  # a run's, never saved: its spans predict a significant win (`adapted`)
 
     @classmethod
     def abstaining(cls, identity: Optional[dict] = None, report: Optional[dict] = None) -> "Fuser":
@@ -135,9 +141,10 @@ class Fuser:
 
     @property
     def opened(self) -> bool:
-        """Whether the run shows the local model significantly weaker than on dev, which opens a
-        budget dev closed."""
-        return self.shift is not None and self.shift_sigmas >= DIFFERS_SIGMAS
+        """Whether the run opens a budget dev closed: its answers show the local model
+        significantly weaker than on dev, or its own spans predict a significant win
+        (`predicts_win`)."""
+        return self.shift is not None and (self.shift_sigmas >= OPEN_SIGMAS or self.predicts_win)
 
     def choose(self, span: dict, threshold: Optional[float] = None) -> str:
         """The final label of a sent span with an answer, sent at `threshold`: the local label
@@ -159,20 +166,46 @@ class Fuser:
         priced at half the F1 the run's expected precision implies (`run_price`: dev's F1 scaled
         by the run's expected precision over dev's), and the run's shift in standard errors from
         dev's (`shift_sigmas`, `ShiftModel.measure`): from `DIFFERS_SIGMAS` on, the run differs
-        from dev (`outcomes` then reads the shift model), and where it is that far below, a
-        budget dev closed opens (`opened`)."""
-        delta, sigmas, price = 0.0, 0.0, self.price
-        if self.shift is not None:
-            model, spans = self.shift_model, sent_answered(records, threshold)
-            delta, sigmas = model.measure(spans, threshold)
-            if model.precision:
-                price = min(0.5, self.price * model.expected_precision(records, threshold, delta) / model.precision)
-        return dataclasses.replace(self, delta=delta, shift_sigmas=sigmas, run_price=price)
+        from dev (`outcomes` then reads the shift model); from `OPEN_SIGMAS` below, or where the
+        run's spans predict a significant win (`predicts_win`, `sign_test`), a budget dev closed
+        opens (`opened`)."""
+        if self.shift is None:
+            return dataclasses.replace(self, delta=0.0, shift_sigmas=0.0, run_price=self.price, predicts_win=False)
+        model, spans = self.shift_model, sent_answered(records, threshold)
+        delta, sigmas, error = model.measure(spans, threshold)
+        price = self.price
+        if model.precision:
+            price = min(0.5, self.price * model.expected_precision(records, threshold, delta) / model.precision)
+        run = dataclasses.replace(self, delta=delta, shift_sigmas=sigmas, run_price=price, predicts_win=False)
+        return dataclasses.replace(run, predicts_win=run.sign_test(spans, error))
+
+    def sign_test(self, spans: Sequence[dict], error: float) -> bool:
+        """Whether the run's sent, answered `spans` predict that taking the answers wins, by the
+        sign test dev's budgets pass (`link_gain`), on expected counts: over the spans where the
+        gate takes the answer, W = the sum of P(the answer is right) and L = that of P(the local
+        label is right), with W - L >= OPEN_SIGMAS * sqrt(W + L). The probabilities are read with
+        the local model `CAUTION` standard errors of the shift (`error`) stronger than estimated,
+        so that a run whose shift is uncertain, or unmeasured (an LLM that cannot tell: `error`
+        inf), never opens on it. Dev closes a budget when its out-of-fold wins are not
+        significant; a run's spans can be harder than dev's at the same budget (another domain
+        sends spans the local model is less sure of) and win where dev's did not."""
+        if not math.isfinite(error):
+            return False
+        cautious = dataclasses.replace(self, delta=self.delta + CAUTION * error)
+        price = self.price if self.run_price is None else self.run_price
+        wins = losses = 0.0
+        for span in spans:
+            answer, pred = span["llm_answer"], span["pred"]
+            if answer != pred:
+                p_llm, p_local = cautious.outcomes(span)
+                if expected_gain(p_llm, p_local, answer, pred, price) > 0:
+                    wins, losses = wins + p_llm, losses + p_local
+        return wins > losses and wins - losses >= OPEN_SIGMAS * math.sqrt(wins + losses)
 
     def save(self, path: str) -> str:
         """Write the gate to `path` (what `adapted` sets for a run is not part of it)."""
         data = asdict(self)
-        del data["delta"], data["shift_sigmas"], data["run_price"]  # a run's, not the calibration's
+        del data["delta"], data["shift_sigmas"], data["run_price"], data["predicts_win"]  # a run's, not the calibration's
         return write_atomic(path, {"format": FORMAT, **data}, indent=1)
 
     @classmethod

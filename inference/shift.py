@@ -18,7 +18,7 @@ gets wrong), shrunk toward 0 for few spans, and clipped. The gate adds it to the
 
 More readings of the same fit: `weaker`, how many standard errors (the run's and dev's
 reference's together) the run's shift lies below dev's, which says whether the run differs from
-dev (and, below, whether a budget dev closed may link); `outcomes`, the chances that the LLM, the
+dev (and, far enough below, whether a budget dev closed may link); `outcomes`, the chances that the LLM, the
 local label or neither is right where the two disagree, which decide a run that differs from
 dev; and `expected_precision`, the mean P(local right) over the local entities, whose ratio to
 dev's prices an added entity at the run's F1 rather than dev's.
@@ -153,16 +153,18 @@ class ShiftModel:
         the agreement count over its rate of change with the shift (inf when it does not change)."""
         return self._error(self._terms(spans), delta)
 
-    def measure(self, spans: Sequence[dict], threshold: float) -> tuple[float, float]:
-        """(`shift`, `weaker`) of a run whose sent, answered spans are `spans`, estimated once."""
+    def measure(self, spans: Sequence[dict], threshold: float) -> tuple[float, float, float]:
+        """(`shift`, `weaker`, the standard error of the difference they read: the run's and dev's
+        reference's together, inf when the answers cannot tell) of a run whose sent, answered
+        spans are `spans`, estimated once."""
         estimate = self.estimate(spans)
         if estimate is None or not self.reference:
-            return 0.0, 0.0
+            return 0.0, 0.0, math.inf
         found, run_error = estimate
         _, ref, ref_error = min(self.reference, key=lambda row: abs(row[0] - threshold))
         delta = max(-LIMIT, min(LIMIT, (found - ref) * len(spans) / (len(spans) + PRIOR_SPANS)))
         error = math.hypot(run_error, ref_error)
-        return delta, (ref - found) / error if 0 < error < math.inf else 0.0
+        return delta, (ref - found) / error if 0 < error < math.inf else 0.0, error
 
     def shift(self, spans: Sequence[dict], threshold: float) -> float:
         """The shift to apply at `threshold`: the run's shift less dev's own there, shrunk by

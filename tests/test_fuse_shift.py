@@ -15,7 +15,7 @@ from inference.llm import calibrate_link
 from inference.llm.link_gain import Answered, budget_thresholds, fit_fuser, gold_label
 from inference.records import decide
 from inference.reports.link_metrics import link_report
-from inference.shift import Logit, ShiftModel
+from inference.shift import Logit, ShiftModel, sent_answered
 from tests.helpers import no_real_openai  # noqa: F401 (autouse fixture)
 from tests.support.loopback_server import LLMServer, entity_of
 
@@ -114,6 +114,35 @@ def test_the_adapted_gate_reweights_its_three_outcomes():
     assert shifted.outcomes(span)[0] > 0.5 and shifted.outcomes(span)[1] < 0.3  # a local model right less often
 
 
+def hand_gate(**run):
+    """A gate whose regressions say P(the LLM right) 0.5 and P(the local label right) 0.3 for
+    every span, its shift model P(local right) 0.8 (see the test above)."""
+    shift = {"local": {"mean": [0, 0, 0], "scale": [1, 1, 1], "coef": [0, 0, 0], "intercept": logit(0.8)},
+             "llm": {"mean": [0, 0, 0], "scale": [1, 1, 1], "coef": [0, 0, 0], "intercept": 0.0},
+             "coincide": 0.25, "reference": [[0.0, 0.0, 0.0]]}
+    return Fuser([0.0] * 8, [1.0] * 8, [0.0] * 8, logit(0.5), [[0.0, None]], coef_local=[0.0] * 8,
+                 intercept_local=logit(0.3), shift=shift, price=0.45, **run)
+
+
+def test_the_predicted_sign_test_against_hand_counts():
+    # every span a type for a type, P(LLM right) 0.5 and P(local right) 0.3: the gate takes each
+    # (0.5 - 0.3 > 0); over n spans W = 0.5 n, L = 0.3 n, and W - L >= 2 sqrt(W + L) from n = 80 (equality there)
+    fuser = hand_gate()
+    span = {"pred": "PER", "llm_answer": "LOC", "uncertainty": 0.5, "confidence": 0.5}
+    agree = {"pred": "PER", "llm_answer": "PER", "uncertainty": 0.5, "confidence": 0.5}
+    assert not fuser.sign_test([span] * 79, 0.0) and fuser.sign_test([span] * 81 + [agree] * 50, 0.0)
+    # read with the local model stronger by CAUTION (2) standard errors of 0.25: l 0.8 -> l' =
+    # sigmoid(logit(0.8) + 0.5); by hand (the reweighting above) the wins then need n >= n_min
+    lp = 1 / (1 + math.exp(-(logit(0.8) + 0.5)))
+    w, r = (1 - lp) / 0.2, lp / 0.8
+    total = 0.5 * w + 0.3 * r + 0.2 * w
+    p_llm, p_local = 0.5 * w / total, 0.3 * r / total
+    assert p_llm - p_local > 0  # still taken
+    n_min = math.ceil(4 * (p_llm + p_local) / (p_llm - p_local) ** 2)
+    assert n_min > 80 and not fuser.sign_test([span] * (n_min - 1), 0.25) and fuser.sign_test([span] * n_min, 0.25)
+    assert not fuser.sign_test([span] * 10_000, math.inf)  # an unmeasured shift never opens a budget
+
+
 def test_expected_gain_against_hand_counts():
     # F1 = 2 TP / (P + G): at F1 0.9 (price 0.45) one more predicted entity must be right with
     # probability above 0.45 to pay; one fewer pays when it was right with probability below 0.45
@@ -190,11 +219,40 @@ def test_a_budget_dev_closes_opens_only_where_the_run_shows_the_local_model_weak
     assert link_report(worse, t, fuser=closed)["linked"]["f1"] > link_report(worse, t)["local"]["f1"]
 
 
+def harder(n, seed, llm_right, low):
+    """`records` whose spans are all at least `low` uncertain, the local model as right at each
+    uncertainty as on dev (`clean`): another domain's text, where a budget sends harder spans."""
+    out = records(n, seed, lambda u: clean(low + (1 - low) * u), llm_right)
+    for rec in out:
+        for s in rec["entity"]:
+            s["uncertainty"] = low + (1 - low) * s["uncertainty"]
+            s["confidence"] = 1 - s["uncertainty"]
+    return out
+
+
+def test_a_budget_dev_closes_opens_where_the_runs_harder_spans_predict_a_significant_win():
+    dev = records(600, 1, clean, 0.55)
+    thresholds = budget_thresholds(dev)
+    fuser, _ = fit_fuser(dev, [Answered(s, gold_label(r, s)) for r in dev for s in r["entity"]], thresholds)
+    closed = dataclasses.replace(fuser, cutoffs=[[c, None] for c, _ in fuser.cutoffs])
+    t = thresholds[0.5]
+    hard = harder(600, 3, 0.55, 0.85)
+    run = closed.adapted(hard, t)
+    assert abs(run.shift_sigmas) < 1.5 and run.predicts_win and run.opened  # no shift: the spans are harder
+    report = link_report(hard, t, fuser=closed)
+    assert report["fuse_opened"] and report["linked"]["f1"] > link_report(hard, t)["local"]["f1"] + 0.05
+    assert not link_report(hard, t, fuser=fuser)["fuse_opened"]  # dev's gate links there already
+    # the same spans with an LLM whose agreement cannot tell a shift: it does not open
+    unmeasured = dataclasses.replace(closed, shift={**closed.shift, "coincide": 1.0})
+    assert unmeasured.shift_model.estimate(sent_answered(hard, t)) is None
+    assert not unmeasured.adapted(hard, t).opened
+
+
 def test_a_run_that_differs_from_dev_is_decided_by_the_model_its_shift_was_measured_with(gate):
     fuser, thresholds = gate
     t = thresholds[0.5]
     like_dev, worse = fuser.adapted(records(600, 2, clean), t), fuser.adapted(records(600, 3, shifted), t)
-    assert not like_dev.differs_from_dev and worse.differs_from_dev and worse.shift_sigmas >= 2
+    assert not like_dev.differs_from_dev and worse.differs_from_dev and worse.shift_sigmas >= 1.5
     span = next(s for r in records(600, 3, shifted) for s in r["entity"] if s["llm_answer"] != s["pred"])
     assert worse.outcomes(span) == worse.shift_model.outcomes(span, worse.delta)
     assert like_dev.outcomes(span) != like_dev.shift_model.outcomes(span, like_dev.delta)  # the dev gate's
@@ -293,6 +351,7 @@ def test_the_linked_file_holds_the_adapted_decisions_and_a_rerun_keeps_them(tmp_
     fuser = Fuser.load(str(tmp_path / "link_calibration.json")).adapted(linked, metrics["threshold"])
     assert metrics["fuse_shift"] == fuser.delta != 0.0
     assert metrics["fuse_shift_sigmas"] == fuser.shift_sigmas and metrics["fuse_price"] == fuser.run_price
+    assert metrics["fuse_opened"] is False  # every budget links
     t, dev_gate = metrics["threshold"], Fuser.load(str(tmp_path / "link_calibration.json"))
     finals = [(s["llm_pred"], decide(s, t, fuser), decide(s, t, dev_gate)) for r in linked for s in r["entity"]]
     assert all(have == want for have, want, _ in finals)

@@ -20,7 +20,8 @@ keeping every local label; a cutoff of the score replaces it when its out-of-fol
 more F1 there and the spans whose decision it changes are a significant win: those it gets right
 (w) and those the starting choice got right (l) satisfy w - l >= SIGNIFICANCE * sqrt(w + l) (a
 sign test). A budget where neither gains keeps the local labels: linking abstains there (a run
-whose answers show the local model significantly weaker than on dev reopens it). At a
+whose answers show the local model significantly weaker than on dev, or whose own spans predict
+a significant win by the same sign test, reopens it: `inference.fusion.Fuser.adapted`). At a
 budget that links, each span takes the LLM's answer where that raises the expected F1
 (`inference.fusion.expected_gain`, one more predicted entity priced at half the local F1 on dev):
 the cutoff itself is kept only as a record, since the run's own answers move the probabilities

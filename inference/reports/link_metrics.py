@@ -71,7 +71,8 @@ def link_report(records: list[dict], threshold: float, per_label: bool = False,
     report = {"threshold": threshold, "sent": counts["sent"], "changed": counts["changed"],
               "removed": counts["removed"], "added": counts["added"]}
     if fuser is not None:
-        report.update(fuse_shift=fuser.delta, fuse_shift_sigmas=fuser.shift_sigmas, fuse_price=fuser.run_price)
+        report.update(fuse_shift=fuser.delta, fuse_shift_sigmas=fuser.shift_sigmas, fuse_price=fuser.run_price,
+                      fuse_opened=fuser.opened and not fuser.links(threshold))
     if with_gold:
         report.update(local=_scores(local, golds, per_label), linked=_scores(linked, golds, per_label),
                       fixed=counts["fixed"], broken=counts["broken"], recovered=counts["recovered"],
