@@ -7,7 +7,8 @@
                the span is a candidate (tagged O), the LLM's probability of its answer and of the
                local label (`llm_probs`; without them, the answer alone), and which of the two
                is "O": it takes the answer where that raises the expected F1. Where dev says the
-               LLM does not pay, the gate never takes it: linking abstains.
+               LLM does not pay, the gate never takes it: linking abstains; where dev finds no
+               gate decision better than the paper's rule, it takes every answer.
 
 The gate is two logistic regressions (the LLM right, the local label right) kept as plain
 numbers (`Fuser`), so loading it runs no code. It reads no gold label: `answer` and `gold` are
@@ -17,7 +18,7 @@ On text unlike dev (typos, unseen names, another domain) the local model is righ
 than dev taught the gate; `Fuser.adapted` moves the gate's trust in it by the shift that
 `inference.shift` estimates from how often the LLM agrees with it on the run's sent spans (no
 gold read) and prices an added entity at the run's expected F1 instead of dev's. A run whose
-shift lies 1.5 standard errors or more from dev's differs from dev: its spans are decided by the
+shift lies two standard errors or more from dev's differs from dev: its spans are decided by the
 shift model's own outcomes rather than the dev-fitted regressions. A budget dev closed links on
 a run where the local model is two standard errors weaker than on dev, or where the run's own
 spans predict a significant win (`Fuser.sign_test`: dev's sign test on expected counts, read
@@ -39,11 +40,12 @@ from inference.shift import Logit, ShiftModel, llm_features, local_features, sen
 from utils.versioned_json import read_versioned, write_atomic
 
 COMBINE = ("override", "fuse")
-FORMAT = "linkner-link-calibration/4"
+FORMAT = "linkner-link-calibration/5"
 OLDER = "linkner-link-calibration/"  # the prefix every version of this file carries
-DIFFERS_SIGMAS = 1.5  # a run whose shift lies this many standard errors from dev's differs from dev
+DIFFERS_SIGMAS = 2.0  # a run whose shift lies this many standard errors from dev's differs from dev
 OPEN_SIGMAS = 2.0  # a budget dev closed opens at this many sigmas: the run's shift, or its predicted sign test
 CAUTION = 2.0  # the predicted sign test reads the local model this many standard errors of the shift stronger
+CHOICES = ("keep", "gate", "every")  # per budget: keep the local labels, the gate decides, take every answer
 FEATURES = ("uncertainty", "confidence", "candidate", "llm_p_answer", "llm_p_pred", "llm_has_probs",
             "answer_is_o", "pred_is_o")
 
@@ -69,16 +71,19 @@ def expected_gain(p_llm: float, p_local: float, answer: str, pred: str, price: f
 
 @dataclass
 class Fuser:
-    """The fitted gate: where dev says linking pays at the budget whose dev threshold is nearest
-    the run's (`cutoffs`: [threshold, 0.0] pairs; None instead of 0.0 abstains there), or the
-    run opens that budget (`adapted`), take the LLM's answer when that raises the expected F1
-    (`expected_gain`, `price` = half the local F1 on dev, `run_price` the run's)."""
+    """The fitted gate. At the budget whose dev threshold is nearest the run's, dev chose (`budgets`:
+    [threshold, choice] pairs) to keep the local labels ("keep": linking abstains there unless the
+    run opens it, `adapted`), to take every answer ("every": the paper's rule, where no gate
+    decision beat it significantly on dev), or to let the gate decide ("gate"): take the LLM's
+    answer when that raises the expected F1 (`expected_gain`, `price` = half the local F1 on dev,
+    `run_price` the run's). A run that differs from dev, or opens a budget, is decided by the
+    expected F1 whatever dev chose."""
 
     mean: list[float]
     scale: list[float]
     coef: list[float]
     intercept: float
-    cutoffs: list[list[Optional[float]]]
+    budgets: list[list]  # [dev threshold, one of CHOICES], sorted by threshold
     identity: dict = field(default_factory=dict)  # the LLM and prompt it was fitted for
     report: dict = field(default_factory=dict)  # what calibration measured (for people, not read)
     coef_local: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))  # P(the local label is right)
@@ -97,15 +102,19 @@ class Fuser:
 
     @property
     def abstains(self) -> bool:
-        return all(cutoff is None for _, cutoff in self.cutoffs)
+        return all(choice == "keep" for _, choice in self.budgets)
+
+    def choice(self, threshold: Optional[float]) -> str:
+        """What dev chose at the budget whose dev threshold is nearest `threshold` (`CHOICES`)."""
+        if not self.budgets:
+            return "keep"
+        if threshold is None or not math.isfinite(threshold):
+            return self.budgets[0][1]  # the largest budget's (the lowest threshold)
+        return min(self.budgets, key=lambda pair: abs(pair[0] - threshold))[1]
 
     def links(self, threshold: Optional[float]) -> bool:
         """Whether dev lets the budget whose dev threshold is nearest `threshold` link."""
-        if not self.cutoffs:
-            return False
-        if threshold is None or not math.isfinite(threshold):
-            return self.cutoffs[0][1] is not None  # the largest budget's (the lowest threshold)
-        return min(self.cutoffs, key=lambda pair: abs(pair[0] - threshold))[1] is not None
+        return self.choice(threshold) != "keep"
 
     def _p(self, coef: list[float], intercept: float, features: list[float]) -> float:
         return sigmoid(Logit(self.mean, self.scale, coef, intercept).z(features))
@@ -148,11 +157,15 @@ class Fuser:
 
     def choose(self, span: dict, threshold: Optional[float] = None) -> str:
         """The final label of a sent span with an answer, sent at `threshold`: the local label
-        where dev says linking does not pay at that budget and the run did not open it (`opened`),
-        else the label of the larger expected F1 (`expected_gain`)."""
+        where dev says linking does not pay at that budget and the run did not open it (`opened`);
+        the answer where dev chose every answer there and the run does not differ from dev
+        (`differs_from_dev`); else the label of the larger expected F1 (`expected_gain`)."""
         answer, pred = span["llm_answer"], span["pred"]
-        if answer == pred or not (self.links(threshold) or self.opened):
+        choice = self.choice(threshold)
+        if answer == pred or (choice == "keep" and not self.opened):
             return pred
+        if choice == "every" and not self.differs_from_dev:
+            return answer
         price = self.price if self.run_price is None else self.run_price
         return answer if expected_gain(*self.outcomes(span), answer, pred, price) > 0 else pred
 
@@ -226,7 +239,9 @@ class Fuser:
                 raise ValueError
             if any(len(v) != len(FEATURES) or not all(isinstance(x, (int, float)) for x in v) for v in numbers):
                 raise ValueError
-            cutoffs = [[float(t), None if c is None else float(c)] for t, c in data["cutoffs"]]
+            budgets = [[float(t), c] for t, c in data["budgets"]]
+            if any(c not in CHOICES for _, c in budgets):
+                raise ValueError
             if not isinstance(data["identity"], dict) or any(s == 0 for s in data["scale"]):
                 raise ValueError
             shift = data.get("shift")
@@ -235,7 +250,7 @@ class Fuser:
             price = data["price"]
             if isinstance(price, bool) or not (isinstance(price, (int, float)) and 0.0 <= price <= 0.5):
                 raise ValueError
-            return cls(*numbers, float(data["intercept"]), sorted(cutoffs), data["identity"], data.get("report") or {},
+            return cls(*numbers, float(data["intercept"]), sorted(budgets), data["identity"], data.get("report") or {},
                        [float(x) for x in local], float(data["intercept_local"]), shift, float(price))
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{path}: a damaged link calibration (expected {', '.join(FEATURES)} weights, "

@@ -12,7 +12,7 @@ import pytest
 import llm_inference
 from inference.fusion import Fuser, expected_gain
 from inference.llm import calibrate_link
-from inference.llm.link_gain import Answered, budget_thresholds, fit_fuser, gold_label
+from inference.llm.link_gain import Answered, budget_thresholds, expected_f1, f1, fit_fuser, gold_label, local_counts
 from inference.records import decide
 from inference.reports.link_metrics import link_report
 from inference.shift import Logit, ShiftModel, sent_answered
@@ -96,7 +96,7 @@ def test_an_llm_no_better_than_coincidence_cannot_tell_a_shift():
 
 
 def test_the_adapted_gate_reweights_its_three_outcomes():
-    fuser = Fuser([0.0] * 8, [1.0] * 8, [0.0] * 8, logit(0.5), [[0.0, 0.0]], coef_local=[0.0] * 8,
+    fuser = Fuser([0.0] * 8, [1.0] * 8, [0.0] * 8, logit(0.5), [[0.0, "gate"]], coef_local=[0.0] * 8,
                   intercept_local=logit(0.3), shift={"local": {"mean": [0, 0, 0], "scale": [1, 1, 1],
                                                                "coef": [0, 0, 0], "intercept": logit(0.8)},
                                                      "llm": {"mean": [0, 0, 0], "scale": [1, 1, 1], "coef": [0, 0, 0],
@@ -120,7 +120,7 @@ def hand_gate(**run):
     shift = {"local": {"mean": [0, 0, 0], "scale": [1, 1, 1], "coef": [0, 0, 0], "intercept": logit(0.8)},
              "llm": {"mean": [0, 0, 0], "scale": [1, 1, 1], "coef": [0, 0, 0], "intercept": 0.0},
              "coincide": 0.25, "reference": [[0.0, 0.0, 0.0]]}
-    return Fuser([0.0] * 8, [1.0] * 8, [0.0] * 8, logit(0.5), [[0.0, None]], coef_local=[0.0] * 8,
+    return Fuser([0.0] * 8, [1.0] * 8, [0.0] * 8, logit(0.5), [[0.0, "keep"]], coef_local=[0.0] * 8,
                  intercept_local=logit(0.3), shift=shift, price=0.45, **run)
 
 
@@ -209,7 +209,7 @@ def test_text_where_the_local_model_errs_more_moves_the_gate_toward_the_llm(gate
 def test_a_budget_dev_closes_opens_only_where_the_run_shows_the_local_model_weaker(gate):
     fuser, thresholds = gate
     t = thresholds[0.5]
-    closed = dataclasses.replace(fuser, cutoffs=[[c, None] for c, _ in fuser.cutoffs])
+    closed = dataclasses.replace(fuser, budgets=[[t, "keep"] for t, _ in fuser.budgets])
     assert closed.abstains
     like_dev, worse = records(600, 2, clean), records(600, 3, shifted)
     kept = closed.adapted(like_dev, t)
@@ -234,7 +234,7 @@ def test_a_budget_dev_closes_opens_where_the_runs_harder_spans_predict_a_signifi
     dev = records(600, 1, clean, 0.55)
     thresholds = budget_thresholds(dev)
     fuser, _ = fit_fuser(dev, [Answered(s, gold_label(r, s)) for r in dev for s in r["entity"]], thresholds)
-    closed = dataclasses.replace(fuser, cutoffs=[[c, None] for c, _ in fuser.cutoffs])
+    closed = dataclasses.replace(fuser, budgets=[[t, "keep"] for t, _ in fuser.budgets])
     t = thresholds[0.5]
     hard = harder(600, 3, 0.55, 0.85)
     run = closed.adapted(hard, t)
@@ -252,7 +252,7 @@ def test_a_run_that_differs_from_dev_is_decided_by_the_model_its_shift_was_measu
     fuser, thresholds = gate
     t = thresholds[0.5]
     like_dev, worse = fuser.adapted(records(600, 2, clean), t), fuser.adapted(records(600, 3, shifted), t)
-    assert not like_dev.differs_from_dev and worse.differs_from_dev and worse.shift_sigmas >= 1.5
+    assert not like_dev.differs_from_dev and worse.differs_from_dev and worse.shift_sigmas >= 2
     span = next(s for r in records(600, 3, shifted) for s in r["entity"] if s["llm_answer"] != s["pred"])
     assert worse.outcomes(span) == worse.shift_model.outcomes(span, worse.delta)
     assert like_dev.outcomes(span) != like_dev.shift_model.outcomes(span, like_dev.delta)  # the dev gate's
@@ -294,6 +294,26 @@ def test_a_saved_gate_keeps_its_shift_model_but_not_a_runs_shift(gate, tmp_path)
     assert data["price"] == fuser.price != adapted.run_price and "run_price" not in data
     loaded = Fuser.load(path)
     assert loaded.delta == 0.0 and not loaded.opened and loaded.run_price is None and loaded.price == fuser.price
+    assert loaded.budgets == fuser.budgets and {c for _, c in loaded.budgets} <= {"keep", "gate", "every"}
+    data["budgets"][0][1] = "sometimes"  # not a choice: the file is damaged
+    (tmp_path / "gate.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="damaged link calibration"):
+        Fuser.load(path)
+
+
+def test_where_dev_chose_every_answer_a_dev_like_run_takes_every_answer_and_one_that_differs_is_decided(gate):
+    fuser, thresholds = gate
+    t = thresholds[0.5]
+    every = dataclasses.replace(fuser, budgets=[[c, "every"] for c, _ in fuser.budgets])
+    like_dev, worse = records(600, 2, clean), records(600, 3, shifted)
+    run = every.adapted(like_dev, t)
+    assert not run.differs_from_dev
+    assert all(decide(s, t, run) == s["llm_answer"] for r in like_dev for s in r["entity"] if s["uncertainty"] > t)
+    run = every.adapted(worse, t)
+    assert run.differs_from_dev
+    decided = [decide(s, t, run) for r in worse for s in r["entity"] if s["uncertainty"] > t]
+    assert any(label == s["pred"] != s["llm_answer"] for label, s in
+               zip(decided, [s for r in worse for s in r["entity"] if s["uncertainty"] > t]))
 
 
 def test_a_damaged_shift_model_is_one_line(gate, tmp_path):
@@ -340,7 +360,7 @@ def test_the_linked_file_holds_the_adapted_decisions_and_a_rerun_keeps_them(tmp_
     with LLMServer(answer=answer, structured="honour") as server:
         calibrate_link.main(["--input_file", str(tmp_path / "dev.jsonl"), *llm, "--base_url", server.base_url])
         gate = json.loads((tmp_path / "link_calibration.json").read_text())
-        gate["cutoffs"] = [[t, 0.0] for t, _ in gate["cutoffs"]]  # the gate decides at every budget
+        gate["budgets"] = [[t, "gate"] for t, _ in gate["budgets"]]  # the gate decides at every budget
         (tmp_path / "link_calibration.json").write_text(json.dumps(gate))
         argv = ["--input_file", str(tmp_path / "test.jsonl"), "--save_file", str(save), *llm,
                 "--base_url", server.base_url, "--budget", "0.5", "--combine", "fuse"]
@@ -357,3 +377,26 @@ def test_the_linked_file_holds_the_adapted_decisions_and_a_rerun_keeps_them(tmp_
     assert all(have == want for have, want, _ in finals)
     assert any(want != as_written for _, want, as_written in finals)  # the adapted gate decided some differently
     assert again["linked"] == metrics["linked"] and save.read_text() == first
+
+
+def test_dev_takes_every_answer_only_where_that_wins_significantly():
+    # by hand: over the dev spans a budget sends where the answer differs from the local label,
+    # w answers right and l local labels right; every answer is chosen only when w - l >= 1.5
+    # sqrt(w + l) (the sign test), though the paper's rule may gain F1 on dev without it
+    seen_gain_not_sure = False
+    for n, llm, seed in [(60, 0.6, 1), (60, 0.7, 2), (120, 0.6, 3), (600, 0.6, 1), (60, 0.9, 4)]:
+        dev = records(n, seed, clean, llm)
+        thresholds = budget_thresholds(dev)
+        answered = [Answered(s, gold_label(r, s)) for r in dev for s in r["entity"]]
+        _, info = fit_fuser(dev, answered, thresholds)
+        local = f1(*local_counts(dev))
+        for b, t in thresholds.items():
+            changed = [a for a in answered if a.span["uncertainty"] > t and a.span["llm_answer"] != a.span["pred"]]
+            w = sum(a.span["llm_answer"] == a.gold for a in changed)
+            l_ = sum(a.span["pred"] == a.gold for a in changed)
+            sure = w > l_ and w - l_ >= 1.5 * math.sqrt(w + l_)
+            if info["budgets"][str(b)] == "every":
+                assert sure
+            gains = expected_f1(dev, answered, t, lambda a: a.span["llm_answer"]) > local
+            seen_gain_not_sure |= gains and not sure and info["budgets"][str(b)] != "every"
+    assert seen_gain_not_sure

@@ -8,7 +8,7 @@ import random
 import pytest
 
 import llm_inference
-from inference.fusion import Fuser
+from inference.fusion import FORMAT, Fuser
 from inference.llm import calibrate_link
 from inference.llm.link_gain import Answered, expected_f1, f1, local_counts
 from inference.llm.logprobs import option_probs
@@ -150,6 +150,8 @@ def test_a_bad_llm_is_expected_to_lower_f1_and_fuse_abstains(splits, capsys):
         report = preflight(splits, server)
         out = capsys.readouterr().out
         assert "expected to LOWER F1 at every budget" in out and "do not link" in out
+        rows = [line.split() for line in out.splitlines() if line.strip().split(" ")[0].endswith("%")]
+        assert len(rows) == 4 and all(row[-1] == "keep" for row in rows)  # what fuse does per budget
         assert report["recommended_budget"] is None and report["llm_accuracy"] < report["local_accuracy"]
         fuser = Fuser.load(str(splits / "link_calibration.json"))
         assert fuser.abstains
@@ -164,7 +166,12 @@ def test_a_good_llm_with_informative_probabilities_pays_with_fuse(splits, capsys
     with LLMServer(answer=answer, structured="honour", logprobs=informative(answer)) as server:
         report = preflight(splits, server)
         assert report["recommended_budget"] is not None
-        assert "recommended: --combine fuse --budget" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "recommended: --combine fuse --budget" in out
+        rows = [line.split() for line in out.splitlines() if line.strip().split(" ")[0].endswith("%")]
+        fuser = Fuser.load(str(splits / "link_calibration.json"))
+        assert [row[-1] for row in rows] == [fuser.choice(float(row[1])) for row in rows] and len(rows) == 4
+        assert any(row[-1] != "keep" for row in rows)
         fused = link(splits, server, "--budget", "0.5", "--combine", "fuse")
     assert fused["combine"] == "fuse" and fused["linked"]["f1"] > fused["local"]["f1"]
 
@@ -201,7 +208,7 @@ def test_a_calibration_for_another_llm_or_prompt_is_refused(splits, capsys):
 
 @pytest.mark.parametrize("content, problem", [("{not json", "not JSON"),
                                               ('{"format": "other/1"}', "not a link calibration"),
-                                              ('{"format": "linkner-link-calibration/4", "mean": [1]}', "damaged")])
+                                              ('{"format": "%s", "mean": [1]}' % FORMAT, "damaged")])
 def test_a_damaged_or_foreign_calibration_is_one_line_and_nothing_is_overwritten(splits, content, problem):
     path = splits / "link_calibration.json"
     path.write_text(content)

@@ -303,7 +303,7 @@ def test_online_fuse_settles_the_same_adapted_labels_as_two_stages(spanner_ckpt,
 
     monkeypatch.setattr(inference.llm.link_run, "check_fuser", lambda *a: None)  # a hand-made gate: no identity
     plain = {"mean": [0.0] * 3, "scale": [1.0] * 3, "coef": [0.0] * 3}
-    gate = Fuser([0.0] * 8, [1.0] * 8, [0.0] * 8, 0.0, [[0.45, 0.0]], intercept_local=0.0,
+    gate = Fuser([0.0] * 8, [1.0] * 8, [0.0] * 8, 0.0, [[0.45, "gate"]], intercept_local=0.0,
                  shift={"local": {**plain, "intercept": 2.2}, "llm": {**plain, "intercept": 2.2}, "coincide": 0.25,
                         "reference": [[0.45, 0.0, 0.0]]})  # dev: both right 90 % of the time; unadapted, it takes nothing
     gate.save(str(tmp_path / "gate.json"))

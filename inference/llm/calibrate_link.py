@@ -108,10 +108,13 @@ def ask(records: list[dict], chosen: list[tuple[int, int]], settings: LinkSettin
     return answered, linker.summary(), identity
 
 
-def describe(table: list[dict]) -> list[str]:
-    lines = [f"{'budget':>6}  {'threshold':>9}  {'local F1':>8}  {'override F1':>11}  {'fuse F1':>8}"]
+def describe(table: list[dict], fuser: Fuser) -> list[str]:
+    """The per-budget table, with what fuse does at each budget on a run like dev (`Fuser.choice`:
+    keep the local labels, let the gate decide, take every answer)."""
+    lines = [f"{'budget':>6}  {'threshold':>9}  {'local F1':>8}  {'override F1':>11}  {'fuse F1':>8}  fuse"]
     lines += [f"{row['budget']:>6.0%}  {row['threshold']:>9.4f}  {100 * row['local_f1']:>8.2f}  "
-              f"{100 * row['override_f1']:>11.2f}  {100 * row['fuse_f1']:>8.2f}" for row in table]
+              f"{100 * row['override_f1']:>11.2f}  {100 * row['fuse_f1']:>8.2f}  {fuser.choice(row['threshold'])}"
+              for row in table]
     return lines
 
 
@@ -165,7 +168,7 @@ def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
     print(f"{len(answered)} dev spans sent (of the {report['pool']} a 50 % budget sends): the LLM is right on "
           f"{report['llm_accuracy']:.1%} of them, the local model on {report['local_accuracy']:.1%}"
           f" ({len(answered) - len(with_answer)} got no parseable answer)")
-    print("\n".join(describe(table)))
+    print("\n".join(describe(table, fuser)))
     print("fuse F1 out of fold (the gate fitted on the other folds); F1 is on the dev split, expected from the "
           "spans sent" + (" (a sample, scaled up)" if calibration.sample else ""))
     print("\n".join(lines))

@@ -21,11 +21,13 @@ more F1 there and the spans whose decision it changes are a significant win: tho
 (w) and those the starting choice got right (l) satisfy w - l >= SIGNIFICANCE * sqrt(w + l) (a
 sign test). A budget where neither gains keeps the local labels: linking abstains there (a run
 whose answers show the local model significantly weaker than on dev, or whose own spans predict
-a significant win by the same sign test, reopens it: `inference.fusion.Fuser.adapted`). At a
-budget that links, each span takes the LLM's answer where that raises the expected F1
-(`inference.fusion.expected_gain`, one more predicted entity priced at half the local F1 on dev):
-the cutoff itself is kept only as a record, since the run's own answers move the probabilities
-(inference/shift.py). The out-of-fold table scores those expected-gain decisions.
+a significant win by the same sign test, reopens it: `inference.fusion.Fuser.adapted`). A
+budget whose choice stays the paper's rule takes every answer (unless a run differs from dev)
+where that rule's own win over the local labels is significant by the same test; elsewhere, and
+at a budget where a cutoff won, each span takes the LLM's answer where that raises the expected
+F1 (`inference.fusion.expected_gain`, one more predicted entity priced at half the local F1 on
+dev): the cutoff itself is kept only as a record, since the run's own answers move the
+probabilities (inference/shift.py). The out-of-fold table scores those decisions.
 
 With the gate goes its shift model (`fit_shift`, see inference/shift.py): P(local right) from
 the local model's signals and P(LLM right) from the LLM's, over every answered span, the rate
@@ -165,7 +167,7 @@ def _advantage(x: np.ndarray, fitted: tuple, fitted_local: tuple) -> np.ndarray:
 
 def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds: dict[float, float],
               identity: Optional[dict] = None, seed: int = 0) -> tuple[Fuser, dict]:
-    """The gate and what it was chosen on ({"rows", "cutoffs", "out_of_fold": gain table})."""
+    """The gate and what it was chosen on ({"rows", "budgets", "cutoffs", "out_of_fold": gain table})."""
     rows = [a for a in answered if a.span["llm_answer"] != a.span["pred"]]
     y = np.array([a.span["llm_answer"] == a.gold for a in rows], dtype=int)
     y_local = np.array([a.span["pred"] == a.gold for a in rows], dtype=int)
@@ -184,7 +186,7 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
         train = np.setdiff1d(order, test)
         fitted, fitted_local = _logistic(x[train], y[train]), _logistic(x[train], y_local[train])
         oof[test] = _advantage(x[test], fitted, fitted_local)
-        gate = _gate(fitted, fitted_local, [[0.0, 0.0]], local / 2)
+        gate = _gate(fitted, fitted_local, [[0.0, "gate"]], local / 2)
         taken |= {id(rows[i].span) for i in test if gate.choose(rows[i].span) != rows[i].span["pred"]}
     p_of = {id(a.span): p for a, p in zip(rows, oof)}
 
@@ -192,7 +194,8 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
         return cutoff is not None and p_of.get(id(a.span), -1.0) > cutoff
 
     candidates = [-math.inf, *sorted(set(np.round(np.quantile(oof, np.linspace(0, 1, CUTOFFS)), 6)))]
-    cutoffs = {}  # per budget: None (keep the local labels), -2 (every answer) or a gate cutoff
+    cutoffs = {}  # per budget: None (keep the local labels), -inf (every answer) or a gate cutoff
+    sure = {}  # per budget: whether every answer is a significant win over the local labels
     for b, t in thresholds.items():
         gain = lambda c: expected_f1(split, answered, t, lambda a: a.span["llm_answer"] if take(a, c)  # noqa: E731
                                      else a.span["pred"]) - local
@@ -205,23 +208,27 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
             differ = [a for a in rows if a.span["uncertainty"] > t and take(a, cutoff) != take(a, best)]
             if g > best_gain and _significant(differ, keep_local=best is not None):
                 best, best_gain = cutoff, g
-        cutoffs[t] = None if best is None else max(best, -2.0)  # -2: every answer (the advantage is >= -1)
-    info["cutoffs"] = {str(b): cutoffs[t] for b, t in thresholds.items()}  # what dev chose, for the record
+        cutoffs[t] = best  # None: keep the local labels; -inf: every answer
+        # every answer blindly only where its own win over the local labels is significant too
+        sure[t] = _significant([a for a in rows if a.span["uncertainty"] > t])
+    choices = {t: "keep" if c is None else "every" if c == -math.inf and sure[t] else "gate" for t, c in cutoffs.items()}
+    info["budgets"] = {str(b): choices[t] for b, t in thresholds.items()}  # what dev chose
+    info["cutoffs"] = {str(b): cutoffs[t] if choices[t] == "gate" else None for b, t in thresholds.items()}  # a record
     # what a run does: at a budget that links, the expected-gain decisions (out of fold here)
     info["out_of_fold"] = gain_table(split, answered, thresholds, lambda a, t: a.span["llm_answer"]
-                                     if cutoffs[t] is not None and id(a.span) in taken else a.span["pred"])
+                                     if choices[t] == "every" or (choices[t] == "gate" and id(a.span) in taken)
+                                     else a.span["pred"])
     if all(c is None for c in cutoffs.values()):
         info["why"] = "no cutoff gains F1 on dev with a significant win at any budget"
-    links = sorted([t, None if c is None else 0.0] for t, c in cutoffs.items())
-    fuser = _gate(_logistic(x, y), _logistic(x, y_local), links, local / 2, identity=identity or {},
+    fuser = _gate(_logistic(x, y), _logistic(x, y_local), sorted([t, c] for t, c in choices.items()), local / 2, identity=identity or {},
                   shift=asdict(fit_shift(answered, thresholds, records)))
     return fuser, info
 
 
-def _gate(fitted: tuple, fitted_local: tuple, cutoffs: list, price: float, **extra) -> Fuser:
+def _gate(fitted: tuple, fitted_local: tuple, budgets: list, price: float, **extra) -> Fuser:
     """A `Fuser` from the two fits (the same features, so the same mean and scale)."""
     llm, local = _plain(fitted), _plain(fitted_local)
-    return Fuser(llm.mean, llm.scale, llm.coef, llm.intercept, cutoffs, coef_local=local.coef,
+    return Fuser(llm.mean, llm.scale, llm.coef, llm.intercept, budgets, coef_local=local.coef,
                  intercept_local=local.intercept, price=price, **extra)
 
 
