@@ -73,8 +73,8 @@ def expected_gain(p_llm: float, p_local: float, answer: str, pred: str, price: f
 class Fuser:
     """The fitted gate. At the budget whose dev threshold is nearest the run's, dev chose (`budgets`:
     [threshold, choice] pairs) to keep the local labels ("keep": linking abstains there unless the
-    run opens it, `adapted`), to take every answer ("every": the paper's rule, where no gate
-    decision beat it significantly on dev), or to let the gate decide ("gate"): take the LLM's
+    run opens it, `adapted`), to take every answer ("every": the paper's rule, where it won
+    significantly on dev and no gate decision beat it), or to let the gate decide ("gate"): take the LLM's
     answer when that raises the expected F1 (`expected_gain`, `price` = half the local F1 on dev,
     `run_price` the run's). A run that differs from dev, or opens a budget, is decided by the
     expected F1 whatever dev chose."""
