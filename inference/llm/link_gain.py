@@ -213,7 +213,8 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
         sure[t] = _significant([a for a in rows if a.span["uncertainty"] > t])
     choices = {t: "keep" if c is None else "every" if c == -math.inf and sure[t] else "gate" for t, c in cutoffs.items()}
     info["budgets"] = {str(b): choices[t] for b, t in thresholds.items()}  # what dev chose
-    info["cutoffs"] = {str(b): cutoffs[t] if choices[t] == "gate" else None for b, t in thresholds.items()}  # a record
+    info["cutoffs"] = {str(b): cutoffs[t] if choices[t] == "gate" and math.isfinite(cutoffs[t]) else None
+                       for b, t in thresholds.items()}  # a record (JSON has no -inf)
     # what a run does: at a budget that links, the expected-gain decisions (out of fold here)
     info["out_of_fold"] = gain_table(split, answered, thresholds, lambda a, t: a.span["llm_answer"]
                                      if choices[t] == "every" or (choices[t] == "gate" and id(a.span) in taken)
