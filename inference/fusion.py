@@ -93,7 +93,7 @@ class Fuser:
     delta: float = 0.0  # the shift `adapted` applies (a run's, never saved)
     shift_sigmas: float = 0.0  # a run's, never saved: how far its shift lies from dev's (`adapted`)
     run_price: Optional[float] = None  # a run's, never saved: `price` for the run's expected precision
-    predicts_win: bool = False  # a run's, never saved: its spans predict a significant win (`adapted`)
+    predicts_win: bool = False  # a run's, never saved: its spans predict a significant win where dev closed the budget
 
     @classmethod
     def abstaining(cls, identity: Optional[dict] = None, report: Optional[dict] = None) -> "Fuser":
@@ -166,8 +166,12 @@ class Fuser:
             return pred
         if choice == "every" and not self.differs_from_dev:
             return answer
-        price = self.price if self.run_price is None else self.run_price
-        return answer if expected_gain(*self.outcomes(span), answer, pred, price) > 0 else pred
+        return answer if expected_gain(*self.outcomes(span), answer, pred, self.price_now) > 0 else pred
+
+    @property
+    def price_now(self) -> float:
+        """The price of an added entity on this run (`run_price`), dev's where not adapted."""
+        return self.price if self.run_price is None else self.run_price
 
     @functools.cached_property
     def shift_model(self) -> ShiftModel:
@@ -190,6 +194,8 @@ class Fuser:
         if model.precision:
             price = min(0.5, self.price * model.expected_precision(records, threshold, delta) / model.precision)
         run = dataclasses.replace(self, delta=delta, shift_sigmas=sigmas, run_price=price, predicts_win=False)
+        if self.links(threshold):  # the sign test only opens a budget dev closed
+            return run
         return dataclasses.replace(run, predicts_win=run.sign_test(spans, error))
 
     def sign_test(self, spans: Sequence[dict], error: float) -> bool:
@@ -205,13 +211,12 @@ class Fuser:
         if not math.isfinite(error):
             return False
         cautious = dataclasses.replace(self, delta=self.delta + CAUTION * error)
-        price = self.price if self.run_price is None else self.run_price
         wins = losses = 0.0
         for span in spans:
             answer, pred = span["llm_answer"], span["pred"]
             if answer != pred:
                 p_llm, p_local = cautious.outcomes(span)
-                if expected_gain(p_llm, p_local, answer, pred, price) > 0:
+                if expected_gain(p_llm, p_local, answer, pred, self.price_now) > 0:
                     wins, losses = wins + p_llm, losses + p_local
         return wins > losses and wins - losses >= OPEN_SIGMAS * math.sqrt(wins + losses)
 

@@ -114,14 +114,14 @@ def test_the_adapted_gate_reweights_its_three_outcomes():
     assert shifted.outcomes(span)[0] > 0.5 and shifted.outcomes(span)[1] < 0.3  # a local model right less often
 
 
-def hand_gate(**run):
+def hand_gate():
     """A gate whose regressions say P(the LLM right) 0.5 and P(the local label right) 0.3 for
     every span, its shift model P(local right) 0.8 (see the test above)."""
     shift = {"local": {"mean": [0, 0, 0], "scale": [1, 1, 1], "coef": [0, 0, 0], "intercept": logit(0.8)},
              "llm": {"mean": [0, 0, 0], "scale": [1, 1, 1], "coef": [0, 0, 0], "intercept": 0.0},
              "coincide": 0.25, "reference": [[0.0, 0.0, 0.0]]}
     return Fuser([0.0] * 8, [1.0] * 8, [0.0] * 8, logit(0.5), [[0.0, "keep"]], coef_local=[0.0] * 8,
-                 intercept_local=logit(0.3), shift=shift, price=0.45, **run)
+                 intercept_local=logit(0.3), shift=shift, price=0.45)
 
 
 def test_the_predicted_sign_test_against_hand_counts():

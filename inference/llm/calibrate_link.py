@@ -129,7 +129,8 @@ def verdict(table: list[dict]) -> tuple[float | None, list[str]]:
                      f"{100 * best['local_f1']:.2f} -> {100 * best['fuse_f1']:.2f} on dev)")
         return best["budget"], lines
     lines.append("recommended: do not link with this LLM; --combine fuse abstains (keeps every local label) unless "
-                 "a run's own answers show the local model significantly weaker than on dev")
+                 "a run's own answers show the local model significantly weaker than on dev, or its spans "
+                 "predict a significant win")
     return None, lines
 
 

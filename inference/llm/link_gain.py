@@ -194,8 +194,7 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
         return cutoff is not None and p_of.get(id(a.span), -1.0) > cutoff
 
     candidates = [-math.inf, *sorted(set(np.round(np.quantile(oof, np.linspace(0, 1, CUTOFFS)), 6)))]
-    cutoffs = {}  # per budget: None (keep the local labels), -inf (every answer) or a gate cutoff
-    sure = {}  # per budget: whether every answer is a significant win over the local labels
+    choices, recorded = {}, {}  # per budget: one of fusion.CHOICES, and the gate's cutoff (a record)
     for b, t in thresholds.items():
         gain = lambda c: expected_f1(split, answered, t, lambda a: a.span["llm_answer"] if take(a, c)  # noqa: E731
                                      else a.span["pred"]) - local
@@ -208,18 +207,17 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
             differ = [a for a in rows if a.span["uncertainty"] > t and take(a, cutoff) != take(a, best)]
             if g > best_gain and _significant(differ, keep_local=best is not None):
                 best, best_gain = cutoff, g
-        cutoffs[t] = best  # None: keep the local labels; -inf: every answer
         # every answer blindly only where its own win over the local labels is significant too
-        sure[t] = _significant([a for a in rows if a.span["uncertainty"] > t])
-    choices = {t: "keep" if c is None else "every" if c == -math.inf and sure[t] else "gate" for t, c in cutoffs.items()}
+        every_sure = best == -math.inf and _significant([a for a in rows if a.span["uncertainty"] > t])
+        choices[t] = "keep" if best is None else "every" if every_sure else "gate"
+        recorded[t] = best if best is not None and math.isfinite(best) else None  # JSON has no -inf
     info["budgets"] = {str(b): choices[t] for b, t in thresholds.items()}  # what dev chose
-    info["cutoffs"] = {str(b): cutoffs[t] if choices[t] == "gate" and math.isfinite(cutoffs[t]) else None
-                       for b, t in thresholds.items()}  # a record (JSON has no -inf)
+    info["cutoffs"] = {str(b): recorded[t] for b, t in thresholds.items()}  # a record
     # what a run does: at a budget that links, the expected-gain decisions (out of fold here)
     info["out_of_fold"] = gain_table(split, answered, thresholds, lambda a, t: a.span["llm_answer"]
                                      if choices[t] == "every" or (choices[t] == "gate" and id(a.span) in taken)
                                      else a.span["pred"])
-    if all(c is None for c in cutoffs.values()):
+    if all(c == "keep" for c in choices.values()):
         info["why"] = "no cutoff gains F1 on dev with a significant win at any budget"
     fuser = _gate(_logistic(x, y), _logistic(x, y_local), sorted([t, c] for t, c in choices.items()), local / 2, identity=identity or {},
                   shift=asdict(fit_shift(answered, thresholds, records)))
