@@ -21,11 +21,11 @@ gold read) and prices an added entity at the run's expected F1 instead of dev's.
 shift lies two standard errors or more from dev's differs from dev: its spans are decided by the
 shift model's own outcomes rather than the dev-fitted regressions. A budget dev closed links on
 a run where the local model is two standard errors weaker than on dev, or where the run's own
-spans predict a significant win (`Fuser.sign_test`: dev's sign test on expected counts, read
-with the local model stronger than the run's shift says, by two of its standard errors): another
-domain sends harder spans at the same budget, and wins where dev's did not. Each final label then
-depends on the run's answers together: the entry points decide every sent span again once all
-are answered (`inference.llm.link_output.settle_fused`).
+spans predict a significant win (`Fuser.win_test`: dev's test on expected contributions to
+F1, read with the local model stronger than the run's shift says, by two of its standard
+errors): another domain sends harder spans at the same budget, and wins where dev's did not.
+Each final label then depends on the run's answers together: the entry points decide every sent
+span again once all are answered (`inference.llm.link_output.settle_fused`).
 """
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ COMBINE = ("override", "fuse")
 FORMAT = "linkner-link-calibration/5"
 OLDER = "linkner-link-calibration/"  # the prefix every version of this file carries
 DIFFERS_SIGMAS = 2.0  # a run whose shift lies this many standard errors from dev's differs from dev
-OPEN_SIGMAS = 2.0  # a budget dev closed opens at this many sigmas: the run's shift, or its predicted sign test
-CAUTION = 2.0  # the predicted sign test reads the local model this many standard errors of the shift stronger
+OPEN_SIGMAS = 2.0  # a budget dev closed opens at this many sigmas: the run's shift, or its predicted win
+CAUTION = 2.0  # the predicted win test reads the local model this many standard errors of the shift stronger
 CHOICES = ("keep", "gate", "every")  # per budget: keep the local labels, the gate decides, take every answer
 FEATURES = ("uncertainty", "confidence", "candidate", "llm_p_answer", "llm_p_pred", "llm_has_probs",
             "answer_is_o", "pred_is_o")
@@ -184,7 +184,7 @@ class Fuser:
         by the run's expected precision over dev's), and the run's shift in standard errors from
         dev's (`shift_sigmas`, `ShiftModel.measure`): from `DIFFERS_SIGMAS` on, the run differs
         from dev (`outcomes` then reads the shift model); from `OPEN_SIGMAS` below, or where the
-        run's spans predict a significant win (`predicts_win`, `sign_test`), a budget dev closed
+        run's spans predict a significant win (`predicts_win`, `win_test`), a budget dev closed
         opens (`opened`)."""
         if self.shift is None:
             return dataclasses.replace(self, delta=0.0, shift_sigmas=0.0, run_price=self.price, predicts_win=False)
@@ -194,31 +194,41 @@ class Fuser:
         if model.precision:
             price = min(0.5, self.price * model.expected_precision(records, threshold, delta) / model.precision)
         run = dataclasses.replace(self, delta=delta, shift_sigmas=sigmas, run_price=price, predicts_win=False)
-        if self.links(threshold):  # the sign test only opens a budget dev closed
+        if self.links(threshold):  # the win test only opens a budget dev closed
             return run
-        return dataclasses.replace(run, predicts_win=run.sign_test(spans, error))
+        return dataclasses.replace(run, predicts_win=run.win_test(spans, error))
 
-    def sign_test(self, spans: Sequence[dict], error: float) -> bool:
+    def win_test(self, spans: Sequence[dict], error: float) -> bool:
         """Whether the run's sent, answered `spans` predict that taking the answers wins, by the
-        sign test dev's budgets pass (`link_gain`), on expected counts: over the spans where the
-        gate takes the answer, W = the sum of P(the answer is right) and L = that of P(the local
-        label is right), with W - L >= OPEN_SIGMAS * sqrt(W + L). The probabilities are read with
-        the local model `CAUTION` standard errors of the shift (`error`) stronger than estimated,
-        so that a run whose shift is uncertain, or unmeasured (an LLM that cannot tell: `error`
-        inf), never opens on it. Dev closes a budget when its out-of-fold wins are not
-        significant; a run's spans can be harder than dev's at the same budget (another domain
-        sends spans the local model is less sure of) and win where dev's did not."""
+        test dev's budgets pass (`link_gain._significant`) on expected contributions: over the
+        spans where the gate takes the answer, each adds c to F1 (up to a positive factor: a true
+        positive gained, less `price_now` per predicted entity added), and the sum of their
+        expectations (`expected_gain`) must reach OPEN_SIGMAS * sqrt(the sum of E[c^2]). Where
+        answer and local label are both entities this is the sign test W - L >= OPEN_SIGMAS *
+        sqrt(W + L) on expected counts (W the sum of P(the answer is right), L of P(the local
+        label is right)). The probabilities are read with the local model `CAUTION` standard
+        errors of the shift (`error`) stronger than estimated, so that a run whose shift is
+        uncertain, or unmeasured (an LLM that cannot tell: `error` inf), never opens on it. Dev
+        closes a budget when its out-of-fold gain is not significant; a run's spans can be harder
+        than dev's at the same budget (another domain sends spans the local model is less sure
+        of) and win where dev's did not."""
         if not math.isfinite(error):
             return False
         cautious = dataclasses.replace(self, delta=self.delta + CAUTION * error)
-        wins = losses = 0.0
+        price = self.price_now
+        gain = square = 0.0
         for span in spans:
             answer, pred = span["llm_answer"], span["pred"]
-            if answer != pred:
-                p_llm, p_local = cautious.outcomes(span)
-                if expected_gain(p_llm, p_local, answer, pred, self.price_now) > 0:
-                    wins, losses = wins + p_llm, losses + p_local
-        return wins > losses and wins - losses >= OPEN_SIGMAS * math.sqrt(wins + losses)
+            if answer == pred:
+                continue
+            p_llm, p_local = cautious.outcomes(span)
+            mean = expected_gain(p_llm, p_local, answer, pred, price)
+            if mean > 0:
+                added = price * ((answer != "O") - (pred != "O"))  # every outcome pays for the entity added
+                right, wrong = (answer != "O") - added, -(pred != "O") - added
+                gain += mean
+                square += p_llm * right ** 2 + p_local * wrong ** 2 + (1.0 - p_llm - p_local) * added ** 2
+        return gain > 0 and gain >= OPEN_SIGMAS * math.sqrt(square)
 
     def save(self, path: str) -> str:
         """Write the gate to `path` (what `adapted` sets for a run is not part of it)."""

@@ -124,13 +124,13 @@ def hand_gate():
                  intercept_local=logit(0.3), shift=shift, price=0.45)
 
 
-def test_the_predicted_sign_test_against_hand_counts():
+def test_the_predicted_win_test_against_hand_counts():
     # every span a type for a type, P(LLM right) 0.5 and P(local right) 0.3: the gate takes each
     # (0.5 - 0.3 > 0); over n spans W = 0.5 n, L = 0.3 n, and W - L >= 2 sqrt(W + L) from n = 80 (equality there)
     fuser = hand_gate()
     span = {"pred": "PER", "llm_answer": "LOC", "uncertainty": 0.5, "confidence": 0.5}
     agree = {"pred": "PER", "llm_answer": "PER", "uncertainty": 0.5, "confidence": 0.5}
-    assert not fuser.sign_test([span] * 79, 0.0) and fuser.sign_test([span] * 81 + [agree] * 50, 0.0)
+    assert not fuser.win_test([span] * 79, 0.0) and fuser.win_test([span] * 81 + [agree] * 50, 0.0)
     # read with the local model stronger by CAUTION (2) standard errors of 0.25: l 0.8 -> l' =
     # sigmoid(logit(0.8) + 0.5); by hand (the reweighting above) the wins then need n >= n_min
     lp = 1 / (1 + math.exp(-(logit(0.8) + 0.5)))
@@ -139,8 +139,21 @@ def test_the_predicted_sign_test_against_hand_counts():
     p_llm, p_local = 0.5 * w / total, 0.3 * r / total
     assert p_llm - p_local > 0  # still taken
     n_min = math.ceil(4 * (p_llm + p_local) / (p_llm - p_local) ** 2)
-    assert n_min > 80 and not fuser.sign_test([span] * (n_min - 1), 0.25) and fuser.sign_test([span] * n_min, 0.25)
-    assert not fuser.sign_test([span] * 10_000, math.inf)  # an unmeasured shift never opens a budget
+    assert n_min > 80 and not fuser.win_test([span] * (n_min - 1), 0.25) and fuser.win_test([span] * n_min, 0.25)
+    assert not fuser.win_test([span] * 10_000, math.inf)  # an unmeasured shift never opens a budget
+
+
+def test_the_predicted_test_weighs_an_added_entity_by_what_it_does_to_f1():
+    # a candidate (local "O") the LLM calls PER, P(LLM right) 0.5, P(local right) 0.3, price 0.45:
+    # taken (0.5 - 0.45 > 0). Its contribution is 1 - 0.45 when the answer is right and -0.45
+    # otherwise (a wrong entity added, whether "O" was right or not): E[c] = 0.05, E[c^2] =
+    # 0.5 * 0.55^2 + 0.5 * 0.45^2 = 0.2525, so 0.05 n >= 2 sqrt(0.2525 n) from n = 404; counting
+    # answers right against local labels right (W 0.5 n, L 0.3 n) would open from n = 80
+    fuser = hand_gate()
+    span = {"pred": "O", "llm_answer": "PER", "uncertainty": 0.5, "confidence": 0.5}
+    assert fuser.choose(span, 0.0) == "O"  # dev closed the budget
+    assert not fuser.win_test([span] * 403, 0.0) and fuser.win_test([span] * 405, 0.0)
+    assert not fuser.win_test([span] * 200, 0.0)
 
 
 def test_expected_gain_against_hand_counts():
@@ -381,8 +394,9 @@ def test_the_linked_file_holds_the_adapted_decisions_and_a_rerun_keeps_them(tmp_
 
 def test_dev_takes_every_answer_only_where_that_wins_significantly():
     # by hand: over the dev spans a budget sends where the answer differs from the local label,
-    # w answers right and l local labels right; every answer is chosen only when w - l >= 1.5
-    # sqrt(w + l) (the sign test), though the paper's rule may gain F1 on dev without it
+    # each adds c = (true positives gained) - price * (entities added) to F1 when the answer
+    # replaces the label (price: half the local F1); every answer is chosen only when
+    # sum c >= 1.5 sqrt(sum c^2), though the paper's rule may gain F1 on dev without it
     seen_gain_not_sure = False
     for n, llm, seed in [(60, 0.6, 1), (60, 0.7, 2), (120, 0.6, 3), (600, 0.6, 1), (60, 0.9, 4)]:
         dev = records(n, seed, clean, llm)
@@ -392,12 +406,37 @@ def test_dev_takes_every_answer_only_where_that_wins_significantly():
         json.dumps(info["cutoffs"], allow_nan=False)  # the record is plain JSON (no -inf for "every answer")
         local = f1(*local_counts(dev))
         for b, t in thresholds.items():
-            changed = [a for a in answered if a.span["uncertainty"] > t and a.span["llm_answer"] != a.span["pred"]]
-            w = sum(a.span["llm_answer"] == a.gold for a in changed)
-            l_ = sum(a.span["pred"] == a.gold for a in changed)
-            sure = w > l_ and w - l_ >= 1.5 * math.sqrt(w + l_)
+            c = []
+            for a in answered:
+                answer, pred = a.span["llm_answer"], a.span["pred"]
+                if a.span["uncertainty"] > t and answer != pred:
+                    gained = (answer == a.gold != "O") - (pred == a.gold != "O")
+                    c.append(gained - local / 2 * ((answer != "O") - (pred != "O")))
+            sure = sum(c) > 0 and sum(c) >= 1.5 * math.sqrt(sum(x * x for x in c))
             if info["budgets"][str(b)] == "every":
                 assert sure
             gains = expected_f1(dev, answered, t, lambda a: a.span["llm_answer"]) > local
             seen_gain_not_sure |= gains and not sure and info["budgets"][str(b)] != "every"
     assert seen_gain_not_sure
+
+
+def test_a_right_entity_added_where_local_f1_is_low_counts_more_than_a_wrong_one():
+    # local F1 0.4 (price 0.2): 30 candidates the answer gets right (+0.8 each) and 45 it gets
+    # wrong (-0.2 each: "O" was right) gain 15 with sqrt(30 * 0.64 + 45 * 0.04) = 4.58, a
+    # significant win (15 >= 1.5 * 4.58), where right answers against right local labels
+    # (30 against 45) are a loss
+    from inference.llm.link_gain import _significant
+
+    def span(gold, answer):
+        return Answered({"pred": "O", "llm_answer": answer, "uncertainty": 0.5}, gold)
+
+    changed = [span("PER", "PER")] * 30 + [span("O", "LOC")] * 45
+    llm, local = (lambda a: a.span["llm_answer"]), (lambda a: a.span["pred"])
+    assert _significant(changed, local, llm, 0.2)
+    assert not _significant(changed, llm, local, 0.2)  # back the other way: a loss
+    assert not _significant(changed, local, llm, 0.45)  # at F1 0.9: 30 * 0.55 - 45 * 0.45 < 0
+    # entity for entity it is the sign test: 20 right against 8, 12 >= 1.5 sqrt(28) = 7.9; 14 against 8 not
+    swap = [Answered({"pred": "PER", "llm_answer": "LOC", "uncertainty": 0.5}, "LOC")]
+    lost = [Answered({"pred": "PER", "llm_answer": "LOC", "uncertainty": 0.5}, "PER")]
+    assert _significant(swap * 20 + lost * 8, local, llm, 0.3)
+    assert not _significant(swap * 14 + lost * 8, local, llm, 0.3)

@@ -17,11 +17,13 @@ where the two differ. Whether a budget links at all is chosen on their score, th
 the two probabilities (how much likelier the LLM is to be right), out of fold (5 folds). Per
 budget, the starting choice is the paper's rule (every answer) where dev says it gains F1, else
 keeping every local label; a cutoff of the score replaces it when its out-of-fold decisions gain
-more F1 there and the spans whose decision it changes are a significant win: those it gets right
-(w) and those the starting choice got right (l) satisfy w - l >= SIGNIFICANCE * sqrt(w + l) (a
-sign test). A budget where neither gains keeps the local labels: linking abstains there (a run
-whose answers show the local model significantly weaker than on dev, or whose own spans predict
-a significant win by the same sign test, reopens it: `inference.fusion.Fuser.adapted`). A
+more F1 there and the spans whose decision it changes are a significant win: each such span adds
+c = (true positives gained) - price * (predicted entities added) to F1 (up to a positive factor),
+and sum c >= SIGNIFICANCE * sqrt(sum c^2) (`_significant`; entity for entity, the sign test
+w - l >= SIGNIFICANCE * sqrt(w + l)). A budget where neither gains keeps the local labels:
+linking abstains there (a run whose answers show the local model significantly weaker than on
+dev, or whose own spans predict a significant win by the same test on expected contributions,
+reopens it: `inference.fusion.Fuser.adapted`). A
 budget whose choice stays the paper's rule takes every answer (unless a run differs from dev)
 where that rule's own win over the local labels is significant by the same test; elsewhere, and
 at a budget where a cutoff won, each span takes the LLM's answer where that raises the expected
@@ -50,7 +52,7 @@ from inference.shift import LIMIT, Logit, ShiftModel, llm_features, local_featur
 BUDGETS = (0.05, 0.1, 0.2, 0.5)
 FOLDS = 5
 MIN_ROWS = 20  # disagreements needed to fit a gate at all
-SIGNIFICANCE = 1.5  # sigmas of the sign test a switched set must clear
+SIGNIFICANCE = 1.5  # standard errors the F1 contributions of a switched set must clear (`_significant`)
 CUTOFFS = 101  # cutoffs tried: quantiles of the out-of-fold probabilities
 
 
@@ -134,13 +136,22 @@ def gain_table(records: Sequence[dict] | Split, answered: Sequence[Answered], th
              "fuse_f1": expected_f1(split, answered, t, lambda a, t=t: fuse(a, t))} for b, t in thresholds.items()]
 
 
-def _significant(changed: Sequence[Answered], keep_local: bool = False) -> bool:
-    """Whether changing the decision of `changed` spans (to the LLM's answer, or with `keep_local`
-    back to the local label) is a significant win: a sign test of right against wrong."""
-    llm = sum(a.span["llm_answer"] == a.gold for a in changed)
-    own = sum(a.span["pred"] == a.gold for a in changed)
-    wins, losses = (own, llm) if keep_local else (llm, own)
-    return wins - losses >= SIGNIFICANCE * math.sqrt(wins + losses) and wins > losses
+def _significant(changed: Sequence[Answered], old: Callable[[Answered], str], new: Callable[[Answered], str],
+                 price: float) -> bool:
+    """Whether moving the `changed` spans' final labels from `old(a)` to `new(a)` is a significant
+    F1 win: each span contributes c = (true positives gained) - price * (predicted entities added)
+    (F1 moves by 2 c / (P + G), `inference.fusion.expected_gain`), and the sum must clear
+    SIGNIFICANCE standard errors of a sum of no expected gain: sum c >= SIGNIFICANCE * sqrt(sum c^2).
+    Where each change swaps a wrong label for a right one or back, entity for entity, c is +1 or -1
+    and this is the sign test w - l >= SIGNIFICANCE * sqrt(w + l); where the local F1 is low, a
+    right entity added (1 - price) outweighs a wrong one added (-price), and it counts so."""
+    def value(a: Answered, label: str) -> float:
+        tp, n_pred = a.delta(label)
+        return tp - price * n_pred
+
+    contributions = [value(a, new(a)) - value(a, old(a)) for a in changed]
+    total = math.fsum(contributions)
+    return total > 0 and total >= SIGNIFICANCE * math.sqrt(math.fsum(c * c for c in contributions))
 
 
 def _logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -193,11 +204,13 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
     def take(a: Answered, cutoff: Optional[float]) -> bool:
         return cutoff is not None and p_of.get(id(a.span), -1.0) > cutoff
 
+    def label(cutoff: Optional[float]) -> Callable[[Answered], str]:
+        return lambda a: a.span["llm_answer"] if take(a, cutoff) else a.span["pred"]
+
     candidates = [-math.inf, *sorted(set(np.round(np.quantile(oof, np.linspace(0, 1, CUTOFFS)), 6)))]
     choices, recorded = {}, {}  # per budget: one of fusion.CHOICES, and the gate's cutoff (a record)
     for b, t in thresholds.items():
-        gain = lambda c: expected_f1(split, answered, t, lambda a: a.span["llm_answer"] if take(a, c)  # noqa: E731
-                                     else a.span["pred"]) - local
+        gain = lambda c: expected_f1(split, answered, t, label(c)) - local  # noqa: E731
         # the paper's rule where dev says it gains, else none; a gate cutoff only when its decisions
         # differ from that choice's by a significant win
         every = gain(-math.inf)
@@ -205,10 +218,11 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
         for cutoff in candidates[1:]:
             g = gain(cutoff)
             differ = [a for a in rows if a.span["uncertainty"] > t and take(a, cutoff) != take(a, best)]
-            if g > best_gain and _significant(differ, keep_local=best is not None):
+            if g > best_gain and _significant(differ, label(best), label(cutoff), local / 2):
                 best, best_gain = cutoff, g
         # every answer blindly only where its own win over the local labels is significant too
-        every_sure = best == -math.inf and _significant([a for a in rows if a.span["uncertainty"] > t])
+        every_sure = best == -math.inf and _significant([a for a in rows if a.span["uncertainty"] > t],
+                                                        label(None), label(-math.inf), local / 2)
         choices[t] = "keep" if best is None else "every" if every_sure else "gate"
         recorded[t] = best if best is not None and math.isfinite(best) else None  # JSON has no -inf
     info["budgets"] = {str(b): choices[t] for b, t in thresholds.items()}  # what dev chose
