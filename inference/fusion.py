@@ -60,6 +60,14 @@ def gate_features(span: dict) -> list[float]:
     return [uncertainty, confidence, pred_is_o, p_answer, p_pred, has_probs, answer_is_o, pred_is_o]
 
 
+def f1_contribution(new: str, old: str, gold: Optional[str], price: float) -> float:
+    """What replacing the label `old` by `new` adds to F1 on a span whose gold label is `gold`
+    (None: neither label), up to a positive factor: the true positives gained less `price` (F1 / 2)
+    per predicted entity added (see `expected_gain`)."""
+    gained = (new == gold and new != "O") - (old == gold and old != "O")
+    return gained - price * ((new != "O") - (old != "O"))
+
+
 def expected_gain(p_llm: float, p_local: float, answer: str, pred: str, price: float) -> float:
     """What taking the LLM's answer instead of the local label adds to F1, up to a positive
     factor: with F1 = 2 TP / (P + G), a change of dTP true positives and dP predicted entities
@@ -223,11 +231,10 @@ class Fuser:
                 continue
             p_llm, p_local = cautious.outcomes(span)
             mean = expected_gain(p_llm, p_local, answer, pred, price)
-            if mean > 0:
-                added = price * ((answer != "O") - (pred != "O"))  # every outcome pays for the entity added
-                right, wrong = (answer != "O") - added, -(pred != "O") - added
+            if mean > 0:  # the contribution when the answer is right, the local label is, neither is
+                right, wrong, neither = (f1_contribution(answer, pred, gold, price) for gold in (answer, pred, None))
                 gain += mean
-                square += p_llm * right ** 2 + p_local * wrong ** 2 + (1.0 - p_llm - p_local) * added ** 2
+                square += p_llm * right ** 2 + p_local * wrong ** 2 + (1.0 - p_llm - p_local) * neither ** 2
         return gain > 0 and gain >= OPEN_SIGMAS * math.sqrt(square)
 
     def save(self, path: str) -> str:

@@ -1,5 +1,6 @@
 """bench/simulated_llm.py: the simulated LLM answers at its accuracy, the same way each time, and
-only its informative kind carries probabilities (higher on right answers)."""
+only its informative kind carries probabilities (higher on right answers); bench/link_pays.py's
+--seeds list."""
 import random
 
 import pytest
@@ -49,3 +50,16 @@ def test_informative_probabilities_are_higher_on_right_answers():
         assert sum(span["llm_probs"].values()) == pytest.approx(1.0)
         p[span["llm_answer"] == gold(r)].append(span["llm_probs"][span["llm_answer"]])
     assert sum(p[True]) / len(p[True]) > sum(p[False]) / len(p[False]) + 0.2
+
+
+def test_link_pays_seeds_are_ranges_or_a_comma_list_of_them():
+    import argparse
+
+    from bench.link_pays import seed_range
+
+    assert seed_range("3") == (3,)
+    assert seed_range("16-23") == tuple(range(16, 24))
+    assert seed_range("0-2,24-25") == (0, 1, 2, 24, 25)
+    for bad in ("5-3", "a", "0-15,", "1-x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            seed_range(bad)

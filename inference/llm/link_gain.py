@@ -46,7 +46,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from inference.budget import threshold_for_budget
-from inference.fusion import Fuser, gate_features
+from inference.fusion import Fuser, f1_contribution, gate_features
 from inference.shift import LIMIT, Logit, ShiftModel, llm_features, local_features
 
 BUDGETS = (0.05, 0.1, 0.2, 0.5)
@@ -139,17 +139,14 @@ def gain_table(records: Sequence[dict] | Split, answered: Sequence[Answered], th
 def _significant(changed: Sequence[Answered], old: Callable[[Answered], str], new: Callable[[Answered], str],
                  price: float) -> bool:
     """Whether moving the `changed` spans' final labels from `old(a)` to `new(a)` is a significant
-    F1 win: each span contributes c = (true positives gained) - price * (predicted entities added)
-    (F1 moves by 2 c / (P + G), `inference.fusion.expected_gain`), and the sum must clear
-    SIGNIFICANCE standard errors of a sum of no expected gain: sum c >= SIGNIFICANCE * sqrt(sum c^2).
-    Where each change swaps a wrong label for a right one or back, entity for entity, c is +1 or -1
-    and this is the sign test w - l >= SIGNIFICANCE * sqrt(w + l); where the local F1 is low, a
-    right entity added (1 - price) outweighs a wrong one added (-price), and it counts so."""
-    def value(a: Answered, label: str) -> float:
-        tp, n_pred = a.delta(label)
-        return tp - price * n_pred
-
-    contributions = [value(a, new(a)) - value(a, old(a)) for a in changed]
+    F1 win: each span contributes c (`inference.fusion.f1_contribution`: the true positives gained
+    less `price` per predicted entity added; 0 where the label does not move), and the sum must
+    clear SIGNIFICANCE standard errors of a sum of no expected gain: sum c >= SIGNIFICANCE *
+    sqrt(sum c^2). Where each change swaps a wrong label for a right one or back, entity for
+    entity, c is +1 or -1 and this is the sign test w - l >= SIGNIFICANCE * sqrt(w + l); where the
+    local F1 is low, a right entity added (1 - price) outweighs a wrong one added (-price), and it
+    counts so."""
+    contributions = [f1_contribution(new(a), old(a), a.gold, price) for a in changed]
     total = math.fsum(contributions)
     return total > 0 and total >= SIGNIFICANCE * math.sqrt(math.fsum(c * c for c in contributions))
 
@@ -215,14 +212,13 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
         # differ from that choice's by a significant win
         every = gain(-math.inf)
         best, best_gain = (-math.inf, every) if every > 0 else (None, 0.0)
+        sent = [a for a in rows if a.span["uncertainty"] > t]  # a span whose label does not move adds 0
         for cutoff in candidates[1:]:
             g = gain(cutoff)
-            differ = [a for a in rows if a.span["uncertainty"] > t and take(a, cutoff) != take(a, best)]
-            if g > best_gain and _significant(differ, label(best), label(cutoff), local / 2):
+            if g > best_gain and _significant(sent, label(best), label(cutoff), local / 2):
                 best, best_gain = cutoff, g
         # every answer blindly only where its own win over the local labels is significant too
-        every_sure = best == -math.inf and _significant([a for a in rows if a.span["uncertainty"] > t],
-                                                        label(None), label(-math.inf), local / 2)
+        every_sure = best == -math.inf and _significant(sent, label(None), label(-math.inf), local / 2)
         choices[t] = "keep" if best is None else "every" if every_sure else "gate"
         recorded[t] = best if best is not None and math.isfinite(best) else None  # JSON has no -inf
     info["budgets"] = {str(b): choices[t] for b, t in thresholds.items()}  # what dev chose
@@ -233,8 +229,8 @@ def fit_fuser(records: Sequence[dict], answered: Sequence[Answered], thresholds:
                                      else a.span["pred"])
     if all(c == "keep" for c in choices.values()):
         info["why"] = "no cutoff gains F1 on dev with a significant win at any budget"
-    fuser = _gate(_logistic(x, y), _logistic(x, y_local), sorted([t, c] for t, c in choices.items()), local / 2, identity=identity or {},
-                  shift=asdict(fit_shift(answered, thresholds, records)))
+    fuser = _gate(_logistic(x, y), _logistic(x, y_local), sorted([t, c] for t, c in choices.items()), local / 2,
+                  identity=identity or {}, shift=asdict(fit_shift(answered, thresholds, records)))
     return fuser, info
 
 
