@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, NoReturn, Optional, Sequence
 
 from inference.llm.answers import is_structured
-from inference.llm.logprobs import option_probs, reply_tokens
+from inference.llm.logprobs import InvalidLogprob, option_probs, reply_tokens
 from inference.llm.settings import HF_NAMES, SERVER_NAMES, LinkSettings
 
 HF_SYSTEM_PROMPT = "You are a helpful assistant."  # as the paper's Llama / Qwen calls
@@ -190,8 +190,14 @@ class OpenAIBackend(Backend):
 
     def _with_probs(self, reply, text):
         """The structured reply with the options' probabilities added from its log-probabilities,
-        or as it is (said once) when the server returned none that name an option."""
-        probs = option_probs(reply_tokens(reply.choices[0]) or (), self.options)
+        or as it is (said once) when the server returned none that name an option, or one out of range."""
+        try:
+            probs = option_probs(reply_tokens(reply.choices[0]) or (), self.options)
+        except InvalidLogprob as err:
+            with self._lock:
+                say_once(self._said, "bad_logprobs", f"the server returned an invalid {err} (not a number from -inf "
+                         "to 0); such replies count as without probabilities (llm_probs all on the answer)")
+            return text
         if probs is None:
             with self._lock:
                 say_once(self._said, "no_logprobs", "the server returned no log-probabilities that name an option; "
