@@ -20,7 +20,7 @@ from inference.local.learned.error_predictor import predictor_path
 from inference.local.tagging import TagSettings
 from models.checkpoint import checkpoint_files
 from utils.errors import DataError
-from utils.owned_output import SIDECAR, refuse_foreign, refuse_overlaps, refuse_unlike
+from utils.owned_output import HTML_PAGE, SIDECAR, refuse_foreign, refuse_overlaps, refuse_unlike
 
 Pairs = list[tuple[str, str]]
 PLOTS = ("reliability.png", "risk_coverage.png")  # local_inference.py --plot_dir (inference/local/tagging.py)
@@ -83,7 +83,7 @@ def check_outputs(outputs: Pairs, inputs: Pairs) -> None:
         elif flag == "--prompts_file":
             refuse_foreign(path, "prompts file", lambda rec: "prompt" in rec)
         elif flag == "--html":
-            refuse_unlike(path, "an HTML page", (b"<!doctype html", b"<html"))
+            refuse_unlike(path, *HTML_PAGE)
         elif flag == "--plot_dir":
             refuse_unlike(path, "a PNG image", (b"\x89PNG",))
 

@@ -3,7 +3,8 @@
     with OutputLock(save_file):
         ...  # write save_file and everything beside it
 
-A second run on the same output is refused at once with a `DataError` naming the PID of the
+The output's real path (symlinks resolved) names the lock, so a second run that reaches the
+same file through a link shares it. A second run on the same output is refused at once with a `DataError` naming the PID of the
 run that holds it. The lock dies with its process (a killed run never leaves a stale lock);
 the lock file is removed on release, and a run that locked a file removed under it tries again.
 """
@@ -18,7 +19,8 @@ from utils.errors import DataError
 
 class OutputLock:
     def __init__(self, path):
-        self.path = os.path.abspath(path) + ".lock"
+        self.given = path
+        self.path = os.path.realpath(path) + ".lock"  # a symlink to the output shares its lock
         self.fd = None
 
     def acquire(self) -> OutputLock:
@@ -30,7 +32,9 @@ class OutputLock:
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
-                raise DataError(f"{self.path[:-5]}: another run (PID {holder}) is writing it; wait for it to "
+                given, real = os.path.abspath(self.given), self.path[:-5]
+                shown = given if given == real else f"{given} (that is {real})"
+                raise DataError(f"{shown}: another run (PID {holder}) is writing it; wait for it to "
                                 "finish or choose another --save_file") from None
             try:  # the file we locked may have been removed by the run that released it
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino

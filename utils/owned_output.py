@@ -13,7 +13,9 @@ Every output of a run goes through here:
   are `recompute`-able (then the output starts afresh and the caller rewrites every record,
   cheaply, e.g. from the reply cache); a non-empty file without that sidecar is not known to
   be ours and is refused. `overwrite` starts the output afresh, but replaces only a JSONL file
-  (a file whose first line is not a JSON object, weights or a data split, is never emptied);
+  (a file whose first line is not a JSON object, weights or a data split, is never emptied)
+  that is not a reply cache. Every path is compared, and locked, by its real path (symlinks
+  resolved), so a link to a file another run holds is refused;
 - `refuse_unlike(path, what, heads)`: an existing file that does not start like our `what`
   (an HTML page, a PNG plot) is never overwritten.
 """
@@ -31,6 +33,7 @@ from utils.versioned_json import write_atomic
 
 SIDECAR = ".settings.json"
 PROGRAM = "LinkNER"
+CACHE_ENTRY_KEYS = frozenset({"key", "attempt", "reply"})  # a line of a reply cache (inference/llm/cache.py)
 
 
 def _same_file(a, b):
@@ -81,6 +84,9 @@ def refuse_unlike(path: str, what: str, heads: tuple[bytes, ...]) -> None:
         head = f.read(256).lstrip().lower()
     if not any(head.startswith(h.lower()) for h in heads):
         raise DataError(f"{path}: exists and is not {what}; it is left alone: choose another file")
+
+
+HTML_PAGE = ("an HTML page", (b"<!doctype html", b"<html"))  # refuse_unlike(path, *HTML_PAGE)
 
 
 def _first_record(path):
@@ -165,6 +171,9 @@ def check_settings(path: str, settings: dict[str, Any], overwrite: bool = False,
         return {}
     if overwrite:
         first = _first_record(path)  # a versioned JSON file (calibration, error predictor) names its "format"
+        if isinstance(first, dict) and CACHE_ENTRY_KEYS <= first.keys():
+            raise DataError(f"{path}: is a reply cache (paid LLM replies), not an output; --overwrite never empties "
+                            "it: choose another --save_file")
         if _read_sidecar(path) is None and not (isinstance(first, dict) and "format" not in first):
             raise DataError(f"{path}: exists and is not a JSONL output (its first line is not a JSON object); "
                             "--overwrite replaces only JSONL files, so it is left alone: choose another --save_file")

@@ -23,9 +23,8 @@ import warnings
 from typing import Any, Optional
 
 from utils.jsonl import JsonlWriter, complete_lines
+from utils.owned_output import CACHE_ENTRY_KEYS as ENTRY_KEYS
 from utils.owned_output import refuse_foreign
-
-ENTRY_KEYS = {"key", "attempt", "reply"}
 
 
 def prompt_key(identity: dict[str, Any], prompt: str) -> str:

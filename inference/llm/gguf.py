@@ -16,6 +16,9 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Optional
 
+from utils.cli import run_cli
+from utils.errors import DataError
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -78,6 +81,15 @@ def save_folder(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, out_
     return out_dir
 
 
+def check_out_dir(out_dir: str) -> None:
+    """A DataError unless `out_dir` is new, empty, or a finished export (config.json there):
+    a file, or a folder of something else (data, a checkpoint's tokenizer), is left alone."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise DataError(f"{out_dir}: is a file, not a folder; it is left alone: choose another OUT_DIR")
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, "config.json")):
+        raise DataError(f"{out_dir}: a folder that holds other files; it is left alone: choose another OUT_DIR")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     p = argparse.ArgumentParser(description="Write a GGUF chat model as a Hugging Face folder.")
     p.add_argument("gguf_file")
@@ -85,7 +97,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = p.parse_args(argv)
     if not is_gguf(args.gguf_file) or not os.path.isfile(args.gguf_file):
         sys.exit(f"error: {args.gguf_file}: not a .gguf file")
-    print(export_folder(args.gguf_file, args.out_dir))
+    run_cli(check_out_dir, args.out_dir)
+    print(run_cli(export_folder, args.gguf_file, args.out_dir))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Optional
 from utils.cli import run_cli
 from utils.errors import DataError
 from utils.jsonl import read_jsonl
-from utils.owned_output import refuse_inputs
+from utils.owned_output import HTML_PAGE, refuse_inputs, refuse_unlike
 
 KINDS = {"kept": "kept", "retyped": "type changed by the LLM", "added": "added by the LLM",
          "removed": "removed by the LLM", "cand": "sent to the LLM"}
@@ -164,6 +164,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def draw(source: str, target: str, title: str) -> int:
     refuse_inputs(target, {"input": source})
+    refuse_unlike(target, *HTML_PAGE)  # a data split, weights, a config or a cache is never replaced
     records = read_jsonl(source)  # its errors name the file
     try:
         kinds = write_html(records, target, title)
