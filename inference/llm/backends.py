@@ -32,6 +32,7 @@ from typing import Any, Mapping, NoReturn, Optional, Sequence
 from inference.llm.answers import is_structured
 from inference.llm.logprobs import InvalidLogprob, option_probs, reply_tokens
 from inference.llm.settings import HF_NAMES, SERVER_NAMES, LinkSettings
+from utils.secrets import redact, redact_url, url_secrets
 
 HF_SYSTEM_PROMPT = "You are a helpful assistant."  # as the paper's Llama / Qwen calls
 DEFAULT_MAX_TOKENS = 64  # free generation: a label takes a few tokens; --max_tokens for more
@@ -128,6 +129,8 @@ class OpenAIBackend(Backend):
         self._openai = openai
         self._key = os.environ.get("OPENAI_API_KEY")
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        self.shown_url = redact_url(self.base_url)  # what messages, metrics and the cache key name
+        self._secrets = [self._key, *url_secrets(self.base_url)]
         if not self._key and not self.base_url:
             raise NotConfigured("no LLM configured: set OPENAI_API_KEY for OpenAI, or --base_url / OPENAI_BASE_URL "
                                 "for an OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio)")
@@ -142,7 +145,7 @@ class OpenAIBackend(Backend):
 
     def identity(self) -> dict[str, Any]:  # the server too: another one may serve another model under the same name
         out = {"backend": self.name, "model": self.model, "temperature": self.temperature,
-               "max_tokens": self.max_tokens, "base_url": self.base_url}
+               "max_tokens": self.max_tokens, "base_url": self.shown_url}
         if self.options:
             out.update(choice=self.options, top_logprobs=TOP_LOGPROBS)
         return out
@@ -159,7 +162,7 @@ class OpenAIBackend(Backend):
                 model=self.model, messages=[{"role": "user", "content": prompt}],
                 temperature=self.temperature, **extra)
         except self._openai.APIStatusError as err:
-            message = self._redact(f"HTTP {err.status_code} from {self.base_url or 'OpenAI'}: {err.message}")
+            message = self._redact(f"HTTP {err.status_code} from {self.shown_url or 'OpenAI'}: {err.message}")
             if logprobs and err.status_code in self.REJECT_STATUS:  # try again without them first
                 with self._lock:
                     self.logprobs = False
@@ -176,7 +179,7 @@ class OpenAIBackend(Backend):
                 raise TransientError(message, retry_after(err.response.headers)) from None
             raise FatalError(message) from None
         except self._openai.APIConnectionError as err:  # timeouts included
-            raise TransientError(self._redact(f"{err.message} ({self.base_url or 'OpenAI'})")) from None
+            raise TransientError(self._redact(f"{err.message} ({self.shown_url or 'OpenAI'})")) from None
         except ValueError:  # a body announced as JSON that is not
             raise TransientError("malformed JSON in the reply") from None
         completion = self._completion(reply)
@@ -218,7 +221,7 @@ class OpenAIBackend(Backend):
                           getattr(usage, "completion_tokens", 0) or 0)
 
     def _redact(self, message):
-        return message.replace(self._key, "***") if self._key else message
+        return redact(message, self._secrets)
 
 
 class HFBackend(Backend):
