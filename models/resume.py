@@ -1,6 +1,7 @@
 """Starting a training in its checkpoint directory, afresh or where a killed run stopped.
 
-Afresh (`start_fresh`): a finished model already there is replaced (said once), and what was
+Afresh (`start_fresh`): a finished model already there is refused (`refuse_finished`) unless
+--overwrite is given; then it is replaced (said once), and what was
 fitted on its weights (calibration.json, error_predictor.json) is removed, so that inference
 never applies it to the new weights. The run's settings go to RESUME/run.json.
 
@@ -49,17 +50,33 @@ def _describe(old: dict, new: dict) -> list:
             if old.get(k) != new.get(k)]
 
 
+def _dev_f1(save_dir):
+    """The dev F1 of the model in `save_dir` (config and weights there), else None."""
+    config, weights = os.path.join(save_dir, CONFIG), os.path.join(save_dir, WEIGHTS)
+    if not (os.path.isfile(config) and os.path.isfile(weights)):
+        return None
+    try:
+        with open(config, encoding="utf-8") as f:
+            dev_f1 = json.load(f).get("dev_f1")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return dev_f1 if isinstance(dev_f1, (int, float)) and not isinstance(dev_f1, bool) else None
+
+
+def refuse_finished(save_dir: str) -> None:
+    """A DataError when `save_dir` holds a finished model (config, weights and a dev F1, and no
+    killed run's state beside them): a new training there needs --overwrite."""
+    dev_f1 = _dev_f1(save_dir)
+    if dev_f1 is not None and not os.path.isfile(os.path.join(save_dir, RESUME, RUN)):
+        raise DataError(f"{save_dir}: holds a finished model (dev F1 {dev_f1:.4f}); training there would replace it: "
+                        "give --overwrite to replace it, or choose another --model_save_dir")
+
+
 def start_fresh(save_dir: str, run: dict) -> None:
     """A new training in `save_dir`: say so when it replaces a finished model, remove what
     was fitted on the old weights, and record this run's settings for --resume."""
-    config, weights = os.path.join(save_dir, CONFIG), os.path.join(save_dir, WEIGHTS)
-    if os.path.isfile(config) and os.path.isfile(weights):
-        try:
-            with open(config, encoding="utf-8") as f:
-                dev_f1 = json.load(f).get("dev_f1")
-        except (OSError, ValueError, AttributeError):
-            dev_f1 = None
-        log.warning("%s holds a finished model (dev F1 %s); this training replaces it", save_dir, dev_f1)
+    if _dev_f1(save_dir) is not None:
+        log.warning("%s holds a finished model (dev F1 %s); this training replaces it", save_dir, _dev_f1(save_dir))
     for name in FITTED:
         path = os.path.join(save_dir, name)
         if os.path.isfile(path):

