@@ -51,6 +51,8 @@ from inference.budget import threshold_for_budget  # noqa: E402
 from inference.reports.budget_curve import ceiling  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
 from run import machine, save_results  # noqa: E402
+from utils import flag_types as ft  # noqa: E402
+from utils.cli import run_cli  # noqa: E402
 
 SETS = ("dev", "ori", "typos", "oov", "ood")
 
@@ -227,14 +229,18 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="bench/runs/conll03_ener", help="a calibrated checkpoint directory")
     p.add_argument("--data_dir", default="../shared/data/conll03", help="CoNLL-03 with typos/, oov/, ood/")
-    p.add_argument("--passes", type=int, default=10, help="MC-dropout passes (0: no + MC row)")
+    p.add_argument("--passes", type=ft.whole_number(1000, low=0), default=10, help="MC-dropout passes (0: no + MC row)")
     p.add_argument("--second_model", help="a second checkpoint with the same labels, for the + second row")
     p.add_argument("--out", default="bench/error_headroom.json")
     p.add_argument("--results_doc", default=os.path.join(ROOT, "docs", "results.md"),
                    help="write the table into this file's error-headroom block (default docs/results.md; '': none)")
     args = p.parse_args()
     if not os.path.isdir(args.data_dir):
-        raise SystemExit(f"{args.data_dir}: no such directory (see ../shared/README.md)")
+        raise SystemExit(f"error: {args.data_dir}: no such directory (see ../shared/README.md)")
+    run_cli(headroom, args)
+
+
+def headroom(args):
     start = time.time()
     model, featurizer, config = load_checkpoint(args.model, "cpu")
     base = default_uncertainty(config)

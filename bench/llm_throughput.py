@@ -16,6 +16,7 @@ from inference.llm.linker import Linker  # noqa: E402
 from inference.llm.backends import OpenAIBackend  # noqa: E402
 from inference.llm.prompt import DATASETS, PromptBuilder  # noqa: E402
 from tests.support.loopback_server import LLMServer  # noqa: E402
+from utils import flag_types as ft  # noqa: E402
 
 
 def _records(n):
@@ -44,11 +45,12 @@ def run(n_requests=64, latency=0.1, concurrencies=(1, 16)):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--n_requests", type=int, default=64)
-    p.add_argument("--latency", type=float, default=0.1)
-    p.add_argument("--concurrencies", default="1,16", help="comma list")
+    p.add_argument("--n_requests", type=ft.whole_number(100_000), default=64)
+    p.add_argument("--latency", type=ft.nonnegative_float, default=0.1)
+    p.add_argument("--concurrencies", default=(1, 16), help="comma list",
+                   type=lambda text: tuple(ft.whole_number(1024)(c) for c in text.split(",")))
     args = p.parse_args()
-    concurrencies = tuple(int(c) for c in args.concurrencies.split(","))
+    concurrencies = args.concurrencies
     print(json.dumps(run(args.n_requests, args.latency, concurrencies), indent=2))
 
 

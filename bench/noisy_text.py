@@ -20,7 +20,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.run import machine, run_step, train_log  # noqa: E402
+from bench.run import load_results, machine, run_step, train_log  # noqa: E402
 
 RUNS = os.path.join(ROOT, "bench", "runs", "noisy")
 TRAINERS = {"spanner": "train_spanner.py", "ener": "train_ener.py"}
@@ -63,7 +63,7 @@ MARKERS = ("<!-- noisy-text:start -->", "<!-- noisy-text:end -->")
 class NoisyBench:
     def __init__(self, args):
         self.args = args
-        self.results = {} if args.force or not os.path.isfile(args.out) else json.load(open(args.out))
+        self.results = {} if args.force else load_results(args.out)
         self.results.setdefault("machine", machine())
 
     def save(self):
@@ -194,13 +194,23 @@ def write_block(path, markdown):
         f.write(text)
 
 
+def data_sets(text):
+    """--sets: a comma list of the data sets this bench has rows for."""
+    known = sorted({row[0] for row in TRIED + FINAL})
+    sets = text.split(",")
+    unknown = [s for s in sets if s not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown data set {unknown[0]!r} (expected a comma list of {', '.join(known)})")
+    return sets
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", default=os.path.join(os.path.dirname(ROOT), "shared", "data"))
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "noisy_text.json"))
     p.add_argument("--results_md", default=os.path.join(ROOT, "docs", "results.md"))
     p.add_argument("--seed", type=int, default=123123)
-    p.add_argument("--sets", type=lambda v: v.split(","), default=["wnut16", "wnut17", "twitter"],
+    p.add_argument("--sets", type=data_sets, default=["wnut16", "wnut17", "twitter"],
                    help="comma list: train and score only these data sets' rows (the table shows every saved row)")
     p.add_argument("--dev_only", action="store_true", help="train and score the TRIED variants on dev only")
     p.add_argument("--force", action="store_true", help="redo every step")

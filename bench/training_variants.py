@@ -164,7 +164,7 @@ def main():
                    help="write the table into this file's training-variants block (default docs/results.md; '': none)")
     args = p.parse_args()
     if not os.path.isdir(args.data_dir):
-        raise SystemExit(f"{args.data_dir}: no such directory (see ../shared/README.md)")
+        raise SystemExit(f"error: {args.data_dir}: no such directory (see ../shared/README.md)")
     args.data_dir, args.runs = os.path.abspath(args.data_dir), os.path.abspath(args.runs)
     os.chdir(ROOT)
     start, variants = time.time(), {}

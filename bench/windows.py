@@ -22,6 +22,8 @@ from inference.local.predict import predict  # noqa: E402
 from inference.local.tagging import TagSettings  # noqa: E402
 from inference.reports.metrics import entity_scores  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
+from utils import flag_types as ft  # noqa: E402
+from utils.cli import run_cli  # noqa: E402
 
 
 def measure(model, tokenizer, config, sentences, max_length):
@@ -44,12 +46,20 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a BERT-encoder checkpoint directory")
     p.add_argument("--data", required=True, help="a labelled file (spanner JSON or CoNLL columns)")
-    p.add_argument("--lengths", default="512,128,32", help="window sizes in subwords")
+    p.add_argument("--lengths", default="512,128,32", type=sizes, help="window sizes in subwords")
     p.add_argument("--out", required=True)
-    args = p.parse_args()
+    run_cli(windows, p.parse_args())
+
+
+def sizes(text):
+    """--lengths: a comma list of window sizes."""
+    return [ft.whole_number(8192)(n) for n in text.split(",")]
+
+
+def windows(args):
     model, featurizer, config = load_checkpoint(args.model)
     sentences = read_dataset(args.data, labels=config.labels)
-    rows = [measure(model, featurizer.tok, config, sentences, int(n)) for n in args.lengths.split(",")]
+    rows = [measure(model, featurizer.tok, config, sentences, n) for n in args.lengths]
     with open(args.out, "w") as f:
         json.dump({"trained_with": config.bert_max_length, "sentences": len(sentences), "rows": rows}, f, indent=2)
     for row in rows:
