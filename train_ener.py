@@ -6,13 +6,14 @@ uncertainty-aware loss of the E-NER paper (models/losses.py: ener_loss).
 from inference.local.calibrate import calibrate_checkpoint
 from inference.local.predict import dev_counter
 from models.config import ModelConfig, ModelType
+from models.profiles import parse_train_args
 from models.training import TrainSettings, add_ener_args, build_parser, configure_logging, train
 from utils.cli import run_cli
 
 
 def main(argv=None):
     configure_logging()
-    args = add_ener_args(build_parser(__doc__)).parse_args(argv)
+    args = parse_train_args(add_ener_args(build_parser(__doc__)), argv)
     config = ModelConfig.from_args(args, model_type=ModelType.ENER, train_args=vars(args))
     return run_cli(train, TrainSettings.from_args(args), config, dev_counter, calibrate_checkpoint)
 

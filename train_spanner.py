@@ -6,13 +6,14 @@
 from inference.local.calibrate import calibrate_checkpoint
 from inference.local.predict import dev_counter
 from models.config import ModelConfig, ModelType
+from models.profiles import parse_train_args
 from models.training import TrainSettings, build_parser, configure_logging, train
 from utils.cli import run_cli
 
 
 def main(argv=None):
     configure_logging()
-    args = build_parser(__doc__).parse_args(argv)
+    args = parse_train_args(build_parser(__doc__), argv)
     config = ModelConfig.from_args(args, model_type=ModelType.SPANNER, train_args=vars(args))
     return run_cli(train, TrainSettings.from_args(args), config, dev_counter, calibrate_checkpoint)
 

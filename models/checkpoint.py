@@ -85,12 +85,12 @@ def build_model(config: ModelConfig, sentences: Optional[list[Sentence]] = None,
             bert_dir, hub_args = resolve(config.context_encoder)
             tokenizer = AutoTokenizer.from_pretrained(bert_dir, **hub_args, **_prefix_space(bert_dir, hub_args))
             featurizer = ContextGloveFeaturizer(featurizer, BertFeaturizer(tokenizer, config.bert_max_length))
-        encoder = GloveEncoder(vectors, len(enc_cfg["chars"]), hidden=config.lstm_hidden, layers=config.lstm_layers,
-                               dropout=config.glove_dropout, context=context)
+        encoder = GloveEncoder(vectors, len(enc_cfg["chars"]), char_filters=config.char_filters, hidden=config.lstm_hidden,
+                               layers=config.lstm_layers, dropout=config.glove_dropout, context=context)
     else:
         raise ValueError(f"unknown encoder {config.encoder!r} (bert or glove)")
     model = SpanNER(encoder, len(config.labels), config.max_span_len, config.width_dim, config.len_dim,
-                    config.morph_dim, config.dropout)
+                    config.morph_dim, config.dropout, config.span_hidden)
     return model, featurizer, config.replace(encoder_config=enc_cfg)
 
 

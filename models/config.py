@@ -28,6 +28,9 @@ GLOVE_FIELDS = ("lstm_hidden", "lstm_layers", "glove_dropout")
 # Opt-in noisy-text options of the GloVe encoder (docs/noisy_text.md); written to config.json only when on,
 # so the configs of models trained without them stay as they were.
 NOISY_FIELDS = ("noisy_words", "context_encoder", "context_layers")
+# The sizes a `--profile` (models/profiles.py, docs/speed.md) may change beyond the fields above, and its
+# name: written to config.json only when not at their defaults, so a default model's config stays as it was.
+PROFILE_FIELDS = ("profile", "span_hidden", "char_filters")
 
 
 class ModelType(str, enum.Enum):
@@ -59,6 +62,9 @@ class ModelConfig:
     noisy_words: bool = False  # GloVe lookup of '#tag' / '@name' words without the mark
     context_encoder: Optional[str] = None  # frozen pretrained encoder whose word states join the GloVe inputs
     context_layers: int = 4  # its last layers, averaged
+    profile: str = "default"  # the preset the sizes came from (models/profiles.py); a record, read by no layer
+    span_hidden: Optional[int] = None  # the span classifier's hidden width; None: the span vector's width
+    char_filters: int = 50  # glove encoder: character CNN filters
     etrans_func: str = EnerLossOptions.etrans
     annealing_step: float = EnerLossOptions.annealing_step
     with_iw: bool = EnerLossOptions.with_iw
@@ -106,6 +112,7 @@ class ModelConfig:
         skip = set() if self.is_ener else set(ENER_FIELDS)
         skip |= set(GLOVE_FIELDS if self.encoder == "bert" else BERT_FIELDS)
         skip |= {name for name in NOISY_FIELDS if self.encoder == "bert" or not self.noisy_text}
+        skip |= {name for name in PROFILE_FIELDS if getattr(self, name) == _DEFAULTS[name]}
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         d["model_type"] = self.model_type.value
         return d
@@ -134,3 +141,6 @@ class ModelConfig:
             return cls.from_dict(config)
         except (ValueError, TypeError, AttributeError) as err:  # truncated, not JSON, wrong fields
             raise DataError(f"{path}: not a readable model config ({err})") from None
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name in PROFILE_FIELDS}

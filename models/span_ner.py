@@ -41,7 +41,8 @@ def upgrade_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 
 class SpanNER(nn.Module):
-    def __init__(self, encoder, n_labels, max_span_len, width_dim, len_dim, morph_dim, dropout):
+    def __init__(self, encoder, n_labels, max_span_len, width_dim, len_dim, morph_dim, dropout, span_hidden=None):
+        """`span_hidden`: the MLP's hidden width (None: the span vector's width, the paper's)."""
         super().__init__()
         self.encoder = encoder
         self.width_emb = nn.Embedding(max_span_len, width_dim)
@@ -49,8 +50,9 @@ class SpanNER(nn.Module):
         self.morph_emb = nn.Embedding(len(MORPHS) + 1, morph_dim, padding_idx=0)
         self.dims = [encoder.hidden_size, encoder.hidden_size, width_dim, len_dim, morph_dim]
         dim = sum(self.dims)
-        self.classifier = nn.Sequential(OrderedDict(hidden=nn.Linear(dim, dim), activation=nn.GELU(),
-                                                    dropout=nn.Dropout(dropout), output=nn.Linear(dim, n_labels)))
+        hidden = span_hidden or dim
+        self.classifier = nn.Sequential(OrderedDict(hidden=nn.Linear(dim, hidden), activation=nn.GELU(),
+                                                    dropout=nn.Dropout(dropout), output=nn.Linear(hidden, n_labels)))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores [batch, spans, labels] for `batch["spans"]` [batch, spans, 2] (word indices).

@@ -1,0 +1,46 @@
+"""`--profile`: named presets of the model's sizes, chosen at training time (train_ener.py,
+train_spanner.py) and stored in the checkpoint's config.json with the sizes themselves, so every
+later stage (tagging, calibration, linking, resuming) builds the same network from the config as
+for any checkpoint. A flag given on the command line wins over its profile's value.
+
+- `default`: the sizes as they always were (two BiLSTM layers of 200 per direction, the span
+  MLP as wide as the span vector); its config.json is the one written before profiles existed.
+- `fast`: the sizes cut where the CPU time of tagging goes (docs/speed.md measures it): one
+  BiLSTM layer, a narrower span MLP, fewer character filters. The evidential head, its loss,
+  the candidates and the dev calibration are the default's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Optional, Sequence
+
+from models.config import ModelConfig
+from utils import flag_types as ft
+
+PROFILES: dict[str, dict] = {
+    "default": {},
+    "fast": {"lstm_layers": 1, "lstm_hidden": 128, "span_hidden": 128, "char_filters": 30},
+}
+
+
+def add_profile_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    a, m = p.add_argument, ModelConfig
+    a("--profile", choices=list(PROFILES), default=m.profile,
+      help="a preset of the model's sizes (stored in config.json): default, or fast ("
+      + ", ".join(f"{k} {v}" for k, v in PROFILES["fast"].items()) + "; docs/speed.md); flags given win")
+    a("--span_hidden", type=ft.positive_int, default=m.span_hidden,
+      help="the span classifier's hidden width (default: the span vector's width, the paper's)")
+    a("--char_filters", type=ft.positive_int, default=m.char_filters, help="glove encoder: character CNN filters")
+    return p
+
+
+def parse_train_args(p: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """`p` (a trainer's parser) with the profile flags added, parsed: the chosen profile's sizes
+    are the defaults of their flags, so a flag given explicitly still wins."""
+    add_profile_args(p)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--profile", choices=list(PROFILES), default=ModelConfig.profile)
+    known, _ = pre.parse_known_args(argv)
+    p.set_defaults(**PROFILES[known.profile])
+    return p.parse_args(argv)
