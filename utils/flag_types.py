@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import os
+from typing import Callable
 
 
 def _fail(message):
@@ -30,7 +31,7 @@ def nonnegative_int(text: str) -> int:
     return value if value >= 0 else _fail(f"expected a whole number of at least 0, got {text!r}")
 
 
-def whole_number(high: int, low: int = 1):
+def whole_number(high: int, low: int = 1) -> Callable[[str], int]:
     """A `type=` for a size flag: a whole number from `low` to `high`, checked when the flags are
     parsed, so that an absurd size (--max_spanLen 100000) never reaches an allocation."""
     def parse(text: str) -> int:
