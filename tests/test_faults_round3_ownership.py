@@ -157,3 +157,21 @@ def test_the_tools_answer_in_one_line_from_the_shell(precious):
         run = subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert run.returncode == 1 and run.stderr.startswith(f"error: {path}: ") and run.stderr.count("\n") == 1
     assert open(path).read() == content
+
+
+def test_llm_inference_overwrite_never_empties_another_runs_reply_cache(tmp_path):
+    """llm_inference.py --no_cache --save_file OTHER/llm_cache.jsonl --overwrite: refused, one line."""
+    import llm_inference
+
+    other = tmp_path / "other"
+    other.mkdir()
+    cache = other / "llm_cache.jsonl"
+    cache.write_text(CACHE_LINE * 2)
+    local = tmp_path / "local.jsonl"
+    local.write_text(json.dumps({"id": 0, "tokens": ["EU"], "sentence": "EU", "entity": [
+        {"entity": "EU", "span": [0, 0], "pred": "ORG", "uncertainty": 0.9}]}) + "\n")
+    code = one_line_exit(lambda: llm_inference.main([
+        "--input_file", str(local), "--save_file", str(cache), "--dataname", "conll03", "--no_cache", "--overwrite",
+        "--base_url", "http://127.0.0.1:9/v1"]))
+    assert code.startswith(f"error: {cache}: is a reply cache")
+    assert cache.read_text() == CACHE_LINE * 2

@@ -50,3 +50,16 @@ def redact(text: str, secrets: Iterable[Optional[str]]) -> str:
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
+
+
+def redact_argv(argv: list[str], flags: tuple[str, ...] = ("--base_url",)) -> list[str]:
+    """`argv` with the URL after each of `flags` (`--base_url URL` or `--base_url=URL`) shown by
+    `redact_url`: a command printed for a rerun never shows a password."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        flag, eq, value = arg.partition("=")
+        if eq and flag in flags:
+            out[i] = f"{flag}={redact_url(value)}"
+        elif i and out[i - 1] in flags:
+            out[i] = redact_url(arg) or arg
+    return out
