@@ -73,8 +73,9 @@ def run(settings):
     # the LLM, its cache and gate are ready before the output is claimed (and, if it must, emptied)
     with linking(settings, prompts) as linker, claim_link_output(settings):  # held until the metrics are written
         link_file(settings, records, linker)
-        linked = settle_fused(settings.save_file, read_jsonl(settings.save_file), linker.fuser, settings.threshold)
-        metrics = link_metrics(settings, linked, linker)
+        linked = read_jsonl(settings.save_file)
+        fused = settle_fused(settings.save_file, linked, linker.gate, settings.threshold)
+        metrics = link_metrics(settings, linked, linker, fused)
         write_outputs(settings.save_file, linked, metrics, settings.html)
     print_link_summary(metrics)
     return metrics

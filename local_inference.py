@@ -102,8 +102,8 @@ def finish(settings, link, config, records, seconds, n_new, linker=None, rescore
         metrics.update(temperature=rescorer.temperature,
                        ece_calibrated=calibrated_ece([r["entity"] for r in records], golds))
     if linker is not None:
-        records = settle_fused(settings.save_file, records, linker.fuser, link.threshold)
-        metrics = {**link_metrics(link, records, linker), "labels": config.labels, "local_inference": metrics}
+        fused = settle_fused(settings.save_file, records, linker.gate, link.threshold)
+        metrics = {**link_metrics(link, records, linker, fused), "labels": config.labels, "local_inference": metrics}
         print_link_summary(metrics)
     write_outputs(settings.save_file, records, metrics, settings.html)
     return metrics

@@ -36,9 +36,10 @@ from bench.run import machine, run_step, save_results  # noqa: E402
 from bench.simulated_llm import KINDS, answer_records  # noqa: E402
 from dataloaders.readers import split_path  # noqa: E402
 from inference.budget import threshold_for_budget  # noqa: E402
-from inference.fusion import Fuser, older_format  # noqa: E402
+from inference.fuse.fit import BUDGETS, Answered, budget_thresholds, fit_gate, gold_label  # noqa: E402
+from inference.fuse.gate import Gate, older_format  # noqa: E402
+from inference.fuse.run import settle  # noqa: E402
 from inference.llm.gguf import SMOLLM2, packaged_file  # noqa: E402
-from inference.llm.link_gain import BUDGETS, Answered, budget_thresholds, fit_fuser, gold_label  # noqa: E402
 from inference.reports.link_metrics import link_report  # noqa: E402
 from utils.jsonl import read_jsonl  # noqa: E402
 
@@ -73,14 +74,16 @@ def labels_of(path):
     return [x for x in json.load(open(path + ".metrics.json"))["labels"] if x != "O"]
 
 
-def scores(records, fuser):
-    """{budget: (local, override, fuse F1)} for records whose sent spans carry answers."""
+def scores(records, gate):
+    """{budget: (local, override, fuse F1)} for records whose sent spans carry answers: fuse as a
+    run at that budget settles it (`inference.fuse.run.settle`), scored as written."""
     uncertainties = [sp["uncertainty"] for rec in records for sp in rec["entity"]]
     out = {}
     for b in SHOWN:
         t = threshold_for_budget(uncertainties, b)
-        over, fused = link_report(records, t), link_report(records, t, fuser=fuser)
-        out[b] = (over["local"]["f1"], over["linked"]["f1"], fused["linked"]["f1"])
+        over = link_report(records, t, as_written=False)
+        settle(records, gate, t)
+        out[b] = (over["local"]["f1"], over["linked"]["f1"], link_report(records, t)["linked"]["f1"])
     return out
 
 
@@ -103,9 +106,9 @@ def simulated(data_dir):
                     answered_dev = answer_records(dev, thresholds[max(BUDGETS)], acc, kind, labels, seed)
                     answered = [Answered(sp, gold_label(rec, sp)) for rec in answered_dev for sp in rec["entity"]
                                 if "llm_answer" in sp]
-                    fuser, _ = fit_fuser(dev, answered, thresholds, seed=seed)
+                    gate, _ = fit_gate(dev, answered, thresholds, seed=seed)
                     per_seed.append({mode: scores(answer_records(test, widest[mode], acc, kind, labels, seed + 100),
-                                                  fuser) for mode, test in tests.items()})
+                                                  gate) for mode, test in tests.items()})
                 for mode in tests:
                     key = f"{set_name(dataset, mode)}|{kind}|{acc}"
                     rows[key] = {str(b): [sum(s[mode][b][i] for s in per_seed) / len(SEEDS) for i in range(3)]
@@ -152,8 +155,8 @@ def real(data_dir, sample, sentences):
             run_step(["-m", "inference.llm.calibrate_link", "--input_file", dev, "--dataname", DATANAME[dataset],
                       *llm, "--sample", str(sample), "--out", calibration],
                      os.path.join(RUNS, "logs", f"calibrate_{dataset}.log"))
-        fuser = Fuser.load(calibration)
-        out[f"{dataset}|preflight"] = fuser.report
+        gate = Gate.load(calibration)
+        out[f"{dataset}|preflight"] = gate.report
         for d, mode in SETS:
             if d != dataset:
                 continue
@@ -167,7 +170,7 @@ def real(data_dir, sample, sentences):
             sent = [sp for r in linked for sp in r["entity"] if sp.get("llm_answer") is not None]
             right = sum(sp["llm_answer"] == gold_label(r, sp) for r in linked for sp in r["entity"]
                         if sp.get("llm_answer") is not None)
-            out[set_name(dataset, mode)] = {"f1": {str(b): v for b, v in scores(linked, fuser).items()},
+            out[set_name(dataset, mode)] = {"f1": {str(b): v for b, v in scores(linked, gate).items()},
                                             "sentences": len(linked),
                                             "answered": len(sent), "llm_accuracy": right / len(sent) if sent else None}
             print(f"[link_pays] real {dataset} {mode} done", flush=True)

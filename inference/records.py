@@ -4,13 +4,11 @@ with "sentence" or "tokens", an "entity" list of spans ({"span": [start, end], "
 llm_answer / llm_pred (and llm_probs) to each span (see inference/llm/linker.py).
 
 This module owns the format: validation (`record_problem`, `read_records`), the linked label
-(`decide`) and the spans still to answer (`pending_spans`)."""
+(`decide`, given the policy as a function) and the spans still to answer (`pending_spans`)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
-
-from inference.fusion import Fuser
+from typing import Any, Callable, Optional
 from utils.errors import DataError
 from utils.jsonl import read_jsonl
 
@@ -22,13 +20,13 @@ def pending_spans(record: dict) -> int:
     return sum(span.get("llm_status") in PENDING for span in record.get("entity", []))
 
 
-def decide(span: dict, threshold: float, fuser: Optional[Fuser] = None) -> str:
-    """The linked label of a span: above the threshold, the LLM's answer (`--combine override`)
-    or what the `fuser` makes of it and the local label (`fuse`); else the local label."""
+def decide(span: dict, threshold: float, choose: Optional[Callable[[dict], str]] = None) -> str:
+    """The linked label of a span: above the threshold and answered, the LLM's answer (the
+    paper's rule) or `choose(span)`; else the local label."""
     answer = span.get("llm_answer")
     if answer is None or not span["uncertainty"] > threshold:
         return span["pred"]
-    return answer if fuser is None else fuser.choose(span, threshold)
+    return answer if choose is None else choose(span)
 
 
 REQUIRED_SPAN_KEYS = ("entity", "span", "pred", "uncertainty")

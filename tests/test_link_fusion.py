@@ -8,9 +8,10 @@ import random
 import pytest
 
 import llm_inference
-from inference.fusion import FORMAT, Fuser
+from inference.fuse.fit import Answered, Split, expected_f1, f1, local_counts
+from inference.fuse.gate import FORMAT, Gate
+from inference.fuse.run import settle
 from inference.llm import calibrate_link
-from inference.llm.link_gain import Answered, expected_f1, f1, local_counts
 from inference.llm.logprobs import option_probs
 from inference.records import decide
 from tests.helpers import no_real_openai  # noqa: F401 (autouse fixture)
@@ -121,11 +122,11 @@ def test_absent_or_useless_log_probabilities_give_none(toks):
 
 # -- the gate ------------------------------------------------------------------------------
 
-def test_decide_override_and_an_abstaining_fuser():
+def test_decide_takes_the_answer_or_asks_the_policy_above_the_threshold():
     span = {"pred": "LOC", "uncertainty": 0.9, "llm_answer": "PER"}
     assert decide(span, 0.5) == "PER" and decide(span, 0.95) == "LOC"
-    assert decide(span, 0.5, Fuser.abstaining()) == "LOC"
-    assert decide({**span, "llm_answer": None}, 0.5) == "LOC"
+    assert decide(span, 0.5, lambda s: "MISC") == "MISC" and decide(span, 0.95, lambda s: "MISC") == "LOC"
+    assert decide({**span, "llm_answer": None}, 0.5, lambda s: "MISC") == "LOC"
 
 
 def test_expected_f1_against_hand_counts():
@@ -137,9 +138,9 @@ def test_expected_f1_against_hand_counts():
     fixed = Answered({**rec["entity"][1], "llm_answer": "LOC"}, "LOC")  # +1 tp
     removed = Answered({**rec["entity"][2], "llm_answer": "O"}, "O")  # -1 predicted
     take = lambda a: a.span["llm_answer"]  # noqa: E731
-    assert expected_f1([rec], [fixed, removed], 0.5, take) == pytest.approx(2 * 2 / (2 + 2))  # P 1, R 1
+    assert expected_f1(Split([rec]), [fixed, removed], 0.5, take) == pytest.approx(2 * 2 / (2 + 2))  # P 1, R 1
     # only the removal answered: it stands for both sent spans (scale 2): tp 1, n_pred 3 - 2
-    assert expected_f1([rec], [removed], 0.5, take) == pytest.approx(2 * 1 / (1 + 2))
+    assert expected_f1(Split([rec]), [removed], 0.5, take) == pytest.approx(2 * 1 / (1 + 2))
 
 
 # -- the preflight and fuse, end to end ------------------------------------------------------
@@ -153,8 +154,7 @@ def test_a_bad_llm_is_expected_to_lower_f1_and_fuse_abstains(splits, capsys):
         rows = [line.split() for line in out.splitlines() if line.strip().split(" ")[0].endswith("%")]
         assert len(rows) == 4 and all(row[-1] == "keep" for row in rows)  # what fuse does per budget
         assert report["recommended_budget"] is None and report["llm_accuracy"] < report["local_accuracy"]
-        fuser = Fuser.load(str(splits / "link_calibration.json"))
-        assert fuser.abstains
+        assert Gate.load(str(splits / "link_calibration.json")).abstains
         fused = link(splits, server, "--budget", "0.2", "--combine", "fuse")
         over = link(splits, server, "--budget", "0.2", save="over.jsonl")
     assert fused["linked"]["f1"] == fused["local"]["f1"] and fused["changed"] == 0
@@ -169,26 +169,38 @@ def test_a_good_llm_with_informative_probabilities_pays_with_fuse(splits, capsys
         out = capsys.readouterr().out
         assert "recommended: --combine fuse --budget" in out
         rows = [line.split() for line in out.splitlines() if line.strip().split(" ")[0].endswith("%")]
-        fuser = Fuser.load(str(splits / "link_calibration.json"))
-        assert [row[-1] for row in rows] == [fuser.choice(float(row[1])) for row in rows] and len(rows) == 4
+        assert len(rows) == 4 and {row[-1] for row in rows} <= {"keep", "every", "span"}
         assert any(row[-1] != "keep" for row in rows)
         fused = link(splits, server, "--budget", "0.5", "--combine", "fuse")
     assert fused["combine"] == "fuse" and fused["linked"]["f1"] > fused["local"]["f1"]
+    assert fused["fuse_choice"] in ("every", "span")
 
 
-def test_fused_decisions_are_deterministic_and_gold_free(splits):
+def test_every_report_on_a_fused_output_scores_its_llm_pred(splits, tmp_path):
+    """metrics.json, the summary line and the page score the file's final labels (checked with
+    seqeval), which a gold-free copy settles the same way."""
+    from inference.reports.summary import score_line
+    from tests.test_metrics_reference import assert_matches_seqeval
+
     answer = oracle(TRUTH, accuracy=0.6)
     with LLMServer(answer=answer, structured="honour", logprobs=informative(answer)) as server:
         preflight(splits, server)
-        link(splits, server, "--budget", "0.5", "--combine", "fuse")
-    fuser = Fuser.load(str(splits / "link_calibration.json"))
+        metrics = link(splits, server, "--budget", "0.5", "--combine", "fuse", "--html", str(tmp_path / "p.html"))
     linked = [json.loads(line) for line in open(splits / "test.linked.jsonl")]
-    spans = [s for rec in linked for s in rec["entity"] if s.get("llm_answer") is not None]
-    assert spans and not fuser.abstains
-    blind = [{k: v for k, v in s.items() if k not in ("answer", "gold")} for s in spans]
-    first = [fuser.choose(s) for s in spans]
-    assert first == [fuser.choose(s) for s in blind] == [fuser.choose(s) for s in spans]
-    assert any(fuser.choose(s) != s["pred"] for s in spans)  # it takes some answers
+    spans = [s for rec in linked for s in rec["entity"]]
+    assert all(s["llm_pred"] is not None for s in spans) and any(s["llm_pred"] != s["pred"] for s in spans)
+    lengths = [len(rec["tokens"]) for rec in linked]
+    golds = [[tuple(g) for g in rec["gold"]] for rec in linked]
+    finals = [[(*s["span"], s["llm_pred"]) for s in rec["entity"]] for rec in linked]
+    assert_matches_seqeval(metrics["linked"], finals, golds, lengths)
+    saved = json.load(open(splits / "test.linked.jsonl.metrics.json"))
+    assert saved["linked"] == metrics["linked"]
+    assert f"F1 {metrics['linked']['f1']:.4f}" in score_line("linked", str(splits / "test.linked.jsonl.metrics.json"))
+    blind = [{**{k: v for k, v in rec.items() if k != "gold"},
+              "entity": [{k: v for k, v in s.items() if k not in ("answer", "llm_pred")} for s in rec["entity"]]}
+             for rec in linked]
+    settle(blind, Gate.load(str(splits / "link_calibration.json")), metrics["threshold"])
+    assert [s.get("llm_pred", s["pred"]) for rec in blind for s in rec["entity"]] == [s["llm_pred"] for s in spans]
 
 
 def test_a_calibration_for_another_llm_or_prompt_is_refused(splits, capsys):
@@ -222,17 +234,19 @@ def test_a_damaged_or_foreign_calibration_is_one_line_and_nothing_is_overwritten
     assert path.read_text() == content and not (splits / "test.linked.jsonl").exists()
 
 
-def test_an_older_calibration_is_refused_by_linking_and_replaced_by_the_preflight(splits):
+@pytest.mark.parametrize("older", ["linkner-link-calibration/2", "linkner-link-calibration/5"])
+def test_an_older_calibration_is_refused_by_linking_and_replaced_by_the_preflight(splits, older):
     path = splits / "link_calibration.json"
-    path.write_text('{"format": "linkner-link-calibration/2", "cutoffs": []}')
+    path.write_text('{"format": "%s", "cutoffs": []}' % older)
     answer = oracle(TRUTH, accuracy=0.6)
     with LLMServer(answer=answer, structured="honour", logprobs=informative(answer)) as server:
         with pytest.raises(SystemExit) as stop:
             link(splits, server, "--combine", "fuse")
         message = str(stop.value.code)
-        assert message.startswith(f"error: {path}") and "older format (linkner-link-calibration/2)" in message
+        assert message.startswith(f"error: {path}") and f"older format ({older})" in message
+        assert "rerun python -m inference.llm.calibrate_link" in message and "\n" not in message
         preflight(splits, server)
-    assert Fuser.load(str(path)).price > 0
+    assert Gate.load(str(path)).price > 0
 
 
 def test_fuse_without_a_calibration_says_how_to_make_one(splits):

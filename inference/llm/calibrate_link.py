@@ -8,8 +8,8 @@ spans that the largest budget (50 %) would send, or a random `--sample N` of the
 given by the usual LLM and prompt flags (through the reply cache, so a rerun asks nothing
 twice), and prints the LLM's accuracy on them against the local model's and, per budget
 (5 / 10 / 20 / 50 %), the expected linked F1 with `--combine override` (the paper's rule) and
-with `--combine fuse` (the gate fitted here, scored out of fold), the recommended budget, and
-one plain line when this LLM is expected to lower F1 at every budget. The gate goes to
+with `--combine fuse` (the gate fitted here, scored out of fold), what fuse does there, and a
+recommendation (`verdict`). The gate goes to
 --out (default: link_calibration.json beside the input), keyed by the LLM's identity and the
 prompt settings; `llm_inference.py` / `local_inference.py --combine fuse` read it and refuse one
 fitted for another LLM or prompt. Spans that got no answer (failed) leave no file and exit 3:
@@ -24,9 +24,9 @@ import os
 import random
 import sys
 
-from inference.fusion import Fuser, older_format
+from inference.fuse.fit import BUDGETS, Answered, budget_thresholds, fit_gate, gold_label
+from inference.fuse.gate import Gate, older_format
 from inference.llm.labels import prompt_builder, resolve_spec
-from inference.llm.link_gain import BUDGETS, Answered, budget_thresholds, fit_fuser, gain_table, gold_label
 from inference.llm.link_run import link_identity, linking
 from inference.llm.settings import LINK_CALIBRATION, LinkSettings, add_link_args
 from inference.records import read_records
@@ -77,7 +77,7 @@ def refuse_foreign(path: str) -> None:
     """Never replace a file that is not a whole link calibration (a damaged one is left to look at)."""
     if os.path.exists(path) and not older_format(path):  # an older version of its own output is replaced
         try:
-            Fuser.load(path)
+            Gate.load(path)
         except (ValueError, OSError) as err:
             raise DataError(f"{path}: exists and is not a readable link calibration ({str(err).split(': ', 1)[-1]}); "
                             "remove it or choose another --out") from None
@@ -108,30 +108,38 @@ def ask(records: list[dict], chosen: list[tuple[int, int]], settings: LinkSettin
     return answered, linker.summary(), identity
 
 
-def describe(table: list[dict], fuser: Fuser) -> list[str]:
-    """The per-budget table, with what fuse does at each budget on a run like dev (`Fuser.choice`:
-    keep the local labels, let the gate decide, take every answer)."""
+def describe(table: list[dict], gate: Gate) -> list[str]:
+    """The per-budget table, with what fuse does at each budget on a run like dev."""
     lines = [f"{'budget':>6}  {'threshold':>9}  {'local F1':>8}  {'override F1':>11}  {'fuse F1':>8}  fuse"]
     lines += [f"{row['budget']:>6.0%}  {row['threshold']:>9.4f}  {100 * row['local_f1']:>8.2f}  "
-              f"{100 * row['override_f1']:>11.2f}  {100 * row['fuse_f1']:>8.2f}  {fuser.choice(row['threshold'])}"
+              f"{100 * row['override_f1']:>11.2f}  {100 * row['fuse_f1']:>8.2f}  {gate.choice(row['threshold'])}"
               for row in table]
     return lines
 
 
-def verdict(table: list[dict]) -> tuple[float | None, list[str]]:
-    """The recommended budget (None: do not link) and the plain lines saying so."""
-    best = max(table, key=lambda row: row["fuse_f1"])
+def verdict(table: list[dict], why: str | None = None) -> tuple[float | None, str | None, list[str]]:
+    """(the recommended budget, the --combine to use; None, None: do not link, or cannot tell)
+    and the plain lines saying so. `why`: why no gate was fitted, if none was."""
+    local = table[0]["local_f1"]
+    over, fused = max(table, key=lambda row: row["override_f1"]), max(table, key=lambda row: row["fuse_f1"])
     lines = []
-    if all(row["override_f1"] < row["local_f1"] for row in table):
+    if all(row["override_f1"] < local for row in table):
         lines.append("this LLM is expected to LOWER F1 at every budget with --combine override (the paper's rule)")
-    if best["fuse_f1"] > best["local_f1"]:
-        lines.append(f"recommended: --combine fuse --budget {best['budget']} (expected F1 "
-                     f"{100 * best['local_f1']:.2f} -> {100 * best['fuse_f1']:.2f} on dev)")
-        return best["budget"], lines
-    lines.append("recommended: do not link with this LLM; --combine fuse abstains (keeps every local label) unless "
-                 "a run's own answers show the local model significantly weaker than on dev, or its spans "
-                 "predict a significant win")
-    return None, lines
+    if fused["fuse_f1"] > local:
+        lines.append(f"recommended: --combine fuse --budget {fused['budget']} (expected F1 "
+                     f"{100 * local:.2f} -> {100 * fused['fuse_f1']:.2f} on dev)")
+        return fused["budget"], "fuse", lines
+    if why and over["override_f1"] > local:
+        lines.append(f"no gate was fitted: {why}; the paper's rule gains on dev, so recommended: --combine override "
+                     f"--budget {over['budget']} (expected F1 {100 * local:.2f} -> {100 * over['override_f1']:.2f})")
+        return over["budget"], "override", lines
+    if why:
+        lines.append(f"no gate was fitted: {why}, and the paper's rule gains nothing on dev: the preflight cannot "
+                     "tell whether this LLM pays; send more spans (--sample) or a larger dev split")
+        return None, None, lines
+    lines.append("recommended: do not link with this LLM; --combine fuse keeps every local label unless a run's "
+                 "answers show the local model right significantly less often than on dev")
+    return None, None, lines
 
 
 def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
@@ -155,21 +163,21 @@ def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
     with_answer = [a for a in answered if a.span.get("llm_answer") is not None]
     llm_right = sum(a.span["llm_answer"] == a.gold for a in with_answer)
     local_right = sum(a.span["pred"] == a.gold for a in answered)
-    fuser, info = fit_fuser(records, with_answer, thresholds, identity, seed=settings.seed)
-    table = info.get("out_of_fold") or gain_table(records, with_answer, thresholds, lambda a, t: fuser.choose(a.span, t))
-    budget, lines = verdict(table)
+    gate, info = fit_gate(records, with_answer, thresholds, identity, seed=settings.seed)
+    table = info["out_of_fold"]
+    budget, combine, lines = verdict(table, info.get("why"))
     report = {"input_file": os.path.abspath(calibration.input_file), "sent": len(answered),
               "pool": pool,
               "answered": len(with_answer), "llm_accuracy": llm_right / len(answered),
               "local_accuracy": local_right / len(answered), "local_f1": table[0]["local_f1"],
-              "budgets": table, "recommended_budget": budget, "gate": {k: v for k, v in info.items() if k != "out_of_fold"},
+              "budgets": table, "recommended_budget": budget, "recommended_combine": combine, "gate": {k: v for k, v in info.items() if k != "out_of_fold"},
               "llm_counts": {k: counts[k] for k in ("requests", "cached", "unparseable", "failed")}}
-    fuser.report = report
-    fuser.save(calibration.out)
+    gate.report = report
+    gate.save(calibration.out)
     print(f"{len(answered)} dev spans sent (of the {report['pool']} a 50 % budget sends): the LLM is right on "
           f"{report['llm_accuracy']:.1%} of them, the local model on {report['local_accuracy']:.1%}"
           f" ({len(answered) - len(with_answer)} got no parseable answer)")
-    print("\n".join(describe(table, fuser)))
+    print("\n".join(describe(table, gate)))
     print("fuse F1 out of fold (the gate fitted on the other folds); F1 is on the dev split, expected from the "
           "spans sent" + (" (a sample, scaled up)" if calibration.sample else ""))
     print("\n".join(lines))

@@ -11,9 +11,10 @@ import os
 from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, NoReturn, Optional
 
-from inference.fusion import Fuser
+from inference.fuse.gate import Gate
+from inference.fuse.run import Run, settle
 from inference.llm.settings import RECOMPUTE, LinkSettings
-from inference.records import decide, pending_spans, read_records
+from inference.records import pending_spans, read_records
 from utils.errors import DataError
 from utils.file_digest import file_digest
 from utils.jsonl import JsonlWriter, complete_lines, resume_jsonl, rewrite_jsonl
@@ -162,21 +163,13 @@ def link_file(settings: LinkSettings, records: list[dict], linker: Linker) -> No
             out.write(rec)
 
 
-def settle_fused(save_file: str, linked: list[dict], fuser: Optional[Fuser], threshold: float) -> list[dict]:
-    """With --combine fuse, every sent span's final label (llm_pred) decided again by the gate
-    adapted to all of the output's answers (`Fuser.adapted`): the labels the run wrote as it went
-    used the dev gate alone. SAVE_FILE is replaced, atomically, only when a label changed, so it
-    holds what the metrics score. `linked` is updated in place and returned."""
-    if fuser is None:
-        return linked
-    adapted, changed = fuser.adapted(linked, threshold), False
-    for rec in linked:
-        for span in rec["entity"]:
-            if span.get("llm_answer") is None:
-                continue
-            final = decide(span, threshold, adapted)
-            changed |= final != span.get("llm_pred")
-            span["llm_pred"] = final
+def settle_fused(save_file: str, linked: list[dict], gate: Optional[Gate], threshold: float) -> Optional[Run]:
+    """With --combine fuse, once every answer is in: each sent span's final label (`llm_pred`),
+    decided once by the gate adapted to the run (`inference.fuse.run.settle`). SAVE_FILE is
+    replaced, atomically, when a label changed. `linked` is updated in place."""
+    if gate is None:
+        return None
+    run, changed = settle(linked, gate, threshold)
     if changed:
         rewrite_jsonl(save_file, linked)
-    return linked
+    return run

@@ -9,7 +9,8 @@ import sys
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
-from inference.fusion import Fuser
+from inference.fuse.gate import Gate
+from inference.fuse.run import Run
 from inference.llm.backends import FatalError, NotConfigured, check_configured, make_backend
 from inference.llm.cache import ReplyCache
 from inference.llm.link_output import cache_path, inputs_of
@@ -18,6 +19,7 @@ from inference.reports.link_metrics import link_report, plot_sweep, status_count
 from utils.errors import DataError
 from utils.cli import exit_interrupted
 from utils.owned_output import refuse_inputs
+from utils.secrets import redact_argv
 
 if TYPE_CHECKING:
     from inference.llm.backends import Backend
@@ -45,13 +47,13 @@ def linking(settings: LinkSettings, prompts: PromptBuilder) -> Iterator[Linker]:
     program with a message that the output so far is kept and a rerun continues it.
     """
     s = settings
-    fuser = load_fuser(s)  # a damaged file fails before a model is loaded
+    gate = load_gate(s)  # a damaged file fails before a model is loaded
     try:
         backend = make_backend(s, options=prompts.spec.option_names() if s.answer_mode == "choice" else None)
     except NotConfigured as err:
         err.refuse()
-    if fuser is not None:
-        check_fuser(s, fuser, backend)
+    if gate is not None:
+        check_gate(s, gate, backend)
     batching = backend.batch_size > 1  # a local model takes its concurrency as batches
     cache = None
     if not s.no_cache:
@@ -59,7 +61,7 @@ def linking(settings: LinkSettings, prompts: PromptBuilder) -> Iterator[Linker]:
         refuse_inputs(path, {**inputs_of(s), "--save_file": s.save_file})
         cache = ReplyCache(path)
     linker = Linker(backend, prompts, cache, s.threshold, s.ask_threshold, s.max_attempts,
-                    concurrency=1 if batching else s.concurrency, progress=True, fuser=fuser)
+                    concurrency=1 if batching else s.concurrency, progress=True, gate=gate)
     try:
         yield linker
     except FatalError as err:
@@ -71,8 +73,8 @@ def linking(settings: LinkSettings, prompts: PromptBuilder) -> Iterator[Linker]:
             cache.close()
 
 
-def load_fuser(settings: LinkSettings) -> Optional[Fuser]:
-    """`--combine fuse`: the gate calibrate_link fitted (`inference.fusion.Fuser`); None for override."""
+def load_gate(settings: LinkSettings) -> Optional[Gate]:
+    """`--combine fuse`: the gate calibrate_link fitted (`inference.fuse.gate.Gate`); None for override."""
     if settings.combine != "fuse":
         return None
     path = settings.calibration_path
@@ -81,7 +83,7 @@ def load_fuser(settings: LinkSettings) -> Optional[Fuser]:
                         "inference.llm.calibrate_link on the dev split's local output with the same LLM flags "
                         "(or give --link_calibration)")
     try:
-        return Fuser.load(path)
+        return Gate.load(path)
     except ValueError as err:
         raise DataError(str(err)) from None
 
@@ -91,10 +93,10 @@ def link_identity(settings: LinkSettings, backend: Backend) -> dict[str, Any]:
     return {"llm": backend.identity(), "prompt": settings.prompt_fingerprint()}
 
 
-def check_fuser(settings: LinkSettings, fuser: Fuser, backend: Backend) -> None:
+def check_gate(settings: LinkSettings, gate: Gate, backend: Backend) -> None:
     """Refuse a link calibration fitted for another LLM or prompt, naming what differs."""
     ours = link_identity(settings, backend)
-    theirs = fuser.identity
+    theirs = gate.identity
     differ = [key for part in ("llm", "prompt") for key in sorted(set(ours[part]) | set(theirs.get(part) or {}))
               if ours[part].get(key) != (theirs.get(part) or {}).get(key)]
     if differ:
@@ -102,15 +104,19 @@ def check_fuser(settings: LinkSettings, fuser: Fuser, backend: Backend) -> None:
                         "differ); rerun python -m inference.llm.calibrate_link with these LLM flags")
 
 
-def link_metrics(settings: LinkSettings, linked: list[dict], linker: Linker) -> dict[str, Any]:
-    """Scores before and after linking at --threshold, the sweep, and the LLM's counts."""
-    metrics = link_report(linked, settings.threshold, per_label=True, fuser=linker.fuser)
+def link_metrics(settings: LinkSettings, linked: list[dict], linker: Linker, fused: Optional[Run] = None
+                 ) -> dict[str, Any]:
+    """Scores of the linked records as written, the sweep, the LLM's counts and what a fuse run
+    measured (`fused`)."""
+    metrics = link_report(linked, settings.threshold, per_label=True)
     metrics["combine"] = settings.combine
+    if fused is not None:
+        metrics.update(fused.metrics())
     if settings.budget is not None:
         listed = sum(len(rec["entity"]) for rec in linked)
         metrics.update(budget=settings.budget, listed=listed, sent_share=metrics["sent"] / listed if listed else 0.0)
     if settings.threshold_sweep:
-        metrics["sweep"] = sweep(linked, settings.threshold_sweep, linker.fuser)
+        metrics["sweep"] = sweep(linked, settings.threshold_sweep)
         if settings.plot_dir:
             os.makedirs(settings.plot_dir, exist_ok=True)
             metrics["plot"] = plot_sweep(metrics["sweep"], os.path.join(settings.plot_dir, "threshold_sweep.png"))
@@ -123,7 +129,9 @@ def exit_status(metrics: Optional[dict[str, Any]], script: str, argv: Optional[l
     """0, or 3 when spans failed (no answer from the LLM): the last line then says how many
     and the command that asks them again."""
     llm = (metrics or {}).get("llm") or {}
-    command = shlex.join(["python", script, *(sys.argv[1:] if argv is None else argv)])
+    given = sys.argv[1:] if argv is None else argv
+    # the rerun continues this output: never --overwrite again, and never a password
+    command = shlex.join(["python", script, *redact_argv([a for a in given if a != "--overwrite"])])
     if llm.get("unparseable"):
         print(f"{llm['unparseable']} spans got no reply that names a label; a rerun asks them again: {command}")
     if llm.get("failed"):

@@ -20,7 +20,8 @@ copy keeps every field and adds to each span of `entity`:
     llm_raw     the last reply, or None
     llm_answer  the label the LLM chose ("O" = not an entity), or None
     llm_pred    the final label: where uncertainty > threshold and there is an answer, llm_answer
-                (`--combine override`) or the fuser's choice between it and pred (`fuse`), else pred
+                (`--combine override`), else pred; with `--combine fuse` (a `gate`) a sent span's
+                is None until every answer of the run is in (`inference.fuse.run.settle`)
     llm_error   for "failed" spans, the last error
     llm_probs   for a structured reply (`--answer_mode choice`): {label: probability}, summing
                 to 1; a local model's scored options, or all on the answer a server returned
@@ -105,8 +106,8 @@ class _Run:
 class Linker:
     def __init__(self, backend, prompts, cache=None, threshold=LinkSettings.threshold, ask_threshold=None,
                  max_attempts=LinkSettings.max_attempts, concurrency=1, backoff=0.5, max_backoff=30.0,
-                 lookahead=None, progress=False, fuser=None):
-        self.fuser = fuser  # --combine fuse: inference.fusion.Fuser; None: the LLM's answer overrides
+                 lookahead=None, progress=False, gate=None):
+        self.gate = gate  # --combine fuse: inference.fuse.gate.Gate, which settles the labels at the end
         self.ask_threshold = threshold if ask_threshold is None else ask_threshold
         if self.ask_threshold > threshold:
             raise ValueError(f"ask_threshold {self.ask_threshold} is above threshold {threshold}")
@@ -204,8 +205,9 @@ class Linker:
             span["llm_error"] = ask.error
         if ask.probs is not None:
             span["llm_probs"] = ask.probs
-        span["llm_pred"] = decide(span, self.threshold, self.fuser)
-        self.counts.update({"asked": 1, status: 1, "changed": span["llm_pred"] != span["pred"],
+        later = self.gate is not None and ask.answer is not None and span["uncertainty"] > self.threshold
+        span["llm_pred"] = None if later else decide(span, self.threshold)
+        self.counts.update({"asked": 1, status: 1, "changed": span["llm_pred"] not in (None, span["pred"]),
                             "requests": ask.requests + ask.errors,  # every request sent, failed ones too
                             "cache_replies": ask.from_cache,
                             "transient_errors": ask.errors, "prompt_tokens": ask.prompt_tokens,

@@ -9,7 +9,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from inference.fusion import COMBINE
 from inference.llm.prompt import DATASETS
 from utils import flag_types as ft
 from utils.file_digest import file_digest
@@ -46,7 +45,7 @@ class LinkSettings:
     threshold: float = 0.4
     budget: Optional[float] = None  # share of listed spans to send; sets `threshold` (see inference/budget.py)
     threshold_sweep: list = field(default_factory=list)
-    combine: str = "override"  # or "fuse" (inference/fusion.py)
+    combine: str = "override"  # or "fuse" (inference/fuse/)
     link_calibration: Optional[str] = None  # --combine fuse: default link_calibration.json beside SAVE_FILE
     cache: Optional[str] = None
     no_cache: bool = False
@@ -118,6 +117,7 @@ def is_llm_name(llm_name: str) -> bool:
     return name in SERVER_NAMES or name.startswith("gpt") or name in HF_NAMES
 
 
+COMBINE = ("override", "fuse")  # the paper's rule; a dev-fitted gate that may keep the local label
 LINK_CALIBRATION = "link_calibration.json"  # written by python -m inference.llm.calibrate_link
 RECOMPUTE = ("threshold", "ask_threshold", "combine", "link_calibration")  # a rerun rewrites every record from the reply cache
 

@@ -2,9 +2,11 @@
 
 Entity-level scores (exact span and type) against each record's `gold`, as local_inference.py
 scores them: a gold entity that no span lists counts as missed, an LLM "O" removes an entity,
-a candidate (local "O") the LLM types becomes one. At threshold t a span takes its `llm_answer`
-if its uncertainty is above t (`inference.records.decide`), so one pass of LLM calls at the lowest
-threshold scores every higher one. Change counts, per span whose label changed:
+a candidate (local "O") the LLM types becomes one. A linked output is scored as written: each
+span's `llm_pred`, its final label, whichever rule decided it. A sweep scores the paper's rule
+instead: at threshold t a span takes its `llm_answer` if its uncertainty is above t
+(`inference.records.decide`), so one pass of LLM calls at the lowest threshold scores every
+higher one. Change counts, per span whose label changed:
 
     fixed      the local label was wrong and the linked one is right
     broken     the local label was right and the linked one is wrong
@@ -16,13 +18,10 @@ threshold scores every higher one. Change counts, per span whose label changed:
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import Any, Iterable
 
 from inference.records import decide
 from inference.reports.metrics import entity_scores
-
-if TYPE_CHECKING:
-    from inference.fusion import Fuser
 
 SCORE_KEYS = ("precision", "recall", "f1", "tp", "n_pred", "n_gold")
 LLM_STATUSES = ("linked", "cached", "unparseable", "failed")  # the llm_status values counted as such
@@ -45,19 +44,23 @@ def _scores(preds, golds, per_label):
     return kept
 
 
+def final_label(span: dict, threshold: float, as_written: bool = True) -> str:
+    """A span's label after linking: its `llm_pred` where it has one and `as_written`, else the
+    paper's rule at `threshold`."""
+    written = span.get("llm_pred") if as_written else None
+    return written if written is not None else decide(span, threshold)
+
+
 def link_report(records: list[dict], threshold: float, per_label: bool = False,
-                fuser: Optional[Fuser] = None) -> dict[str, Any]:
-    """Scores and change counts with the LLM's answers taken above `threshold` (combined with
-    the local labels by `fuser`, `inference.fusion.Fuser`, when given)."""
+                as_written: bool = True) -> dict[str, Any]:
+    """Scores and change counts of `records` linked at `threshold` (`final_label`)."""
     with_gold = all("gold" in rec for rec in records)
-    if fuser is not None:  # the gate adapted to these records' answers (inference/shift.py)
-        fuser = fuser.adapted(records, threshold)
-    counts = Counter()
+    counts: Counter = Counter()
     local, linked, golds = [], [], []
     for rec in records:
         gold = {(s, e): label for s, e, label in rec.get("gold") or [] if label != "O"}  # "O": no entity
         local.append([(*span["span"], span["pred"]) for span in rec["entity"]])
-        linked.append([(*span["span"], decide(span, threshold, fuser)) for span in rec["entity"]])
+        linked.append([(*span["span"], final_label(span, threshold, as_written)) for span in rec["entity"]])
         golds.append([(s, e, label) for (s, e), label in gold.items()])
         counts["never_listed"] += len(gold.keys() - {tuple(span["span"]) for span in rec["entity"]})
         for span, (s, e, after) in zip(rec["entity"], linked[-1]):
@@ -70,9 +73,6 @@ def link_report(records: list[dict], threshold: float, per_label: bool = False,
                            "recovered": before == "O" and after == truth})
     report = {"threshold": threshold, "sent": counts["sent"], "changed": counts["changed"],
               "removed": counts["removed"], "added": counts["added"]}
-    if fuser is not None:
-        report.update(fuse_shift=fuser.delta, fuse_shift_sigmas=fuser.shift_sigmas, fuse_price=fuser.run_price,
-                      fuse_opened=fuser.opened and not fuser.links(threshold))
     if with_gold:
         report.update(local=_scores(local, golds, per_label), linked=_scores(linked, golds, per_label),
                       fixed=counts["fixed"], broken=counts["broken"], recovered=counts["recovered"],
@@ -80,8 +80,9 @@ def link_report(records: list[dict], threshold: float, per_label: bool = False,
     return report
 
 
-def sweep(records: list[dict], thresholds: Iterable[float], fuser: Optional[Fuser] = None) -> list[dict[str, Any]]:
-    return [link_report(records, t, fuser=fuser) for t in sorted(set(thresholds))]
+def sweep(records: list[dict], thresholds: Iterable[float]) -> list[dict[str, Any]]:
+    """The paper's rule scored at each threshold, from one pass of answers."""
+    return [link_report(records, t, as_written=False) for t in sorted(set(thresholds))]
 
 
 def plot_sweep(rows: list[dict[str, Any]], path: str) -> str:

@@ -1,0 +1,117 @@
+"""The saved gate: what dev fitted (`fit.py`), as the link calibration file holds it.
+
+A sent span whose answer differs from its local label has three exclusive outcomes
+(`model.OUTCOMES`): the LLM is right, the local label is, or neither. One multinomial logistic
+model gives their probabilities. Per budget, dev chose what a run does there (`CHOICES`).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+from inference.fuse.model import FEATURES, OUTCOMES, Linear, gate_features, softmax
+from inference.fuse.shift import ShiftModel
+from utils.versioned_json import read_versioned, write_atomic
+
+FORMAT = "linkner-link-calibration/6"
+CHOICES = ("keep", "every", "span")  # keep the local labels; take every answer; take those that raise F1
+REFIT = "rerun python -m inference.llm.calibrate_link (it replaces the file)"
+SIGMAS = 2.0  # standard errors a gain must clear to count, on dev and on a run (about 1 in 40 by chance)
+
+
+def f1_contribution(new: str, old: str, gold: Optional[str], price: float) -> float:
+    """What replacing label `old` by `new` adds to F1 where the gold label is `gold` (None:
+    neither), up to a positive factor: true positives gained, less `price` per entity added.
+    With F1 = 2 TP / (P + G), `price` is F1 / 2."""
+    gained = (new == gold and new != "O") - (old == gold and old != "O")
+    return gained - price * ((new != "O") - (old != "O"))
+
+
+def expected_contribution(probs: list[float], answer: str, pred: str, price: float) -> tuple[float, float]:
+    """(E[c], E[c^2]) of taking `answer` over `pred`, c the `f1_contribution`, for the
+    probabilities of `OUTCOMES`."""
+    values = [f1_contribution(answer, pred, gold, price) for gold in (answer, pred, None)]
+    return sum(p * v for p, v in zip(probs, values)), sum(p * v * v for p, v in zip(probs, values))
+
+
+def significant(total: float, square: float) -> bool:
+    """Whether contributions summing to `total`, their squares to `square`, are a significant
+    gain: `total` at least `SIGMAS` standard errors of a sum that gains nothing. Where each
+    contribution is +1 or -1 (a type for a type), this is the sign test."""
+    return total > 0 and total >= SIGMAS * math.sqrt(square)
+
+
+@dataclass
+class Gate:
+    model: Optional[Linear]  # scores of `OUTCOMES` from `FEATURES`; None: too few disagreements to fit
+    budgets: list[list]  # [dev threshold, one of CHOICES], sorted by threshold
+    price: float = 0.5  # half the local F1 on dev: what an added entity costs
+    shift: Optional[ShiftModel] = None
+    identity: dict = field(default_factory=dict)  # the LLM and prompt it was fitted for
+    report: dict = field(default_factory=dict)  # what the preflight measured, for people
+
+    @property
+    def abstains(self) -> bool:
+        return all(choice == "keep" for _, choice in self.budgets)
+
+    def choice(self, threshold: float) -> str:
+        """Dev's choice at the budget whose dev threshold is nearest `threshold`."""
+        if not self.budgets:
+            return "keep"
+        return min(self.budgets, key=lambda pair: abs(pair[0] - threshold))[1]
+
+    def outcomes(self, span: dict, delta: float = 0.0) -> list[float]:
+        """The probabilities of `OUTCOMES`, the local label's log-odds moved by `delta`."""
+        if self.model is None:
+            return [0.0, 1.0, 0.0]
+        scores = self.model.scores(gate_features(span))
+        scores[1] += delta
+        return softmax(scores)
+
+    def label(self, span: dict, choice: str, delta: float = 0.0) -> str:
+        """The final label of a sent span with an answer under `choice`."""
+        answer, pred = span["llm_answer"], span["pred"]
+        if choice == "every" or (choice == "span" and answer != pred
+                                 and expected_contribution(self.outcomes(span, delta), answer, pred, self.price)[0] > 0):
+            return answer
+        return pred
+
+    def save(self, path: str) -> str:
+        return write_atomic(path, {"format": FORMAT, **asdict(self)}, indent=1)
+
+    @classmethod
+    def load(cls, path: str) -> "Gate":
+        """The gate in `path`; a ValueError naming the file when it is older, damaged or foreign."""
+        try:
+            data = read_versioned(path, FORMAT, "link calibration")
+        except ValueError:
+            older = older_format(path)
+            if older:
+                raise ValueError(f"{path}: a link calibration of an older format ({older}); {REFIT}") from None
+            raise
+        try:
+            model = None if data["model"] is None else Linear.from_dict(data["model"], len(FEATURES), len(OUTCOMES))
+            budgets = [[float(t), c] for t, c in data["budgets"]]
+            price, identity = data["price"], data["identity"]
+            if any(c not in CHOICES for _, c in budgets) or not isinstance(identity, dict):
+                raise ValueError
+            if isinstance(price, bool) or not (isinstance(price, (int, float)) and 0.0 <= price <= 0.5):
+                raise ValueError
+            shift = None if data["shift"] is None else ShiftModel.from_dict(data["shift"])
+            return cls(model, sorted(budgets), float(price), shift, identity, data.get("report") or {})
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{path}: a damaged link calibration (expected the gate's model over "
+                             f"{', '.join(FEATURES)}, the budgets, the price and the LLM's identity); {REFIT}") from None
+
+
+def older_format(path: str) -> Optional[str]:
+    """The format of an older version of this file at `path`, or None."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            fmt = json.load(f).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return fmt if isinstance(fmt, str) and fmt.startswith(FORMAT.rsplit("/", 1)[0] + "/") and fmt != FORMAT else None
+

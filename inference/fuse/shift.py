@@ -1,0 +1,76 @@
+"""How much more or less often the local model is right on a run's sent spans than on dev,
+estimated without gold from how often the LLM agrees with it.
+
+Where both models answer a span independently, with l the chance the local label is right, a
+the LLM's, and c the chance that two wrong labels coincide, they agree with probability
+
+    P(agree) = l * a + (1 - l) * (1 - a) * c.
+
+`ShiftModel` keeps dev-fitted logistic models of l and a, and c. On a run it finds the shift of
+l's log-odds that makes the expected agreements equal the observed ones, less the shift the same
+estimate finds on dev at that threshold (`reference`), and its standard error.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from inference.fuse.model import LLM_FEATURES, LOCAL_FEATURES, Linear, llm_features, local_features, sigmoid
+
+LIMIT = 3.0  # the largest shift, in log-odds: a factor of 20 in the odds that the local label is right
+
+
+@dataclass
+class ShiftModel:
+    local: Linear  # P(the local label is right), from `local_features`
+    llm: Linear  # P(the LLM's answer is right), from `llm_features`
+    coincide: float  # P(the two agree | both are wrong), on dev
+    reference: list[list[float]]  # [threshold, the shift found on dev there, its standard error]
+
+    def _terms(self, spans: Sequence[dict]) -> list[tuple[float, float]]:
+        return [(self.local.scores(local_features(s))[0], sigmoid(self.llm.scores(llm_features(s))[0]))
+                for s in spans]
+
+    def _agreement(self, z: float, a: float, delta: float) -> tuple[float, float]:
+        """P(agree) for a span at shift `delta`, and its slope in `delta`."""
+        l, c = sigmoid(z + delta), self.coincide
+        return l * (a - (1 - a) * c) + (1 - a) * c, l * (1 - l) * (a - (1 - a) * c)
+
+    def estimate(self, spans: Sequence[dict]) -> Optional[tuple[float, float]]:
+        """(the shift that explains the agreements seen over answered `spans`, its standard
+        error); None where the LLM is no likelier right than a coincidence, so cannot tell."""
+        terms = self._terms(spans)
+        if not terms or math.fsum(self._agreement(z, a, 0.0)[1] for z, a in terms) <= 0:
+            return None
+        observed = sum(s["llm_answer"] == s["pred"] for s in spans)
+        lo, hi = -2 * LIMIT, 2 * LIMIT
+        for _ in range(50):  # the expected agreements rise with the shift (fsum: in any order, the same)
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if math.fsum(self._agreement(z, a, mid)[0] for z, a in terms) < observed else (lo, mid)
+        found = (lo + hi) / 2
+        rows = [self._agreement(z, a, found) for z, a in terms]
+        slope = math.fsum(d for _, d in rows)
+        return found, math.sqrt(math.fsum(p * (1 - p) for p, _ in rows)) / slope if slope > 0 else math.inf
+
+    def measure(self, spans: Sequence[dict], threshold: float) -> tuple[float, float]:
+        """(the run's shift less dev's at the nearest threshold, clipped to +-LIMIT; that
+        difference in standard errors of both estimates, 0.0 where the answers cannot tell)."""
+        found = self.estimate(spans)
+        if found is None or not self.reference:
+            return 0.0, 0.0
+        _, ref, ref_error = min(self.reference, key=lambda row: abs(row[0] - threshold))
+        error = math.hypot(found[1], ref_error)
+        if not 0 < error < math.inf:
+            return 0.0, 0.0
+        return max(-LIMIT, min(LIMIT, found[0] - ref)), (found[0] - ref) / error
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ShiftModel":
+        """A ValueError unless `data` is one."""
+        coincide = float(data["coincide"])
+        reference = [[float(t), float(d), float(e)] for t, d, e in data["reference"]]
+        if not 0.0 <= coincide <= 1.0 or any(e < 0 or not math.isfinite(d + e) for _, d, e in reference):
+            raise ValueError("bad shift model")
+        return cls(Linear.from_dict(data["local"], len(LOCAL_FEATURES), 1),
+                   Linear.from_dict(data["llm"], len(LLM_FEATURES), 1), coincide, reference)

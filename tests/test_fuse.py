@@ -1,0 +1,245 @@
+"""The fuse gate (inference/fuse/): its three-outcome model against scikit-learn, the agreement
+shift against its closed form and repeated draws, F1 contributions and the significance test
+against hand counts, dev's choice per budget, a run's adaptation, and each label decided once."""
+import dataclasses
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+
+from inference.fuse.fit import Answered, budget_thresholds, fit_gate, fit_linear, gold_label
+from inference.fuse.gate import Gate, expected_contribution, f1_contribution, significant
+from inference.fuse.model import Linear, gate_features
+from inference.fuse.run import adapt, sent_answered, settle
+from inference.fuse.shift import ShiftModel
+from inference.records import decide
+
+LABELS = ("LOC", "MISC", "ORG", "PER")
+OPTIONS = LABELS + ("O",)
+
+
+def logit(p):
+    return math.log(p / (1 - p))
+
+
+def flat_shift(z0, a, c, reference=0.0, error=0.0):
+    """A shift model whose P(local right) is sigmoid(z0) and P(LLM right) is a for every span."""
+    return ShiftModel(Linear([0.0] * 3, [1.0] * 3, [[0.0] * 3], [z0]), Linear([0.0] * 3, [1.0] * 3, [[0.0] * 3],
+                      [logit(a)]), c, [[0.0, reference, error]])
+
+
+def spans(n_agree, n_disagree):
+    return ([{"pred": "PER", "llm_answer": "PER", "uncertainty": 0.5}] * n_agree
+            + [{"pred": "PER", "llm_answer": "LOC", "uncertainty": 0.5}] * n_disagree)
+
+
+# -- the shift -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("z0, a, c, agree, total", [(0.0, 0.7, 0.25, 60, 100), (1.0, 0.8, 0.25, 45, 100),
+                                                     (-0.5, 0.6, 0.1, 70, 200)])
+def test_the_shift_solves_the_agreement_equation(z0, a, c, agree, total):
+    # agree / total = l a + (1 - l)(1 - a) c  =>  l = (rate - (1 - a) c) / (a - (1 - a) c)
+    l = (agree / total - (1 - a) * c) / (a - (1 - a) * c)
+    found, _ = flat_shift(z0, a, c).estimate(spans(agree, total - agree))
+    assert found == pytest.approx(logit(l) - z0, abs=1e-6)
+
+
+def test_the_shifts_standard_error_against_repeated_draws():
+    z0, a, c, n, true_shift = 0.5, 0.7, 0.25, 300, -0.5
+    l = 1 / (1 + math.exp(-(z0 + true_shift)))
+    rate = l * a + (1 - l) * (1 - a) * c
+    rng, found = random.Random(0), []
+    for _ in range(4000):
+        agree = sum(rng.random() < rate for _ in range(n))
+        found.append(logit((agree / n - (1 - a) * c) / (a - (1 - a) * c)) - z0)
+    spread = float(np.std(found, ddof=1))
+    agree = round(rate * n)  # a draw at the true rate: the estimate sits at the true shift
+    assert flat_shift(z0, a, c).estimate(spans(agree, n - agree))[1] == pytest.approx(spread, rel=0.1)
+
+
+def test_a_runs_shift_is_relative_to_dev_clipped_and_in_both_errors():
+    model = flat_shift(0.0, 0.7, 0.25, reference=0.3, error=0.1)
+    found, error = model.estimate(spans(60, 40))
+    shift, sigmas = model.measure(spans(60, 40), 0.0)
+    assert shift == pytest.approx(found - 0.3) and sigmas == pytest.approx((found - 0.3) / math.hypot(error, 0.1))
+    assert model.measure(spans(2, 998), 0.0)[0] == -3.0  # the local model hardly ever agrees: clipped
+    # an LLM no likelier right than a coincidence cannot tell a shift
+    assert flat_shift(0.0, 0.2, 0.25).estimate(spans(10, 90)) is None
+    assert flat_shift(0.0, 0.2, 0.25).measure(spans(10, 90), 0.0) == (0.0, 0.0)
+
+
+# -- contributions, the test, the model -----------------------------------------------------
+
+def test_f1_contributions_against_hand_counts():
+    # F1 = 2 TP / (P + G): at F1 0.9 (price 0.45) an added entity pays when right with p > 0.45
+    assert f1_contribution("PER", "O", "PER", 0.45) == pytest.approx(0.55)  # a right entity added
+    assert f1_contribution("PER", "O", None, 0.45) == pytest.approx(-0.45)  # a wrong one
+    assert f1_contribution("O", "PER", "PER", 0.45) == pytest.approx(-0.55)  # a right one removed
+    assert f1_contribution("LOC", "PER", "LOC", 0.45) == 1 and f1_contribution("LOC", "PER", "PER", 0.45) == -1
+    assert f1_contribution("LOC", "PER", None, 0.45) == 0
+    # E[c] for the O -> entity switch beats 0 exactly when the exact F1 change does (TP 9, P 10, G 10)
+    for p in (0.40, 0.50):
+        change = p * 20 / 21 + (1 - p) * 18 / 21 - 0.9
+        mean, square = expected_contribution([p, 1 - p, 0.0], "PER", "O", 0.45)
+        assert (change > 0) == (mean > 0) and square == pytest.approx(p * 0.55 ** 2 + (1 - p) * 0.45 ** 2)
+
+
+def test_the_significance_test_is_the_sign_test_entity_for_entity():
+    # 20 right against 8 wrong: 12 >= 2 sqrt(28) = 10.6; 18 against 8: 10 < 2 sqrt(26) = 10.2
+    assert significant(12, 28) and not significant(10, 26) and not significant(-12, 28)
+    # local F1 0.4 (price 0.2): 30 right entities added (+0.8) and 45 wrong (-0.2) gain 15 with
+    # sqrt(30 * 0.64 + 45 * 0.04) = 4.58: significant, where right against wrong (30 vs 45) loses
+    c = [f1_contribution("PER", "O", "PER", 0.2)] * 30 + [f1_contribution("LOC", "O", None, 0.2)] * 45
+    assert significant(sum(c), sum(x * x for x in c))
+
+
+def test_the_gates_probabilities_are_scikit_learns():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 7)) * [1, 2, 0.5, 1, 3, 1, 1] + 5
+    y = rng.integers(0, 3, 300)
+    fitted = fit_linear(x, y, 3)
+    reference = LogisticRegression(C=1.0, max_iter=1000).fit(
+        np.vstack([(x - x.mean(0)) / x.std(0), np.zeros((3, 7))]), np.concatenate([y, [0, 1, 2]]),
+        sample_weight=np.concatenate([np.ones(300), np.full(3, 1e-3)]))
+    gate = Gate(fitted, [])
+    span = {"uncertainty": 0.3, "confidence": 0.6, "pred": "PER", "llm_answer": "LOC",
+            "llm_probs": {"LOC": 0.7, "PER": 0.2, "O": 0.1}}
+    want = reference.predict_proba(((np.array(gate_features(span)) - x.mean(0)) / x.std(0))[None])[0]
+    assert gate.outcomes(span) == pytest.approx(want.tolist(), abs=1e-9)
+    # a shift moves the odds of "local right" against each other outcome by e^shift
+    p, q = gate.outcomes(span), gate.outcomes(span, -1.0)
+    assert (q[1] / q[0]) / (p[1] / p[0]) == pytest.approx(math.exp(-1)) and q[0] / q[2] == pytest.approx(p[0] / p[2])
+
+
+def test_a_span_exactly_at_the_threshold_is_not_sent():
+    span = {"pred": "LOC", "uncertainty": 0.5, "llm_answer": "PER"}
+    assert decide(span, 0.5) == "LOC" and decide(span, 0.4999) == "PER"
+    assert sent_answered([{"entity": [span]}], 0.5) == [] and sent_answered([{"entity": [span]}], 0.49) == [span]
+
+
+# -- on records ------------------------------------------------------------------------------
+
+def records(n, seed, local_right, llm_right=0.5):
+    """n labelled sentences of 3 spans; the local label right with probability local_right(u), the
+    LLM (answering every span) right with probability llm_right, independently."""
+    rng, out = random.Random(seed), []
+    for i in range(n):
+        gold, ents = [], []
+        for j in range(3):
+            label, u = rng.choice(OPTIONS), rng.random()
+            if label != "O":
+                gold.append([j, j, label])
+            wrong = [x for x in OPTIONS if x != label]
+            pred = label if rng.random() < local_right(u) else rng.choice(wrong)
+            answer = label if rng.random() < llm_right else rng.choice(wrong)
+            ents.append({"span": [j, j], "pred": pred, "uncertainty": u, "confidence": 1 - u,
+                         "llm_answer": answer, "llm_status": "linked", "answer": label})  # "answer": gold, a trap
+        out.append({"id": i, "tokens": ["w"] * 3, "entity": ents, "gold": gold})
+    return out
+
+
+def clean(u):
+    return 1 - 0.6 * u
+
+
+def shifted(u):
+    return 0.7 * (1 - 0.6 * u)
+
+
+def answered(recs):
+    return [Answered(s, gold_label(r, s)) for r in recs for s in r["entity"]]
+
+
+@pytest.fixture(scope="module")
+def gate():
+    dev = records(600, 1, clean)
+    thresholds = budget_thresholds(dev)
+    fitted, _ = fit_gate(dev, answered(dev), thresholds)
+    assert fitted.shift is not None and fitted.model is not None
+    return fitted, thresholds
+
+
+def test_dev_chooses_keep_or_every_as_the_test_says(gate):
+    # by hand: where dev chose "every", every answer's contributions pass the test; where it
+    # kept the local labels, they do not (else "every" would have been a candidate)
+    for n, llm, seed in [(60, 0.6, 1), (60, 0.7, 2), (120, 0.6, 3), (600, 0.6, 1), (60, 0.9, 4), (200, 0.3, 5)]:
+        dev = records(n, seed, clean, llm)
+        thresholds = budget_thresholds(dev)
+        fitted, info = fit_gate(dev, answered(dev), thresholds)
+        json.dumps(info, allow_nan=False)
+        price = fitted.price
+        for b, t in thresholds.items():
+            c = [f1_contribution(a.span["llm_answer"], a.span["pred"], a.gold, price) for a in answered(dev)
+                 if a.span["uncertainty"] > t and a.span["llm_answer"] != a.span["pred"]]
+            passes = sum(c) > 0 and sum(c) >= 2 * math.sqrt(sum(x * x for x in c))
+            assert info["budgets"][str(b)] != "every" or passes
+            assert info["budgets"][str(b)] != "keep" or not passes
+            assert fitted.choice(t) == info["budgets"][str(b)]
+
+
+def test_a_gate_on_too_few_disagreements_keeps_every_local_label():
+    dev = records(30, 1, lambda u: 1.0, 1.0)  # both always right: no disagreement
+    fitted, info = fit_gate(dev, answered(dev), budget_thresholds(dev))
+    assert fitted.model is None and fitted.abstains and "0 disagreements" in info["why"]
+    test = records(50, 2, clean)
+    settle(test, fitted, 0.0)
+    assert all(s["llm_pred"] == s["pred"] for r in test for s in r["entity"])
+
+
+def test_a_run_like_dev_does_what_dev_chose_and_a_shifted_one_chooses_again(gate):
+    fitted, thresholds = gate
+    t = thresholds[0.5]
+    like_dev, worse = records(600, 2, clean), records(600, 3, shifted)
+    run = adapt(fitted, sent_answered(like_dev, t), t)
+    assert abs(run.sigmas) < 2 and run.shift == 0.0 and run.choice == run.dev_choice == fitted.choice(t)
+    run = adapt(fitted, sent_answered(worse, t), t)
+    assert run.sigmas <= -2 and run.shift < -0.3
+    # a gate that kept the local labels at every budget: the shifted run opens it, a like-dev run does not
+    closed = dataclasses.replace(fitted, budgets=[[x, "keep"] for x, _ in fitted.budgets])
+    assert adapt(closed, sent_answered(like_dev, t), t).choice == "keep"
+    opened = adapt(closed, sent_answered(worse, t), t)
+    assert opened.choice != "keep"
+    fused = json.loads(json.dumps(worse))
+    settle(fused, closed, t)
+    local = sum(s["pred"] == gold_label(r, s) for r in worse for s in r["entity"])
+    assert sum(s["llm_pred"] == gold_label(r, s) for r in fused for s in r["entity"]) > local
+    # an LLM whose agreement cannot tell a shift never opens it
+    blind = dataclasses.replace(closed, shift=dataclasses.replace(closed.shift, coincide=1.0))
+    assert adapt(blind, sent_answered(worse, t), t).choice == "keep"
+
+
+def test_the_final_labels_read_no_gold_and_no_order(gate):
+    fitted, thresholds = gate
+    t = thresholds[0.2]
+    test = records(400, 4, shifted)
+    blind = [{**{k: v for k, v in rec.items() if k != "gold"},
+              "entity": [{k: v for k, v in s.items() if k != "answer"} for s in rec["entity"]]} for rec in test]
+    shuffled = random.Random(0).sample(json.loads(json.dumps(test)), len(test))
+    runs = [settle(recs, fitted, t)[0] for recs in (test, blind, shuffled)]
+    assert runs[0] == runs[1] == runs[2]
+    by_id = {r["id"]: [s["llm_pred"] for s in r["entity"]] for r in shuffled}
+    assert [[s["llm_pred"] for s in r["entity"]] for r in test] == [[s["llm_pred"] for s in r["entity"]]
+                                                                      for r in blind] == [by_id[r["id"]] for r in test]
+    assert settle(test, fitted, t)[1] is False  # settled once: settling again changes nothing
+
+
+def test_a_saved_gate_loads_as_it_was_and_a_damaged_one_is_one_line(gate, tmp_path):
+    fitted, _ = gate
+    path = str(tmp_path / "gate.json")
+    fitted.save(path)
+    loaded = Gate.load(path)
+    assert loaded == fitted
+    data = json.load(open(path))
+    for damage in (lambda d: d["budgets"][0].__setitem__(1, "sometimes"), lambda d: d["shift"].__setitem__("coincide", 3),
+                   lambda d: d["model"]["coef"].pop()):
+        broken = json.loads(json.dumps(data))
+        damage(broken)
+        (tmp_path / "gate.json").write_text(json.dumps(broken))
+        with pytest.raises(ValueError) as err:
+            Gate.load(path)
+        assert str(err.value).startswith(f"{path}: a damaged link calibration") and "\n" not in str(err.value)
+        assert "python -m inference.llm.calibrate_link" in str(err.value)
