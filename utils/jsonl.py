@@ -10,30 +10,31 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from utils.encoding import not_utf8
 from utils.errors import DataError
 
 
 def read_jsonl(path: str, check: Optional[Callable[[Any], Optional[str]]] = None) -> list[Any]:
-    """All records of a JSONL file, blank lines skipped.
+    """All records of a JSONL file (see `iter_jsonl`)."""
+    return list(iter_jsonl(path, check))
 
-    A malformed line, or one for which `check(record)` returns a message, is a DataError
-    naming the file and line.
-    """
+
+def iter_jsonl(path: str, check: Optional[Callable[[Any], Optional[str]]] = None) -> Iterator[Any]:
+    """The records of a JSONL file one at a time, blank lines skipped: memory does not grow
+    with the file. A malformed line, or one for which `check(record)` returns a message, is a
+    DataError naming the file and line, raised when the reader reaches it."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
-    records = []
     with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not part of the first record
         try:
             for lineno, line in enumerate(f, 1):
                 if line.strip():
-                    records.append(_parse(line, check, f"{path}: line {lineno}"))
+                    yield _parse(line, check, f"{path}: line {lineno}")
         except UnicodeDecodeError as err:
             with open(path, "rb") as raw:
                 raise DataError(not_utf8(path, err, raw.read(4096))) from None
-    return records
 
 
 def _parse(line, check, where):
