@@ -1,78 +1,99 @@
-"""Where the local stage's time goes: `local_inference.py` on a test set under cProfile, one torch
-thread, the time of each stage (featurizing, the encoder's parts, the span scores, the uncertainty,
-decoding, writing the records) as a share of the tagging.
+"""Where the local stage's time goes: `local_inference.py` on a test set, one torch thread, with a
+wall-clock timer around each stage (featurizing, the encoder's parts, the span scores, the
+uncertainty, decoding, the records), as a share of the tagging. Timers, not cProfile: cProfile
+slows the Python-heavy stages (featurizing, decoding) about fifteen-fold and the matrix products
+not at all, so its shares mislead.
 
     OMP_NUM_THREADS=1 python bench/profile_tagging.py --model bench/runs/conll03_ener \\
-        --data_dir ../shared/data/conll03 [--quantize int8]
+        --data_dir ../shared/data/conll03 [--quantize int8] [--repeat 2]
 
-Prints one line per stage (seconds, share) and the 25 functions with the most own time. The
-shares are what matters (cProfile slows Python-heavy stages more than the matrix products, so
-its total is above an unprofiled run's).
+Prints, for the last of `--repeat` runs (the first warms the caches), one line per stage: seconds
+and share of the whole tagging. Indented stages are parts of the stage above them.
 """
 import argparse
-import cProfile
+import contextlib
 import os
-import pstats
 import sys
 import tempfile
+import time
+from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-# (stage, module file suffix, function name): cumulative time of that function
-STAGES = [
-    ("whole tagging (records written)", "inference/local/tagging.py", "write_records"),
-    ("featurize (SpanDataset)", "dataloaders/dataset.py", "__init__"),
-    ("grid batches (grid_batch)", "inference/local/predict.py", "grid_batch"),
-    ("model: span scores (grid_scores)", "models/span_ner.py", "grid_scores"),
-    ("  encoder (GloveEncoder.forward)", "models/encoders.py", "forward"),
-    ("    BiLSTM (nn.LSTM.forward)", "torch/nn/modules/rnn.py", "forward"),
-    ("    char CNN (Conv1d.forward)", "torch/nn/modules/conv.py", "forward"),
-    ("  per-word terms (_packed_terms)", "models/span_ner.py", "_packed_terms"),
-    ("uncertainty (span_probabilities)", "inference/local/uncertainty.py", "span_probabilities"),
-    ("decode (decode_sentence)", "inference/local/decode.py", "decode_sentence"),
-    ("records to JSON (write_jsonl and co.)", "utils/jsonl.py", None),
-]
 
+@contextlib.contextmanager
+def timers(targets: list) -> dict:
+    """Within the block, each (label, owner, attribute) callable accumulates its wall time into
+    the dict yielded (label -> seconds)."""
+    spent, saved = defaultdict(float), []
+    for label, owner, attr in targets:
+        fn = getattr(owner, attr)
 
-def stage_times(stats: pstats.Stats) -> list[tuple[str, float]]:
-    out = []
-    for name, suffix, func in STAGES:
-        total = 0.0
-        for (path, _, fname), (_, _, _, cum, _) in stats.stats.items():
-            if path.endswith(suffix) and (func is None or fname == func):
-                total = max(total, cum) if func else total + cum
-        out.append((name, total))
-    return out
+        def timed(*args, _fn=fn, _label=label, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                spent[_label] += time.perf_counter() - start
+
+        saved.append((owner, attr, fn))
+        setattr(owner, attr, timed)
+    try:
+        yield spent
+    finally:
+        for owner, attr, fn in reversed(saved):
+            setattr(owner, attr, fn)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="bench/runs/conll03_ener")
     p.add_argument("--data_dir", default="../shared/data/conll03")
+    p.add_argument("--input_file", help="instead of --data_dir's test split")
     p.add_argument("--quantize", choices=["none", "int8"], default="none")
-    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--repeat", type=int, default=2)
     args = p.parse_args(argv)
     import torch
+    from torch import nn
 
     torch.set_num_threads(1)
     import local_inference
-    from models.quantize import patched_loading
+    from dataloaders.dataset import SpanDataset
+    from inference.local import predict, tagging
+    from models import encoders, span_ner
+    from models.quantize import Int8SpanNER, patched_loading
 
+    packed = Int8SpanNER if args.quantize == "int8" else span_ner.SpanNER
+    from torch.ao.nn.quantized.dynamic import LSTM as Int8LSTM
+
+    lstm = Int8LSTM if args.quantize == "int8" else nn.LSTM
+    targets = [  # (label, owner, attribute): indented labels are parts of the one above
+        ("whole tagging (records written)", local_inference, "write_records"),
+        ("  featurize (SpanDataset)", SpanDataset, "__init__"),
+        ("  grid batches (grid_batch)", predict, "grid_batch"),
+        ("  span scores (SpanNER.grid_scores)", span_ner.SpanNER, "grid_scores"),
+        ("    per-word terms (_packed_terms)", packed, "_packed_terms"),
+        ("      encoder (GloveEncoder.forward)", encoders.GloveEncoder, "forward"),
+        ("        BiLSTM", lstm, "forward"),
+        ("        char CNN (Conv1d)", nn.Conv1d, "forward"),
+        ("  uncertainty (span_probabilities)", predict, "span_probabilities"),
+        ("  decode (decode_sentence)", tagging, "decode_sentence"),
+        ("  records (sentence_record)", tagging, "sentence_record"),
+    ]
+    source = ["--input_file", args.input_file] if args.input_file else ["--data_dir", args.data_dir]
     with tempfile.TemporaryDirectory() as tmp, patched_loading(local_inference, args.quantize):
-        prof = cProfile.Profile()
-        prof.enable()
-        metrics = local_inference.main(["--inference_model", args.model, "--data_dir", args.data_dir,
-                                        "--save_file", os.path.join(tmp, "out.jsonl")])
-        prof.disable()
-    stats = pstats.Stats(prof)
-    print(f"{metrics['n_sentences']} sentences, F1 {metrics['f1']:.4f}, {metrics['sentences_per_second']:.0f} "
-          "sentences/s under cProfile")
-    times = stage_times(stats)
-    whole = times[0][1] or 1.0
-    for name, seconds in times:
-        print(f"{name:42s} {seconds:7.2f} s {100 * seconds / whole:5.1f} %")
-    stats.sort_stats("tottime").print_stats(args.top)
+        for _ in range(args.repeat):
+            with timers(targets) as spent:
+                metrics = local_inference.main(["--inference_model", args.model, *source, "--overwrite",
+                                                "--save_file", os.path.join(tmp, "out.jsonl")])
+    print(f"{metrics['n_sentences']} sentences, F1 {metrics['f1']:.4f}, AUROC {metrics['auroc']:.4f}, "
+          f"{metrics['sentences_per_second']:.0f} sentences/s (with the timers)")
+    whole = spent[targets[0][0]] or 1.0
+    for label, *_ in targets:
+        print(f"{label:44s} {spent[label]:7.3f} s {100 * spent[label] / whole:5.1f} %")
+    inner = sum(spent[label] for label, *_ in targets[1:] if label.startswith("  ") and not label.startswith("   "))
+    print(f"{'  the rest (batching, copying, writing)':44s} {whole - inner:7.3f} s {100 * (whole - inner) / whole:5.1f} %")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from utils import flag_types as ft
 
 PROFILES: dict[str, dict] = {
     "default": {},
-    "fast": {"lstm_layers": 1, "lstm_hidden": 128, "span_hidden": 128, "char_filters": 30},
+    "fast": {"lstm_layers": 1, "lstm_hidden": 100, "span_hidden": 64, "char_filters": 25},
 }
 
 
