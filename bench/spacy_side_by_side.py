@@ -1,17 +1,31 @@
-"""Side by side on one machine: spaCy's CPU NER pipeline against this project's local inference.
+"""Side by side on one machine: this project's local inference (E-NER profiles, float and int8)
+against two peers, spaCy's CPU NER pipeline and Flair's BiLSTM-CRF, on speed, F1 and entity AUROC.
 
-spaCy's pipeline (`spacy init config -l en -p ner -o efficiency`) is trained here on the same
-CoNLL-2003 train split (dev split for its checkpoint choice) with a fixed step budget; then spaCy
-(`nlp.pipe` over pre-tokenized Docs, batch_size 256) and `local_inference.py` tag the same test
-sentences with the same thread count, ALTERNATELY, `--rounds` times each, every run a fresh process
-that times its tagging only (model loading left out on both sides). Both F1s come from one scorer
-(`inference.reports.metrics.entity_scores`, exact span and type, as seqeval). Needs spaCy
-(`pip install -r requirement-bench.txt`); without it the script says so in one line and exits 0.
+spaCy's pipeline (`spacy init config -l en -p ner -o efficiency`) and Flair's tagger
+(bench/flair_peer.py: GloVe 50-d + character embeddings, hidden 256, CRF, BIOES) are trained here
+on the same CoNLL-2003 train split (dev for their checkpoint choice) with a fixed budget. Then every
+tagger tags the same test sentences, ALTERNATELY, `--rounds` times each, every run a fresh process
+that times its tagging only (model loading left out everywhere):
 
-    python bench/spacy_side_by_side.py --model bench/runs/conll03_ener --data_dir ../shared/data/conll03 \\
-        [--bert_model bench/runs/conll03_bert_ener] [--workers 1,2] [--rounds 3] [--spacy_steps 2000]
+- spaCy: `nlp.pipe` over pre-tokenized Docs, batch_size 256;
+- Flair: `predict` over pre-tokenized `Sentence`s, at its default batch size (32) and at its best
+  (the fastest of a sweep made once per core count before the rounds);
+- E-NER: `local_inference.py` (evidential uncertainty, candidates, records written), its own
+  sentences/s; `--quantize int8` rows load the model through `models.quantize.patched_loading`
+  (the hook local_inference.py would have).
 
-Writes bench/spacy_side_by_side.json and the `speed-vs-spacy` block of docs/results.md.
+On one core every tagger runs one thread; on two, spaCy and Flair run two threads and E-NER two
+processes of one thread (`--workers 2`, its fastest use of two cores). F1 from one scorer
+(`inference.reports.metrics.entity_scores`, exact span and type); entity AUROC of each tagger's
+uncertainty for wrong against right predicted entities (`inference.reports.calibration.auroc`;
+Flair: 1 - the span's score; spaCy's NER gives no score, so none). A peer that is not installed is
+skipped with a one-line reason (`pip install -r requirement-bench.txt`).
+
+    python bench/spacy_side_by_side.py --model bench/runs/conll03_ener --fast_model bench/runs/conll03_ener_fast \\
+        --data_dir ../shared/data/conll03 [--cores 1,2] [--rounds 3] [--quantize none,int8]
+
+Writes bench/spacy_side_by_side.json, the Pareto plot bench/speed_pareto.png (F1 against
+sentences/s) and the `speed-vs-peers` block of docs/speed.md.
 """
 import argparse
 import json
@@ -28,12 +42,14 @@ from dataloaders.readers import read_dataset, split_path  # noqa: E402
 from inference.reports.metrics import entity_scores  # noqa: E402
 from utils.errors import DataError  # noqa: E402
 
-BLOCK = "speed-vs-spacy"
+BLOCK = "speed-vs-peers"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS")
+FLAIR_SWEEP = "8,16,32,64,128,256,512"
+E_NER = ("ener", "fast", "accurate", "bert")  # the project's sides, in table order
 
 
 def spacy_missing() -> str | None:
-    """Why the bench cannot run (one line), or None when spaCy is importable."""
+    """Why spaCy cannot run (one line), or None when it is importable."""
     try:
         import spacy  # noqa: F401
     except ImportError:
@@ -84,7 +100,7 @@ def train_spacy(data_dir: str, out: str, steps: int, threads: int) -> str:
     return os.path.join(out, "model-best")
 
 
-def tag_spacy(model: str, test_file: str, workers: int) -> dict:
+def tag_spacy(model: str, test_file: str) -> dict:
     """One timed spaCy run (in this process): sentences/s and F1 on `test_file`."""
     import spacy
     from spacy.tokens import Doc
@@ -93,38 +109,40 @@ def tag_spacy(model: str, test_file: str, workers: int) -> dict:
     nlp = spacy.load(model)
     words = [s.words for s in sentences]
     start = time.perf_counter()
-    docs = list(nlp.pipe((Doc(nlp.vocab, words=w) for w in words), batch_size=256, n_process=workers))
+    docs = list(nlp.pipe((Doc(nlp.vocab, words=w) for w in words), batch_size=256))
     seconds = time.perf_counter() - start
     preds = [[(e.start, e.end - 1, e.label_) for e in doc.ents] for doc in docs]
     return {"sentences": len(docs), "seconds": seconds, "sentences_per_second": len(docs) / seconds,
-            "f1": entity_scores(preds, [s.entities for s in sentences])["f1"]}
+            "f1": entity_scores(preds, [s.entities for s in sentences])["f1"], "auroc": None}
 
 
-def run_spacy(model: str, test_file: str, threads: int, workers: int) -> dict:
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--tag_spacy", model, "--test_file", test_file,
-                          "--workers", str(workers)], check=True, cwd=ROOT, env=env(threads),
-                         capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def tag_ener(model: str, data_dir: str, save_file: str, workers: int, quantize: str) -> dict:
+    """One timed local_inference.py run (in this process, the model quantized on load where asked):
+    its own sentences_per_second (tagging and writing, model loading left out), F1 and AUROC."""
+    import local_inference
+    from models.quantize import patched_loading
+
+    argv = ["--inference_model", model, "--data_dir", data_dir, "--save_file", save_file, "--overwrite"]
+    with patched_loading(local_inference, quantize):
+        metrics = local_inference.main(argv + (["--workers", str(workers)] if workers > 1 else []))
+    return {"sentences": metrics["n_sentences"], "seconds": metrics["seconds"],
+            "sentences_per_second": metrics["sentences_per_second"], "f1": metrics["f1"], "auroc": metrics["auroc"]}
 
 
-def run_local(model: str, data_dir: str, save_file: str, threads: int, workers: int) -> dict:
-    """One timed local_inference.py run: its own sentences_per_second (tagging and writing, model
-    loading left out) and F1."""
-    argv = [sys.executable, "local_inference.py", "--inference_model", model, "--data_dir", data_dir,
-            "--save_file", save_file, "--overwrite"] + (["--workers", str(workers)] if workers > 1 else [])
-    proc = subprocess.run(argv, cwd=ROOT, env=env(threads), capture_output=True, text=True)
+def run_self(flags: list, threads: int) -> dict:
+    """This script run with `flags` in a fresh process of `threads` threads: its last line's JSON."""
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), *flags], cwd=ROOT, env=env(threads),
+                          capture_output=True, text=True)
     if proc.returncode:
-        raise SystemExit(f"local_inference.py failed:\n{proc.stderr[-2000:]}")
-    metrics = json.load(open(save_file + ".metrics.json"))
-    return {"sentences": metrics["n_sentences"], "seconds": metrics["seconds"], "sentences_per_second": metrics["sentences_per_second"],
-            "f1": metrics["f1"]}
+        raise SystemExit(f"{' '.join(flags[:2])} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def trained(model: str) -> str:
-    """How long a checkpoint trained, from its config.json; a training cut short by --max_steps is
-    there for its speed only."""
+    """How a checkpoint was trained, from its config.json: profile and steps; a training cut short
+    by --max_steps is there for its speed only."""
     config = json.load(open(os.path.join(model, "config.json")))
-    cut = config.get("train_args", {}).get("max_steps", -1) > 0
+    cut = (config.get("train_args") or {}).get("max_steps", -1) > 0
     return f"{config.get('step', '?')} training steps" + (", cut short: speed only" if cut else "")
 
 
@@ -145,32 +163,79 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, no GPU, torch {torch.__version__}"
 
 
+def pareto(points: dict) -> set:
+    """The names of `points` {name: (speed, f1)} that no other point beats on both (>= on both, > on one)."""
+    return {name for name, (s, f) in points.items()
+            if not any(s2 >= s and f2 >= f and (s2 > s or f2 > f) for other, (s2, f2) in points.items() if other != name)}
+
+
+def dominated_by_peer(cfg: dict) -> list:
+    """The peers that are both faster and more accurate than every E-NER variant of `cfg`."""
+    ours = [side for name, side in cfg["sides"].items() if side["ours"]]
+    return [side["name"] for side in cfg["sides"].values() if not side["ours"] and ours and all(
+        side["median"] > o["median"] and side["f1"] > o["f1"] for o in ours)]
+
+
+def fmt_auroc(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
 def markdown(r: dict) -> str:
-    out = [f"Measured by `python bench/spacy_side_by_side.py {r['argv']}` on {r['machine']}; "
-           f"load average {r['load_range']} during the runs (the machine is shared: the runs alternate, so both "
-           f"sides see the same load). CoNLL-03 test, {r['sentences']} sentences; spaCy {r['spacy_version']} "
-           f"`init config -l en -p ner -o efficiency`, trained here for {r['spacy_steps']} steps on the same train "
-           "split (`nlp.pipe` over pre-tokenized Docs, batch_size 256); E-NER: `local_inference.py` (evidential "
-           "uncertainty, candidates, records written), its own sentences/s. Model loading left out on both sides. "
-           "F1 from one scorer (exact span and type). Each row: " + f"{r['rounds']} alternating rounds, median.",
-           "", "| threads × processes | model | sentences/s (each round) | median | × spaCy | F1 |",
-           "| --- | --- | --- | --- | --- | --- |"]
+    out = [f"Measured by `python bench/spacy_side_by_side.py {r['argv']}` on {r['machine']}; load average "
+           f"{r['load_range']} during the runs (the machine is shared: the runs alternate, so every side sees the same "
+           f"load). CoNLL-03 test, {r['sentences']} sentences. {r['peers_note']} Model loading left out everywhere. "
+           f"F1 from one scorer (exact span and type); AUROC: the tagger's uncertainty, wrong against right predicted "
+           f"entities (– where the tagger gives no score). Each row: {r['rounds']} alternating rounds, median; "
+           "× spaCy: median over spaCy's median in the same configuration.", ""]
     for cfg in r["configs"]:
-        base = cfg["spacy"]["median"]
-        for name, side in cfg.items():
-            if name in ("threads", "workers"):
-                continue
+        spacy = cfg["sides"].get("spacy")
+        out += [f"**{cfg['label']}**", "", "| tagger | sentences/s (each round) | median | × spaCy | F1 | entity AUROC |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for side in cfg["sides"].values():
             runs = " / ".join(f"{x['sentences_per_second']:.0f}" for x in side["runs"])
-            out.append(f"| {cfg['threads']} × {cfg['workers']} | {side['name']} | {runs} | {side['median']:.0f} | "
-                       f"{side['median'] / base:.2f} | {100 * side['f1']:.2f} |")
-    best = {name: max(r["configs"], key=lambda c: c[name]["median"]) for name in r["configs"][0]
-            if name not in ("threads", "workers")}
-    spacy = best.pop("spacy")
-    out += ["", "Each at its fastest: spaCy " + f"{spacy['spacy']['median']:.0f} sentences/s ({spacy['workers']} "
-            "process(es)); " + "; ".join(f"{c[name]['name']} {c[name]['median']:.0f} ({c['workers']} process(es), "
-                                        f"{c[name]['median'] / spacy['spacy']['median']:.2f} × spaCy)"
-                                        for name, c in best.items()) + "."]
+            ratio = f"{side['median'] / spacy['median']:.2f}" if spacy else "–"
+            out.append(f"| {side['name']} | {runs} | {side['median']:.0f} | {ratio} | {100 * side['f1']:.2f} | "
+                       f"{fmt_auroc(side['auroc'])} |")
+        front = [cfg["sides"][n]["name"] for n in cfg["pareto"]]
+        beaten = dominated_by_peer(cfg)
+        out += ["", f"Pareto front (F1 against sentences/s): {'; '.join(front)}. "
+                + (f"Faster and more accurate than every E-NER variant: {', '.join(beaten)}." if beaten
+                   else "No peer is both faster and more accurate than every E-NER variant."), ""]
+    for line in r["skipped"]:
+        out.append(f"- {line}")
+    out.append(f"\n![F1 against sentences/s, one core and two](../{r['plot']})")
     return "\n".join(out)
+
+
+def plot(r: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for cfg, marker in zip(r["configs"], "os^"):
+        sides = cfg["sides"]
+        for name, side in sides.items():
+            color = "tab:blue" if side["ours"] else "tab:orange"
+            ax.scatter(side["median"], 100 * side["f1"], marker=marker, color=color,
+                       edgecolor="black" if name in cfg["pareto"] else "none", s=60, zorder=3)
+            ax.annotate(side["name"].split(" (")[0], (side["median"], 100 * side["f1"]), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points")
+        front = sorted((sides[n]["median"], 100 * sides[n]["f1"]) for n in cfg["pareto"])
+        ax.plot(*zip(*front), linestyle="--", linewidth=1, color="grey", marker=None,
+                label=f"{cfg['label']}: Pareto front ({marker})")
+    ax.scatter([], [], color="tab:blue", label="E-NER (this project)")
+    ax.scatter([], [], color="tab:orange", label="peers (spaCy, Flair)")
+    ax.set_xscale("log")
+    ax.set_xlabel("sentences/s (CoNLL-03 test, median of rounds; log scale)")
+    ax.set_ylabel("test F1 (%)")
+    ax.set_title("CoNLL-03: F1 against tagging speed, one machine, alternating runs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def update_block(path: str, table: str) -> None:
@@ -179,74 +244,158 @@ def update_block(path: str, table: str) -> None:
     update_doc(path, table, BLOCK)
 
 
+def internal(args) -> bool:
+    """The one-run modes (a fresh process each): print one JSON line."""
+    if args.tag_spacy:
+        print(json.dumps(tag_spacy(args.tag_spacy, args.test_file)))
+    elif args.tag_flair:
+        from bench.flair_peer import tag_flair
+
+        print(json.dumps(tag_flair(args.tag_flair, args.test_file, [int(b) for b in args.batch_sizes.split(",")])))
+    elif args.tag_ener:
+        print(json.dumps(tag_ener(args.tag_ener, args.data_dir, args.save_file, args.run_workers, args.run_quantize)))
+    else:
+        return False
+    return True
+
+
 def main(argv: list | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="bench/runs/conll03_ener", help="the GloVe E-NER checkpoint")
-    p.add_argument("--bert_model", default="bench/runs/conll03_bert_ener",
-                   help="a MiniLM E-NER checkpoint, timed beside it when present")
+    p.add_argument("--model", default="bench/runs/conll03_ener", help="the default-profile GloVe E-NER checkpoint")
+    p.add_argument("--fast_model", default="bench/runs/conll03_ener_fast", help="a --profile fast checkpoint (row when present)")
+    p.add_argument("--accurate_model", default="bench/runs/conll03_ener_accurate",
+                   help="an accurate-profile checkpoint (--context_encoder), row when present")
+    p.add_argument("--bert_model", default="", help="a MiniLM E-NER checkpoint, row when given")
     p.add_argument("--data_dir", default="../shared/data/conll03")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--workers", default="1,2", help="processes per side, one configuration each (1 thread each)")
+    p.add_argument("--cores", default="1,2", help="core counts, one configuration each (see above)")
+    p.add_argument("--quantize", default="none,int8", help="E-NER variants: none, int8 (dynamic, models/quantize.py)")
     p.add_argument("--spacy_steps", type=int, default=2000, help="spaCy's training budget (max_steps)")
     p.add_argument("--spacy_dir", default="bench/runs/spacy_conll03")
+    p.add_argument("--flair_epochs", type=int, default=2, help="Flair's training budget (epochs)")
+    p.add_argument("--flair_dir", default="bench/runs/flair_conll03")
+    p.add_argument("--flair_sweep", default=FLAIR_SWEEP, help="batch sizes tried once to find Flair's best")
+    p.add_argument("--peers", default="spacy,flair", help="which peers to run")
+    p.add_argument("--train_only", action="store_true", help="train the peers (under one lock) and stop")
     p.add_argument("--out", default="bench/spacy_side_by_side.json")
-    p.add_argument("--results_doc", default=os.path.join(ROOT, "docs", "results.md"), help="'' writes none")
-    p.add_argument("--tag_spacy", help=argparse.SUPPRESS)  # one timed spaCy run in this process
-    p.add_argument("--test_file", help=argparse.SUPPRESS)
+    p.add_argument("--plot", default="bench/speed_pareto.png")
+    p.add_argument("--doc", default=os.path.join(ROOT, "docs", "speed.md"), help="'' writes none")
+    for hidden in ("--tag_spacy", "--tag_flair", "--tag_ener", "--test_file", "--save_file", "--batch_sizes",
+                   "--run_quantize"):
+        p.add_argument(hidden, help=argparse.SUPPRESS)
+    p.add_argument("--run_workers", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    skip = spacy_missing()
-    if skip:
-        print(skip)
-        return
-    if args.tag_spacy:
-        print(json.dumps(tag_spacy(args.tag_spacy, args.test_file, int(args.workers))))
+    if internal(args):
         return
     try:
         test_file = split_path(args.data_dir, "test", "ori")
     except DataError as err:
         sys.exit(f"error: {err}")
-    for path in (args.model,):
-        if not os.path.isfile(os.path.join(path, "config.json")):
-            sys.exit(f"error: {path}: not a checkpoint directory (no config.json)")
-    spacy_model = train_spacy(args.data_dir, os.path.join(ROOT, args.spacy_dir), args.spacy_steps, threads=1)
+    if not os.path.isfile(os.path.join(args.model, "config.json")):
+        sys.exit(f"error: {args.model}: not a checkpoint directory (no config.json)")
+    skipped, peers = [], set(args.peers.split(",")) - {""}
+    from bench.flair_peer import flair_missing
+
+    for peer, missing in (("spacy", spacy_missing), ("flair", flair_missing)):
+        why = missing() if peer in peers else f"skip: {peer} (not in --peers)"
+        if why:
+            print(f"[bench] {why}")
+            skipped.append(f"{peer}: {why}")
+            peers.discard(peer)
+    spacy_model = flair_model = None
+    if "spacy" in peers:
+        spacy_model = train_spacy(args.data_dir, os.path.join(ROOT, args.spacy_dir), args.spacy_steps, threads=1)
+    if "flair" in peers:
+        from bench.flair_peer import train_flair
+
+        flair_model = train_flair(args.data_dir, os.path.join(ROOT, args.flair_dir), args.flair_epochs)
+    if args.train_only:
+        return
     out_dir = os.path.join(ROOT, "bench", "runs", "side_by_side")
-    sides = {"spacy": (f"spaCy, efficiency NER ({args.spacy_steps} steps)",
-                       lambda w: run_spacy(spacy_model, test_file, 1, w)),
-             "ener": (f"GloVe E-NER ({trained(args.model)})",
-                      lambda w: run_local(args.model, args.data_dir, os.path.join(out_dir, "ener.jsonl"), 1, w))}
-    if os.path.isfile(os.path.join(args.bert_model, "config.json")):
-        sides["bert"] = (f"MiniLM E-NER ({trained(args.bert_model)})",
-                         lambda w: run_local(args.bert_model, args.data_dir, os.path.join(out_dir, "bert.jsonl"), 1, w))
-    else:
-        print(f"[bench] no MiniLM E-NER at {args.bert_model}: its row is left out")
+    os.makedirs(out_dir, exist_ok=True)
+    models = {"ener": ("GloVe E-NER, default", args.model), "fast": ("GloVe E-NER, fast", args.fast_model),
+              "accurate": ("E-NER, accurate (MiniLM context)", args.accurate_model), "bert": ("MiniLM E-NER", args.bert_model)}
+    quantize = [q for q in args.quantize.split(",") if q]
     configs = []
-    for workers in (int(w) for w in args.workers.split(",")):
+    for cores in (int(c) for c in args.cores.split(",")):
+        sides = {}  # name -> (label, ours, fn)
+        if spacy_model:
+            sides["spacy"] = (f"spaCy {args.spacy_steps} steps, efficiency NER", False,
+                              lambda: run_self(["--tag_spacy", spacy_model, "--test_file", test_file], cores))
+        if flair_model:
+            sweep = run_self(["--tag_flair", flair_model, "--test_file", test_file, "--batch_sizes", args.flair_sweep],
+                             cores)
+            best = max(sweep, key=lambda x: x["sentences_per_second"])["batch_size"]
+            print(f"[bench] {cores} core(s): Flair's batch sweep " + ", ".join(
+                f"{x['batch_size']}: {x['sentences_per_second']:.0f}" for x in sweep) + f"; best {best}", flush=True)
+            for batch in sorted({32, best}):
+                sides[f"flair_{batch}"] = (
+                    f"Flair BiLSTM-CRF ({args.flair_epochs} epochs), predict batch {batch}"
+                    + (" (default)" if batch == 32 else " (its best)"), False,
+                    lambda b=batch: run_self(["--tag_flair", flair_model, "--test_file", test_file,
+                                              "--batch_sizes", str(b)], cores)[0])
+        for key in E_NER:
+            label, path = models[key]
+            if not path or not os.path.isfile(os.path.join(path, "config.json")):
+                why = f"{label}: no checkpoint at {path}"
+                if key in ("fast", "accurate") and why not in skipped:
+                    skipped.append(why)
+                continue
+            for q in quantize:
+                name = key if q == "none" else f"{key}_{q}"
+                save = os.path.join(out_dir, f"{name}.jsonl")
+                flags = ["--tag_ener", path, "--data_dir", args.data_dir, "--save_file", save, "--run_quantize", q,
+                         "--run_workers", str(cores)]
+                sides[name] = (f"{label}{', int8' if q == 'int8' else ''} ({trained(path)})", True,
+                               lambda f=flags: run_self(f, 1))
         runs = {name: [] for name in sides}
         for i in range(args.rounds):  # alternate: every side sees the same stretch of machine load
-            for name, (label, fn) in sides.items():
-                runs[name].append(timed(fn, workers))
-                print(f"[bench] {workers} process(es), round {i + 1}, {label}: "
-                      f"{runs[name][-1]['sentences_per_second']:.0f} sentences/s, F1 {runs[name][-1]['f1']:.4f}",
-                      flush=True)
-        cfg = {"threads": 1, "workers": workers}
-        for name, (label, _) in sides.items():
-            cfg[name] = {"name": label, "runs": runs[name], "median": median(runs[name]),
-                         "f1": runs[name][0]["f1"], "f1_all_rounds": sorted({x["f1"] for x in runs[name]})}
+            for name, (label, _, fn) in sides.items():
+                runs[name].append(timed(fn))
+                x = runs[name][-1]
+                print(f"[bench] {cores} core(s), round {i + 1}, {label}: {x['sentences_per_second']:.0f} sentences/s, "
+                      f"F1 {x['f1']:.4f}, AUROC {fmt_auroc(x['auroc'])}", flush=True)
+        label = ("one core: one thread each" if cores == 1 else
+                 f"{cores} cores: spaCy and Flair {cores} threads, E-NER --workers {cores} (one thread each)")
+        cfg = {"cores": cores, "label": label, "sides": {}}
+        for name, (side_label, ours, _) in sides.items():
+            cfg["sides"][name] = {"name": side_label, "ours": ours, "runs": runs[name], "median": median(runs[name]),
+                                  "f1": runs[name][0]["f1"], "auroc": runs[name][0]["auroc"],
+                                  "f1_all_rounds": sorted({x["f1"] for x in runs[name]})}
+        cfg["pareto"] = [n for n in cfg["sides"] if n in pareto({n: (s["median"], s["f1"])
+                                                                  for n, s in cfg["sides"].items()})]
         configs.append(cfg)
-    import spacy
+    loads = [x[k] for c in configs for s in c["sides"].values() for x in s["runs"] for k in ("load_before", "load_after")]
+    notes = []
+    if spacy_model:
+        import spacy
 
-    loads = [x[k] for c in configs for n in sides for x in c[n]["runs"] for k in ("load_before", "load_after")]
-    results = {"machine": machine(), "spacy_version": spacy.__version__, "spacy_steps": args.spacy_steps,
-               "spacy_training": json.load(open(os.path.join(ROOT, args.spacy_dir, "trained.json"))),
-               "sentences": len(read_dataset(test_file)), "rounds": args.rounds, "configs": configs,
-               "load_range": f"{min(loads):.1f}–{max(loads):.1f}",
-               "argv": " ".join(a for a in (argv if argv is not None else sys.argv[1:]))}
+        training = json.load(open(os.path.join(ROOT, args.spacy_dir, "trained.json")))
+        notes.append(f"spaCy {spacy.__version__} `init config -l en -p ner -o efficiency`, trained here for "
+                     f"{args.spacy_steps} steps ({training['minutes']} min) on the same train split, `nlp.pipe` over "
+                     "pre-tokenized Docs, batch_size 256.")
+    if flair_model:
+        import flair
+
+        from bench.flair_peer import import_flair  # noqa: F401
+
+        training = json.load(open(os.path.join(ROOT, args.flair_dir, "trained.json")))
+        notes.append(f"Flair {flair.__version__} SequenceTagger (GloVe 6B 50-d + character embeddings, hidden 256, CRF, "
+                     f"BIOES), trained here for {args.flair_epochs} epochs ({training['minutes']} min), `predict` over "
+                     "pre-tokenized Sentences (built before the clock).")
+    notes.append("E-NER: `local_inference.py` (evidential uncertainty, candidates, records written), its own "
+                 "sentences/s; int8: dynamic quantization on load (models/quantize.py).")
+    results = {"machine": machine(), "sentences": len(read_dataset(test_file)), "rounds": args.rounds,
+               "configs": configs, "skipped": skipped, "peers_note": " ".join(notes), "plot": args.plot,
+               "load_range": f"{min(loads):.1f}–{max(loads):.1f}" if loads else "?",
+               "argv": " ".join(argv if argv is not None else sys.argv[1:])}
     results["markdown"] = markdown(results)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
+    plot(results, os.path.join(ROOT, args.plot))
     print(results["markdown"])
-    if args.results_doc:
-        update_block(args.results_doc, results["markdown"])
+    if args.doc:
+        update_block(args.doc, results["markdown"])
 
 
 if __name__ == "__main__":
