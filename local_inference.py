@@ -6,7 +6,11 @@ uncertainty, list the spans the model is unsure of as candidates for the LLM, an
     python local_inference.py --inference_model M --input_file notes.txt --save_file notes.jsonl --html notes.html
 
 Output: one JSON line per sentence in input order (written as it goes; a rerun continues
-where a killed one stopped), and SAVE_FILE.metrics.json beside it. One run at a time writes
+where a killed one stopped), and SAVE_FILE.metrics.json beside it. The input is read as it is
+tagged and the metrics accumulate as the records are written, so memory does not grow with the
+input (a few bytes per predicted entity aside: `inference.reports.calibration.LocalScores`);
+a corpus of any size streams through, --workers N side by side, or across machines with Ray
+(`python -m inference.local.ray_tag`, docs/usage.md). One run at a time writes
 SAVE_FILE (SAVE_FILE.lock); the settings that shape the records are kept in
 SAVE_FILE.settings.json, and a rerun with others is refused unless --overwrite. Raw text (a file, or - for
 stdin) is split by `dataloaders.text.tokenize`; its records keep the line as "text" and each
@@ -23,6 +27,7 @@ prompts that would be sent to --prompts_file and nothing else.
 """
 import argparse
 import dataclasses
+import functools
 import logging
 import sys
 import time
@@ -30,21 +35,23 @@ from contextlib import closing
 
 import torch
 
+from dataloaders.readers import FORMATS
 from inference.llm.labels import prompt_builder, resolve_spec
 from inference.llm.link_output import inputs_of, keep_answered, say_recomputed, settle_fused, write_prompts
 from inference.llm.link_run import exit_status, link_metrics, linking, print_link_summary
 from inference.llm.settings import RECOMPUTE, LinkSettings, add_link_args, check_link_args
 from inference.local.predict import check_uncertainty
-from inference.local.tagging import (TagSettings, calibrated, fingerprint, iter_records, load_input, score_records,
-                                     write_records, written_records)
+from inference.local.tagging import (TagSettings, calibrated, fingerprint, iter_records, load_input, resume,
+                                     score_records, write_records, written_records)
 from inference.local.uncertainty import LEARNED, UNCERTAINTY_TYPES
-from inference.reports.calibration import calibrated_ece
+from inference.reports.calibration import LocalScores
 from inference.reports.outputs import write_outputs
 from inference.run_files import check_local_run
 from models.checkpoint import load_checkpoint
 from utils import flag_types as ft
 from utils.cli import run_cli
 from utils.errors import DataError
+from utils.jsonl import iter_jsonl
 from utils.output_lock import OutputLock
 from utils.owned_output import start_output
 
@@ -61,7 +68,9 @@ def build_parser():
     a("--test_mode", default=TagSettings.test_mode, choices=["ori", "typos", "oov", "ood"], help="CoNLL-2003 robustness test sets")
     source.add_argument("--input_file", type=ft.input_file, help="spanner JSON, CoNLL column file, or plain text "
                         "(one sentence per line; - for stdin)")
-    a("--input_format", default=TagSettings.input_format, choices=["auto", "spanner", "column", "text"])
+    a("--input_format", default=TagSettings.input_format, choices=["auto", *FORMATS],
+      help="spanner: a JSON array of spanner records; jsonl: one JSON object per line, a spanner record, "
+      '{"tokens": [...], "gold": [[start, end, label]]} or {"text": "raw line"}')
     a("--save_file", required=True, type=ft.output_file, help="output JSONL")
     a("--uncertainty_type", choices=(*UNCERTAINTY_TYPES, LEARNED),
       help="default: evidential for E-NER, confidence for SpanNER; learned: the checkpoint's error predictor")
@@ -93,19 +102,20 @@ def parse_args(argv=None):
     return args
 
 
-def finish(settings, link, config, records, seconds, n_new, linker=None, rescorer=None):
+def finish(settings, link, config, scores, seconds, n_new, linker=None, rescorer=None):
     """SAVE_FILE.metrics.json, the plots and the page; online, the link scores with the local
-    metrics under "local_inference" (and the labels on top, where llm_inference.py reads them)."""
-    metrics = score_records(settings, config, records, seconds, n_new)
+    metrics under "local_inference" (and the labels on top, where llm_inference.py reads them).
+    `scores`: the `LocalScores` of every record of SAVE_FILE; the reports read SAVE_FILE itself,
+    a record at a time."""
+    metrics = score_records(settings, config, scores, seconds, n_new)
     if rescorer is not None and rescorer.temperature is not None and "ece" in metrics:
-        golds = [[tuple(g) for g in r["gold"]] for r in records]
-        metrics.update(temperature=rescorer.temperature,
-                       ece_calibrated=calibrated_ece([r["entity"] for r in records], golds))
+        metrics.update(temperature=rescorer.temperature, ece_calibrated=scores.calibrated_ece())
+    records = functools.partial(iter_jsonl, settings.save_file)
     if linker is not None:
-        fused = settle_fused(settings.save_file, records, linker.gate, link.threshold)
+        fused = settle_fused(settings.save_file, linker.gate, link.threshold)
         metrics = {**link_metrics(link, records, linker, fused), "labels": config.labels, "local_inference": metrics}
         print_link_summary(metrics)
-    write_outputs(settings.save_file, records, metrics, settings.html)
+    write_outputs(settings.save_file, records(), metrics, settings.html)
     return metrics
 
 
@@ -121,7 +131,7 @@ def run(settings, link):
 def tag(settings, link):
     device = ("cuda" if torch.cuda.is_available() else "cpu") if settings.device == "auto" else settings.device
     if settings.workers > 1 and device != "cpu":
-        raise ValueError(f"--workers {settings.workers} runs on the CPU: give --device cpu, or one worker on {device}")
+        raise DataError(f"--workers {settings.workers} runs on the CPU: give --device cpu, or one worker on {device}")
     model, featurizer, config = load_checkpoint(settings.inference_model, device)
     # fail before reading the input
     settings, calibration, rescorer = calibrated(settings, config, featurizer, device)
@@ -129,42 +139,44 @@ def tag(settings, link):
         link = dataclasses.replace(link, threshold=calibration.budget_threshold(
             settings.uncertainty_type, link.budget, settings.inference_model))
     sentences = load_input(settings, config.labels)
-    if settings.paper_protocol and any(s.entities is None for s in sentences):
-        raise DataError(f"{settings.input_name}: --paper_protocol lists the gold spans, so it needs labelled input")
-    records = lambda start: iter_records(model, featurizer, config, sentences, settings, device,  # noqa: E731
-                                         start=start, rescorer=rescorer)
-    if not link.online:
-        return tag_only(settings, link, config, sentences, records, rescorer)
-    return tag_and_link(settings, link, config, sentences, records, rescorer)
+    records = lambda rest, start, skip: iter_records(model, featurizer, config, rest, settings, device,  # noqa: E731
+                                                     start=start, skip=skip, rescorer=rescorer)
+    run = tag_only if not link.online else tag_and_link
+    return run(settings, link, config, sentences, records, rescorer)
 
 
 def tag_only(settings, link, config, sentences, records, rescorer):
-    """Stage one alone: the local records into SAVE_FILE, continuing a killed run's."""
+    """Stage one alone: the local records into SAVE_FILE as they come, continuing a killed
+    run's; nothing is held but a chunk of sentences and the metrics' accumulators."""
     inputs = {**inputs_of(link), "--input_file": settings.input_file}
     start_output(settings.save_file, {**fingerprint(settings, config), "online": False}, inputs, settings.overwrite)
-    done = written_records(settings, sentences)
-    start, before = time.time(), len(done)
-    write_records(settings.save_file, records(before), done)
-    return finish(settings, link, config, done, time.time() - start, len(done) - before, rescorer=rescorer)
+    scores = LocalScores()
+    done, first, rest = resume(settings, written_records(settings.save_file), sentences, scores.add_record)
+    start = time.time()
+    n_new = write_records(settings.save_file, records(rest, first, done - first), done > 0, scores.add_record)
+    return finish(settings, link, config, scores, time.time() - start, n_new, rescorer=rescorer)
 
 
 def tag_and_link(settings, link, config, sentences, records, rescorer):
     """Both stages, online: each sentence's uncertain spans go to the LLM as soon as it is tagged."""
     prompts = prompt_builder(link, resolve_spec(link, known=config.labels))
     if link.dry_run:
-        return write_prompts(link, records(0), prompts)
+        return write_prompts(link, records(sentences, 0, 0), prompts)
     inputs = {**inputs_of(link), "--input_file": settings.input_file}
     with linking(link, prompts) as linker:  # the LLM ready before the output is started (or emptied)
         say_recomputed(link, start_output(settings.save_file, {**fingerprint(settings, config), "online": True,
                                                                **link.fingerprint()},
                                           inputs, settings.overwrite, RECOMPUTE))
-        done = written_records(settings, sentences)
+        done = list(written_records(settings.save_file))  # held until keep_answered reads a stream
         keep_answered(settings.save_file, done)
-        start, before = time.time(), len(done)
+        scores = LocalScores()
+        n_done, first, rest = resume(settings, done, sentences, scores.add_record)
+        del done
+        start = time.time()
         # closing: an error or Ctrl-C landing outside the generator stops the LLM workers all the same
-        with closing(linker.link_records(records(before))) as linked:
-            write_records(settings.save_file, linked, done)
-    return finish(settings, link, config, done, time.time() - start, len(done) - before, linker, rescorer)
+        with closing(linker.link_records(records(rest, first, n_done - first))) as linked:
+            n_new = write_records(settings.save_file, linked, n_done > 0, scores.add_record)
+    return finish(settings, link, config, scores, time.time() - start, n_new, linker, rescorer)
 
 
 def main(argv=None):

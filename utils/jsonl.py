@@ -52,23 +52,60 @@ def complete_lines(path: str, repair: bool = True) -> list[str]:
     """The complete lines of an append-only file. A last line without its newline is cut off
     when `repair` (a kill left it unfinished); without (another live process may be writing it
     as we read, as two runs sharing a reply cache do) it is only left out."""
+    if repair:
+        cut_partial_line(path)
     with open(path, "rb") as f:
         data = f.read()
-    complete = data.rfind(b"\n") + 1
-    if complete < len(data) and repair:
-        warnings.warn(f"{path}: dropped a partial last line (a run was killed while writing it)")
-        with open(path, "r+b") as f:
-            f.truncate(complete)
-    return data[:complete].decode("utf-8").splitlines()
+    return data[:data.rfind(b"\n") + 1].decode("utf-8").splitlines()
+
+
+def iter_resumed(path: str, check: Optional[Callable[[Any], Optional[str]]] = None) -> Iterator[Any]:
+    """Records already complete in `path`, one at a time, for a restarted run (its partial last
+    line cut off first, see `cut_partial_line`). A missing file has none."""
+    if not os.path.isfile(path):
+        return iter(())
+    cut_partial_line(path)
+    return iter_jsonl(path, check)
+
+
+def cut_partial_line(path: str) -> None:
+    """Cut off a last line without its newline (a kill left it unfinished), with a warning,
+    reading only the file's tail."""
+    with open(path, "r+b") as f:
+        end = f.seek(0, os.SEEK_END)
+        pos = end
+        while pos > 0:
+            step = min(pos, 1 << 16)
+            f.seek(pos - step)
+            block = f.read(step)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                pos = pos - step + newline + 1
+                break
+            pos -= step
+        if pos < end:
+            warnings.warn(f"{path}: dropped a partial last line (a run was killed while writing it)")
+            f.truncate(pos)
+
+
+def offset_records(path: str, check: Optional[Callable[[Any], Optional[str]]] = None) -> Iterator[tuple[int, Any]]:
+    """(the byte offset where its line starts, record) for each record of `path`, one at a
+    time, checked as `iter_jsonl` checks them; the offsets are where `os.truncate` may cut."""
+    with open(path, "rb") as f:
+        offset = 0
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    text = line.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataError(not_utf8(path, err, line[:4096])) from None
+                yield offset, _parse(text, check, f"{path}: line {lineno}")
+            offset += len(line)
 
 
 def resume_jsonl(path: str, check: Optional[Callable[[Any], Optional[str]]] = None) -> list[Any]:
-    """Records already complete in `path`, for a restarted run (see `complete_lines`).
-    A missing file has none."""
-    if not os.path.isfile(path):
-        return []
-    complete_lines(path)
-    return read_jsonl(path, check)
+    """`iter_resumed` as a list."""
+    return list(iter_resumed(path, check))
 
 
 def rewrite_jsonl(path: str, records: Iterable[Any]) -> None:

@@ -1,33 +1,35 @@
-"""The local stage's run: read the input, tag it chunk by chunk into one record per sentence,
-score the records, and write them (continuing what a killed run of the same command wrote).
-Every function reads a `TagSettings`."""
+"""The local stage's run: read the input as it comes, tag it chunk by chunk into one record per
+sentence, write the records as they come (continuing what a killed run of the same command
+wrote) and score them as they pass (`LocalScores`). Memory does not grow with the input, apart
+from the few bytes per predicted entity `LocalScores` keeps. Every function reads a `TagSettings`."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import logging
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 from tqdm import tqdm
 
 from dataloaders.dataset import SpanDataset
-from dataloaders.readers import STDIN, read_dataset, split_path
+from dataloaders.readers import STDIN, iter_dataset, split_path
 from inference.local.decode import decode_sentence
 from inference.local.dev_calibration import DevCalibration
 from inference.local.learned.error_predictor import predictor_path
 from inference.local.learned.rescoring import Rescorer
-from inference.local.parallel import in_processes
+from inference.local.parallel import WorkerFailed, in_processes
 from inference.local.predict import check_uncertainty, default_uncertainty, predict
 from inference.local.uncertainty import LEARNED
-from inference.reports.calibration import entity_outcomes, local_metrics
+from inference.reports.calibration import LocalScores
 from inference.reports.table import format_table
 from models.checkpoint import WEIGHTS
 from utils.errors import DataError
 from utils.file_digest import file_digest
-from utils.jsonl import JsonlWriter, resume_jsonl
+from utils.jsonl import JsonlWriter, iter_resumed
 
 if TYPE_CHECKING:
     import argparse
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("local_inference")
 CHUNK = 512  # sentences decoded and written per step (batched by length inside); a worker's share
+# The chunks start at multiples of CHUNK counted from the input's first sentence, whatever the
+# run (one worker or many, fresh or continued): a sentence is always batched with the same
+# others, so its floats, and the bytes written, are the same.
 
 
 @dataclass(frozen=True)
@@ -83,14 +88,20 @@ def calibrated(settings: TagSettings, config: ModelConfig, featurizer: Featurize
     return settings, calibration, Rescorer(settings.inference_model, config, featurizer, unc, calibration, device)
 
 
-def load_input(settings: TagSettings, labels: Optional[list[str]]) -> list[Sentence]:
-    """The sentences to tag: --input_file (- for stdin), else the --data_dir test split."""
+def load_input(settings: TagSettings, labels: Optional[list[str]]) -> Iterator[Sentence]:
+    """The sentences to tag, read as they are needed: --input_file (- for stdin), else the
+    --data_dir test split. The first is read at once, so that a file that does not read at all
+    is refused before any output is opened; a problem further on stops the run there (what was
+    written stays, for a rerun to continue)."""
     if settings.input_file:
         fmt = "text" if settings.input_file == STDIN and settings.input_format == "auto" else settings.input_format
-        return read_dataset(settings.input_file, fmt, labels=labels)
-    if not settings.data_dir:
+        sentences = iter_dataset(settings.input_file, fmt, labels=labels)
+    elif settings.data_dir:
+        sentences = iter_dataset(split_path(settings.data_dir, "test", settings.test_mode), labels=labels)
+    else:
         raise DataError("give --input_file or --data_dir")
-    return read_dataset(split_path(settings.data_dir, "test", settings.test_mode), labels=labels)
+    first = next(sentences, None)
+    return sentences if first is None else itertools.chain([first], sentences)
 
 
 def sentence_record(i: int, sent: Sentence, entities: list[dict]) -> dict:
@@ -106,32 +117,49 @@ def sentence_record(i: int, sent: Sentence, entities: list[dict]) -> dict:
     return rec
 
 
-def iter_records(model: SpanNER, featurizer: Featurizer, config: ModelConfig, sentences: list[Sentence],
-                 settings: TagSettings, device: Device, start: int = 0,
+def iter_records(model: SpanNER, featurizer: Featurizer, config: ModelConfig, sentences: Iterable[Sentence],
+                 settings: TagSettings, device: Device, start: int = 0, skip: int = 0,
                  rescorer: Optional[Rescorer] = None) -> Iterator[dict]:
-    """Records for sentences[start:], in input order, decoded chunk by chunk (the chunks shared
-    out to `settings.workers` processes when more than one: the same records); `rescorer`
-    (inference/local/learned/rescoring.py) applies the checkpoint's dev calibration."""
-    bounds = [(lo, min(lo + CHUNK, len(sentences))) for lo in range(start, len(sentences), CHUNK)]
-    tag = functools.partial(chunk_records, model, featurizer, config, sentences, settings, device, rescorer)
-    bar = tqdm(total=len(sentences), initial=start, desc="local inference", unit="sent")
-    for records in (map(tag, bounds) if settings.workers <= 1 else in_processes(tag, bounds, settings.workers)):
-        bar.update(len(records))
-        yield from records
-    bar.close()
+    """Records for `sentences` (the input's from index `start`, a multiple of CHUNK), in input
+    order, the first `skip` left out, decoded chunk by chunk as the sentences are read (the chunks
+    shared out to `settings.workers` processes when more than one: the same records);
+    `rescorer` (inference/local/learned/rescoring.py) applies the checkpoint's dev calibration."""
+    if start % CHUNK:
+        raise ValueError(f"chunks start at multiples of {CHUNK}, not at {start}")
+    chunks = _chunks(iter(sentences), start)
+    tag = functools.partial(chunk_records, model, featurizer, config, settings, device, rescorer)
+    bar = tqdm(initial=start + skip, desc="local inference", unit="sent")
+    try:
+        for records in (map(tag, chunks) if settings.workers <= 1 else in_processes(tag, chunks, settings.workers)):
+            bar.update(len(records) - min(skip, len(records)))
+            yield from records[skip:]
+            skip = max(0, skip - len(records))
+    except WorkerFailed as err:
+        raise WorkerFailed(f"--workers: {err}; the output so far is kept, rerun to continue") from None
+    finally:
+        bar.close()
 
 
-def chunk_records(model: SpanNER, featurizer: Featurizer, config: ModelConfig, sentences: list[Sentence],
-                  settings: TagSettings, device: Device, rescorer: Optional[Rescorer],
-                  bounds: tuple[int, int]) -> list[dict]:
-    """The records of sentences[lo:hi], `bounds` = (lo, hi)."""
-    lo, hi = bounds
+def _chunks(sentences: Iterator[Sentence], start: int) -> Iterator[tuple[int, list[Sentence]]]:
+    """(index of the first sentence, CHUNK sentences), read as they are asked for."""
+    for lo in itertools.count(start, CHUNK):
+        chunk = list(itertools.islice(sentences, CHUNK))
+        if not chunk:
+            return
+        yield lo, chunk
+
+
+def chunk_records(model: SpanNER, featurizer: Featurizer, config: ModelConfig, settings: TagSettings,
+                  device: Device, rescorer: Optional[Rescorer], item: tuple[int, list[Sentence]]) -> list[dict]:
+    """The records of one chunk, `item` = (the index of its first sentence, its sentences)."""
+    lo, chunk = item
     labels, uncertainty_type = config.labels, settings.uncertainty_type
+    if settings.paper_protocol and any(sent.entities is None for sent in chunk):
+        raise DataError(f"{settings.input_name}: --paper_protocol lists the gold spans, so it needs labelled input")
     if uncertainty_type == LEARNED:  # decoded with the default type, then rescored
         uncertainty_type = default_uncertainty(config)
     threshold = settings.candidate_threshold if settings.candidate_threshold >= 0 else None
     active = rescorer is not None and rescorer.active
-    chunk = sentences[lo:hi]
     dataset = SpanDataset(chunk, featurizer, labels, config.max_span_len, settings.input_name)
     entities = [None] * len(chunk)
     second_outputs = rescorer.outputs(chunk, settings.input_name, batch_size=settings.batch_size) if active else None
@@ -145,25 +173,19 @@ def chunk_records(model: SpanNER, featurizer: Featurizer, config: ModelConfig, s
     return [sentence_record(lo + j, sent, ents) for j, (sent, ents) in enumerate(zip(chunk, entities))]
 
 
-def score_records(settings: TagSettings, config: ModelConfig, records: list[dict], seconds: float,
+def score_records(settings: TagSettings, config: ModelConfig, scores: LocalScores, seconds: float,
                   n_new: int) -> dict[str, Any]:
-    """The local model's metrics (and plots) for `records`, `n_new` of them tagged in `seconds`
-    (the LLM's time included, online); the table goes to the console."""
-    labelled = all("gold" in r for r in records) and records
-    preds = [r["entity"] for r in records]
-    golds = [[tuple(g) for g in r["gold"]] for r in records] if labelled else None
-    metrics = local_metrics(preds, golds)
+    """The local model's metrics (and plots) from `scores`, accumulated over every record of
+    SAVE_FILE, `n_new` of them tagged in `seconds` (the LLM's time included, online); the table
+    goes to the console."""
+    metrics = scores.metrics()
     metrics.update(labels=config.labels, uncertainty_type=settings.uncertainty_type,
                    checkpoint=settings.inference_model, input=settings.input_name,
                    paper_protocol=settings.paper_protocol, candidate_threshold=settings.candidate_threshold,
                    seconds=round(seconds, 2), sentences_per_second=round(n_new / seconds, 1) if seconds else None)
     print(format_table(metrics))
-    if settings.plot_dir and labelled:
-        from inference.reports.plots import plot_reliability, plot_risk_coverage
-
-        conf, unc, correct = entity_outcomes(preds, golds)
-        plot_reliability(conf, correct, f"{settings.plot_dir}/reliability.png")
-        plot_risk_coverage(unc, ~correct, f"{settings.plot_dir}/risk_coverage.png")
+    if settings.plot_dir and scores.scored:
+        scores.plot(settings.plot_dir)
     return metrics
 
 
@@ -181,20 +203,45 @@ def fingerprint(settings: TagSettings, config: ModelConfig) -> dict[str, Any]:
                if settings.uncertainty_type == LEARNED else {})}
 
 
-def written_records(settings: TagSettings, sentences: list[Sentence]) -> list[dict]:
-    """The records a killed run of the same command already wrote (none with --overwrite); a
-    local output is never continued online or back (the "online" setting, `start_output`)."""
-    done = resume_jsonl(settings.save_file)
-    if [r.get("tokens") for r in done] != [s.words for s in sentences[:len(done)]]:
-        raise DataError(f"{settings.save_file} holds output for other input; use --overwrite or another --save_file")
+def resume(settings: TagSettings, written: Iterable[dict], sentences: Iterator[Sentence],
+           on_record: Callable[[dict], None]) -> tuple[int, int, Iterator[Sentence]]:
+    """Walk the records a killed run of the same command already wrote (`written`, read as they
+    come) alongside the input: each must hold its sentence's words, or the output belongs to
+    other input. `on_record` sees each of them. Returns (how many were written, the index of
+    the first sentence of the chunk holding the next one, the sentences from that index on):
+    that chunk is tagged again whole, its written records left out, so that its batches are
+    those of an uninterrupted run. Holds one chunk of sentences, never the records."""
+    done, chunk = 0, []
+    for rec in written:
+        sent = next(sentences, None)
+        if sent is None or not isinstance(rec, dict) or rec.get("tokens") != sent.words:
+            raise DataError(f"{settings.save_file} holds output for other input; use --overwrite or another --save_file")
+        if done % CHUNK == 0:
+            chunk = []
+        chunk.append(sent)
+        on_record(rec)
+        done += 1
     if done:
-        log.info("%s: continuing after %d sentences already written", settings.save_file, len(done))
-    return done
+        log.info("%s: continuing after %d sentences already written", settings.save_file, done)
+    if done % CHUNK == 0:
+        chunk = []
+    return done, done - len(chunk), itertools.chain(chunk, sentences)
 
 
-def write_records(save_file: str, records: Iterable[dict], done: list[dict]) -> None:
-    """Append `records` to SAVE_FILE as they come, after the `done` ones, and to `done`."""
-    with JsonlWriter(save_file, append=bool(done)) as out:
+def written_records(save_file: str) -> Iterator[dict]:
+    """The complete records of SAVE_FILE, one at a time (a killed run's partial last line cut
+    off); none with --overwrite (`start_output` emptied it). A local output is never continued
+    online or back (the "online" setting, `start_output`)."""
+    return iter_resumed(save_file)
+
+
+def write_records(save_file: str, records: Iterable[dict], append: bool, on_record: Callable[[dict], None]) -> int:
+    """Append `records` to SAVE_FILE as they come (after the written ones when `append`, else
+    in place of any), each then shown to `on_record`; how many were written."""
+    n = 0
+    with JsonlWriter(save_file, append=append) as out:
         for rec in records:
             out.write(rec)
-            done.append(rec)
+            on_record(rec)
+            n += 1
+    return n

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from inference.reports.calibration import ece, reliability_bins, risk_coverage
+from inference.reports.calibration import ReliabilityBins, risk_coverage
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -33,7 +33,14 @@ def _save(fig, path):
 
 def plot_reliability(confidences: ArrayLike, correct: ArrayLike, path: str, n_bins: int = 10) -> None:
     """Accuracy per equal-width confidence bin against the diagonal of perfect calibration."""
-    bins = reliability_bins(confidences, correct, n_bins)
+    bins = ReliabilityBins(n_bins)
+    bins.add(confidences, correct)
+    plot_reliability_bins(bins, path)
+
+
+def plot_reliability_bins(reliability: ReliabilityBins, path: str) -> None:
+    """`plot_reliability` of bins already accumulated."""
+    bins, n_bins = reliability.table(), reliability.n_bins
     fig, ax = _new_axes()
     lo, width = bins["edges"][:-1], 1.0 / n_bins
     ax.bar(lo, np.nan_to_num(bins["accuracy"]), width=width, align="edge", edgecolor="black", label="accuracy")
@@ -41,7 +48,7 @@ def plot_reliability(confidences: ArrayLike, correct: ArrayLike, path: str, n_bi
     for x, n in zip(lo, bins["count"]):
         if n:
             ax.text(x + width / 2, 0.02, str(n), ha="center", fontsize=6, rotation=90)
-    score = ece(confidences, correct, n_bins)
+    score = reliability.ece()
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
            title=f"Reliability (ECE {'n/a' if score is None else f'{score:.3f}'})")
     ax.legend(loc="upper left", fontsize=8)
