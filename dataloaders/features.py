@@ -13,6 +13,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from utils.errors import ConfigError
+
 
 def pad(seqs: Sequence[Sequence], value: int = 0, dtype: torch.dtype = torch.long) -> torch.Tensor:
     """Right-pad a list of (possibly nested, 2-level) lists into a tensor."""
@@ -33,9 +35,9 @@ class BertFeaturizer:
 
     def __init__(self, tokenizer, max_length=128):
         if not tokenizer.is_fast:
-            raise ValueError("a fast tokenizer is needed to map words to subwords")
+            raise ConfigError("a fast tokenizer is needed to map words to subwords")
         if max_length < 8:
-            raise ValueError(f"bert_max_length {max_length} is too small")
+            raise ConfigError(f"bert_max_length {max_length} is too small")
         self.tok, self.max_length = tokenizer, max_length
         self.n_windowed = 0  # sentences that needed more than one window
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
+from utils.errors import ConfigError, DataError
+
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
@@ -21,10 +23,10 @@ TABLE_POINTS = 1001  # quantiles stored per uncertainty type: budgets resolved t
 
 
 def check_budget(fraction: float) -> float:
-    """The budget as a float in (0, 1], or a ValueError naming the problem."""
+    """The budget as a float in (0, 1], or a ConfigError naming the problem."""
     fraction = float(fraction)
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"--budget is the share of listed spans to send, in (0, 1]; got {fraction}")
+        raise ConfigError(f"--budget is the share of listed spans to send, in (0, 1]; got {fraction}")
     return fraction
 
 
@@ -51,7 +53,7 @@ def uncertainty_table(uncertainties: ArrayLike, points: int = TABLE_POINTS) -> l
     """The quantiles of the dev uncertainties at `points` evenly spaced levels, for `table_threshold`."""
     values = np.asarray(uncertainties, dtype=np.float64)
     if not len(values):
-        raise ValueError("no listed spans to build a budget table from")
+        raise DataError("no listed spans to build a budget table from")
     return [float(v) for v in np.quantile(values, np.linspace(0.0, 1.0, points))]
 
 

@@ -411,9 +411,9 @@ def test_wrong_values_in_the_input_are_named_with_file_and_line(tmp_path, value,
 
 
 @pytest.mark.parametrize("flags, problem", [
-    (["--concurrency", "0"], "argument --concurrency: expected a whole number of at least 1, got '0'"),
-    (["--max_attempts", "-1"], "argument --max_attempts: expected a whole number of at least 1"),
-    (["--shot", "-3"], "argument --shot: expected a whole number of at least 0, got '-3'"),
+    (["--concurrency", "0"], "argument --concurrency: expected a whole number from 1 to 1024, got '0'"),
+    (["--max_attempts", "-1"], "argument --max_attempts: expected a whole number from 1 to 100, got '-1'"),
+    (["--shot", "-3"], "argument --shot: expected a whole number from 0 to 64, got '-3'"),
     (["--threshold", "nan"], "argument --threshold: expected a number, got 'nan'"),
     (["--threshold_sweep", "0.2,inf"], "argument --threshold_sweep: expected a number, got 'inf'"),
     (["--timeout", "-1"], "argument --timeout: expected a number above 0, got '-1'"),

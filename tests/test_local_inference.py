@@ -291,7 +291,7 @@ def test_a_rerun_with_other_settings_is_refused_naming_them(spanner_ckpt, tmp_pa
     (["--input_file", TEST_FILE, "--batch_size", "-1"], "argument --batch_size: expected a whole number of at least 1"),
     (["--input_file", TEST_FILE, "--candidate_threshold", "nan"], "argument --candidate_threshold: expected a number"),
     (["--input_file", "missing.txt"], "argument --input_file: missing.txt: no such file"),
-    (["--input_file", TEST_FILE, "--llm_name", "gpt5x", "--shot", "-3"], "argument --shot: expected a whole number of at least 0"),
+    (["--input_file", TEST_FILE, "--llm_name", "gpt5x", "--shot", "-3"], "argument --shot: expected a whole number from 0 to 64, got '-3'"),
     (["--input_file", TEST_FILE, "--llm_name", "claude"], "argument --llm_name: unknown LLM 'claude'"),
 ])
 def test_bad_flag_values_are_usage_errors(spanner_ckpt, tmp_path, capsys, flags, problem):

@@ -7,9 +7,11 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
-from utils.errors import DataError
+from utils.errors import ConfigError, DataError
 
-CLI_ERRORS = (DataError, ValueError, OSError)
+# the project's own errors and file errors; anything else (a plain ValueError, KeyError ...) is a
+# bug and keeps its traceback
+CLI_ERRORS = (DataError, ConfigError, OSError)
 INTERRUPTED = 130  # the exit status of every entry point stopped by Ctrl-C (128 + SIGINT)
 
 
@@ -38,10 +40,11 @@ def message(err: BaseException) -> str:
 
 
 def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """fn(*args, **kwargs); a data or file error, or Ctrl-C, ends the program with one line."""
+    """fn(*args, **kwargs); a data, setting or file error, or Ctrl-C, ends the program with one
+    line; any other exception is a bug, and keeps its traceback."""
     try:
         return fn(*args, **kwargs)
-    except CLI_ERRORS as err:  # bad data; a file, model directory or hub id that cannot be read
+    except CLI_ERRORS as err:  # bad data or settings; a file, model directory or hub id that cannot be read
         sys.exit(f"error: {message(err)}")
     except KeyboardInterrupt:
         exit_interrupted("interrupted")

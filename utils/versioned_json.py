@@ -7,16 +7,18 @@ import json
 import os
 from typing import Any, Optional
 
+from utils.errors import DataError
+
 
 def read_versioned(path: str, fmt: str, what: str) -> dict[str, Any]:
-    """The JSON object in `path` whose "format" is `fmt`, or a ValueError naming the file."""
+    """The JSON object in `path` whose "format" is `fmt`, or a DataError naming the file."""
     with open(path, encoding="utf-8") as f:
         try:
             data = json.load(f)
         except ValueError as err:
-            raise ValueError(f"{path}: not JSON ({err})") from None
+            raise DataError(f"{path}: not JSON ({err})") from None
     if not isinstance(data, dict) or data.get("format") != fmt:
-        raise ValueError(f"{path}: not a {what} ({fmt})")
+        raise DataError(f"{path}: not a {what} ({fmt})")
     return data
 
 

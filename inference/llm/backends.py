@@ -27,11 +27,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, NoReturn, Optional, Sequence
+from typing import Any, Callable, Mapping, NoReturn, Optional, Sequence
 
 from inference.llm.answers import is_structured
 from inference.llm.logprobs import InvalidLogprob, option_probs, reply_tokens
-from inference.llm.settings import HF_NAMES, SERVER_NAMES, LinkSettings
+from inference.llm.settings import LinkSettings
+from utils.errors import ConfigError
 from utils.secrets import redact, redact_url, url_secrets
 
 HF_SYSTEM_PROMPT = "You are a helpful assistant."  # as the paper's Llama / Qwen calls
@@ -302,20 +303,58 @@ def needs_ckpt(llm_name: str) -> str:
 def check_configured(settings: LinkSettings) -> None:
     """NotConfigured when `--llm_name` lacks what it needs; loads and calls nothing (a local
     model needs --llm_ckpt; the OpenAI client only reads its key and URL when built)."""
-    if settings.llm_name.lower() in HF_NAMES:
+    if settings.local_llm:
         if not settings.llm_ckpt:
             raise NotConfigured(needs_ckpt(settings.llm_name))
     else:
         make_backend(settings)
 
 
+@dataclass(frozen=True)
+class Registered:
+    """One `--llm_name`: `make(settings, options)` builds its backend; `local` marks an
+    in-process model (it needs --llm_ckpt, and --model does not key its replies)."""
+    make: Callable[[LinkSettings, Optional[Sequence[str]]], Backend]
+    local: bool = False
+
+
+def _server(s: LinkSettings, options: Optional[Sequence[str]]) -> Backend:
+    return OpenAIBackend(s.model, s.base_url, s.temperature, s.max_tokens or DEFAULT_MAX_TOKENS, s.timeout, options)
+
+
+def _hf(s: LinkSettings, options: Optional[Sequence[str]]) -> Backend:
+    return HFBackend(s.llm_ckpt, s.temperature, s.max_tokens or HF_MAX_TOKENS, s.concurrency, seed=s.seed,
+                     options=options)
+
+
+# The one list of backend names: `--llm_name` accepts exactly these (settings.llm_name_type),
+# and `make_backend` builds from them. A new backend is one entry here.
+BACKENDS: dict[str, Registered] = {
+    "gpt": Registered(_server),  # and every name starting with gpt (gpt-4o ...)
+    "openai": Registered(_server),  # any OpenAI-compatible server
+    "llama": Registered(_hf, local=True),
+    "qwen": Registered(_hf, local=True),
+    "hf": Registered(_hf, local=True),
+}
+PREFIXED = ("gpt",)  # names that also stand for every name starting with them
+
+
+def registered(llm_name: str) -> Optional[Registered]:
+    """The entry of BACKENDS that `llm_name` names (any case), or None."""
+    name = llm_name.lower()
+    prefix = next((p for p in PREFIXED if name.startswith(p)), None)
+    return BACKENDS.get(name) or (BACKENDS.get(prefix) if prefix else None)
+
+
+def known_names() -> str:
+    """The registered names, for messages and --help."""
+    return ", ".join(BACKENDS)
+
+
 def make_backend(settings: LinkSettings, options: Optional[Sequence[str]] = None) -> Backend:
-    """The backend that `settings.llm_name` names: gpt / openai, or llama / qwen / hf; with
-    `options` (the option names) it answers in choice mode."""
-    s, name = settings, settings.llm_name.lower()
-    if name in SERVER_NAMES or name.startswith("gpt"):
-        return OpenAIBackend(s.model, s.base_url, s.temperature, s.max_tokens or DEFAULT_MAX_TOKENS, s.timeout, options)
-    if name in HF_NAMES:
-        return HFBackend(s.llm_ckpt, s.temperature, s.max_tokens or HF_MAX_TOKENS, s.concurrency, seed=s.seed,
-                         options=options)
-    raise ValueError(f"unknown --llm_name {settings.llm_name!r} (gpt, openai, llama, qwen, hf)")
+    """The backend that `settings.llm_name` names in BACKENDS; with `options` (the option names)
+    it answers in choice mode."""
+    entry = registered(settings.llm_name)
+    if entry is None:
+        raise ConfigError(f"unknown --llm_name {settings.llm_name!r} ({known_names()})")
+    return entry.make(settings, options)

@@ -101,7 +101,7 @@ def ask(records: list[dict], chosen: list[tuple[int, int]], settings: LinkSettin
     asked = [{**records[i], "entity": [records[i]["entity"][j] for j in js]} for i, js in by_record.items()]
     send_all = dataclasses.replace(settings, threshold=-math.inf, combine="override")
     prompts = prompt_builder(send_all, resolve_spec(send_all, records))
-    with linking(send_all, prompts) as linker:
+    with linking(send_all, prompts, writes_output=False) as linker:  # --out is written at the end
         linked = list(linker.link_records(asked))
         identity = link_identity(settings, linker.backend)
     answered = [Answered(span, gold_label(rec, span)) for rec in linked for span in rec["entity"]]

@@ -40,11 +40,13 @@ def check_llm(settings: LinkSettings) -> int:
 
 
 @contextmanager
-def linking(settings: LinkSettings, prompts: PromptBuilder) -> Iterator[Linker]:
+def linking(settings: LinkSettings, prompts: PromptBuilder, writes_output: bool = True) -> Iterator[Linker]:
     """A Linker for the LLM settings, its reply cache next to --save_file.
 
     Leaving the block closes the cache; a fatal LLM error or Ctrl-C inside it ends the
-    program with a message that the output so far is kept and a rerun continues it.
+    program with a message that says what is kept and that a rerun continues it: the records
+    linked so far in SAVE_FILE, or (`writes_output` False: the preflight, which writes its
+    file only at the end) the replies in the reply cache.
     """
     s = settings
     gate = load_gate(s)  # a damaged file fails before a model is loaded
@@ -62,15 +64,26 @@ def linking(settings: LinkSettings, prompts: PromptBuilder) -> Iterator[Linker]:
         cache = ReplyCache(path)
     linker = Linker(backend, prompts, cache, s.threshold, s.ask_threshold, s.max_attempts,
                     concurrency=1 if batching else s.concurrency, progress=True, gate=gate)
+    kept = kept_so_far(s, writes_output)
     try:
         yield linker
     except FatalError as err:
-        sys.exit(f"stopped: {err}\nThe records linked so far are in {s.save_file}; rerun to continue.")
+        sys.exit(f"stopped: {err}\n{kept[0].upper()}{kept[1:]}.")
     except KeyboardInterrupt:
-        exit_interrupted(f"interrupted; the records linked so far are in {s.save_file}; rerun to continue.")
+        exit_interrupted(f"interrupted; {kept}.")
     finally:
         if cache is not None:
             cache.close()
+
+
+def kept_so_far(settings: LinkSettings, writes_output: bool) -> str:
+    """What a stopped run keeps, and how to go on: the clause its last line ends with."""
+    if writes_output:
+        return f"the records linked so far are in {settings.save_file}; rerun to continue"
+    cache = cache_path(settings)
+    if cache is None:
+        return "nothing was kept (--no_cache): a rerun asks every span again"
+    return f"the replies received so far are in the reply cache {cache}; a rerun reuses them"
 
 
 def load_gate(settings: LinkSettings) -> Optional[Gate]:

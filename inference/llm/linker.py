@@ -58,6 +58,7 @@ from inference.llm.backends import FatalError, TransientError, say_once
 from inference.llm.cache import prompt_key
 from inference.llm.settings import LinkSettings
 from inference.records import decide
+from utils.errors import ConfigError
 
 MAX_REPLY_CHARS = 2000  # what is kept of a reply: a label takes a few words
 SUMMARY_KEYS = ("spans", "asked", "linked", "cached", "unparseable", "failed", "changed", "requests",
@@ -110,9 +111,9 @@ class Linker:
         self.gate = gate  # --combine fuse: inference.fuse.gate.Gate, which settles the labels at the end
         self.ask_threshold = threshold if ask_threshold is None else ask_threshold
         if self.ask_threshold > threshold:
-            raise ValueError(f"ask_threshold {self.ask_threshold} is above threshold {threshold}")
+            raise ConfigError(f"ask_threshold {self.ask_threshold} is above threshold {threshold}")
         if max_attempts < 1 or concurrency < 1:
-            raise ValueError("max_attempts and concurrency must be at least 1")
+            raise ConfigError("max_attempts and concurrency must be at least 1")
         self.backend, self.prompts, self.cache = backend, prompts, cache
         self.threshold, self.max_attempts, self.concurrency = threshold, max_attempts, concurrency
         self.backoff, self.max_backoff, self.progress = backoff, max_backoff, progress

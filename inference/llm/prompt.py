@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 from dataloaders.readers import read_dataset
-from utils.errors import DataError
+from utils.errors import ConfigError, DataError
 
 NON_ENTITY = "Non-entity"
 
@@ -160,7 +160,7 @@ def dataset_spec(dataname: str, known_labels: Optional[Iterable[str]] = None) ->
     """The paper's spec for `dataname`, with tags spelled as in `known_labels` where they differ."""
     spec = DATASETS.get(dataname.lower())
     if spec is None:
-        raise ValueError(f"unknown dataname {dataname!r} (known: {', '.join(DATASETS)})")
+        raise ConfigError(f"unknown dataname {dataname!r} (known: {', '.join(DATASETS)})")
     if not known_labels:
         return spec
     spelled = {label_key(label): label for label in known_labels if label != "O"}
@@ -180,7 +180,7 @@ def describe(options: Sequence[tuple[str, str]], descriptions: Optional[dict[str
     descriptions = descriptions or {}
     unknown = set(descriptions) - {tag for tag, _ in options}
     if unknown:
-        raise ValueError(f"descriptions for unknown labels: {', '.join(sorted(unknown))}")
+        raise ConfigError(f"descriptions for unknown labels: {', '.join(sorted(unknown))}")
     lines = [f"{name}: {descriptions.get(tag, f'names of {name.lower()} entities.')}" for tag, name in options]
     return "Here is the entity class information: " + " ".join(lines) + "\n"
 
@@ -189,10 +189,10 @@ def generic_spec(labels: Sequence[str], descriptions: Optional[dict[str, str]] =
     """A spec for any label list, option names spelled out from the tags."""
     options = tuple((tag, tag_name(tag)) for tag in labels if tag != "O")
     if not options:
-        raise ValueError("the label set has no entity labels")
+        raise ConfigError("the label set has no entity labels")
     keys = [label_key(name) for _, name in options]
     if len(set(keys)) < len(keys):
-        raise ValueError(f"labels {', '.join(labels)} give clashing option names")
+        raise ConfigError(f"labels {', '.join(labels)} give clashing option names")
     return LabelSpec(describe(options, descriptions), options)
 
 
@@ -218,7 +218,7 @@ class ShotSelector:
 
     def __init__(self, examples, k, strategy="random", *, seed):
         if strategy not in ("random", "similar"):
-            raise ValueError(f"unknown shot strategy {strategy!r} (random, similar)")
+            raise ConfigError(f"unknown shot strategy {strategy!r} (random, similar)")
         self.k, self.strategy, self.seed = k, strategy, seed
         self.by_tag = defaultdict(list)
         for ex in examples:

@@ -66,8 +66,11 @@ class LinkSettings:
 
     @property
     def local_llm(self) -> bool:
-        """Whether --llm_name names an in-process Hugging Face model (no server, no --model)."""
-        return bool(self.llm_name) and self.llm_name.lower() in HF_NAMES
+        """Whether --llm_name names an in-process model (no server, no --model): `backends.BACKENDS`."""
+        from inference.llm.backends import registered
+
+        entry = registered(self.llm_name) if self.llm_name else None
+        return bool(entry and entry.local)
 
     @property
     def ask_threshold(self) -> float:
@@ -107,25 +110,22 @@ class LinkSettings:
                                                      LINK_CALIBRATION)
 
 
-HF_NAMES = ("llama", "qwen", "hf")  # --llm_name of a local model
-SERVER_NAMES = ("openai",)  # and every name starting with gpt
-
-
-def is_llm_name(llm_name: str) -> bool:
-    """Whether `backends.make_backend` knows `llm_name`."""
-    name = llm_name.lower()
-    return name in SERVER_NAMES or name.startswith("gpt") or name in HF_NAMES
-
-
+# upper bounds of the size flags, checked when parsed (an absurd size never reaches a request or a batch)
+MAX_SHOT = 64  # examples per label in one prompt
+MAX_TOKENS = 32_768  # reply length cap
+MAX_ATTEMPTS = 100  # requests per span
+MAX_CONCURRENCY = 1024  # requests in flight, or prompts per batch of a local model
 COMBINE = ("override", "fuse")  # the paper's rule; a dev-fitted gate that may keep the local label
 LINK_CALIBRATION = "link_calibration.json"  # written by python -m inference.llm.calibrate_link
 RECOMPUTE = ("threshold", "ask_threshold", "combine", "link_calibration")  # a rerun rewrites every record from the reply cache
 
 
 def llm_name_type(text: str) -> str:
-    """--llm_name, checked when parsed."""
-    if not is_llm_name(text):
-        raise argparse.ArgumentTypeError(f"unknown LLM {text!r} (gpt, openai, llama, qwen, hf)")
+    """--llm_name, checked when parsed against the one list of names, `backends.BACKENDS`."""
+    from inference.llm.backends import known_names, registered
+
+    if registered(text) is None:
+        raise argparse.ArgumentTypeError(f"unknown LLM {text!r} ({known_names()})")
     return text
 
 
@@ -138,24 +138,27 @@ def add_link_args(p: argparse.ArgumentParser, llm_name: Optional[str] = "gpt") -
                         help="the paper's label set and descriptions")
     labels.add_argument("--label_desc", type=ft.json_labels,
                         help='JSON {"LABEL": "description"} replacing the label descriptions')
-    labels.add_argument("--shot", type=ft.nonnegative_int, default=LinkSettings.shot, help="examples per label in each prompt")
+    labels.add_argument("--shot", type=ft.whole_number(MAX_SHOT, low=0), default=LinkSettings.shot, help="examples per label in each prompt")
     labels.add_argument("--shot_strategy", choices=("random", "similar"), default=LinkSettings.shot_strategy)
     labels.add_argument("--selectShot_dir", type=ft.existing_file, help="labelled file (spanner JSON or CoNLL columns) to draw examples from")
     online = "local only, unless --llm_name links each sentence online as it is tagged"
     llm = p.add_argument_group("LLM", None if llm_name else online)
+    from inference.llm.backends import BACKENDS
+
+    servers, local = ([n for n, e in BACKENDS.items() if e.local == is_local] for is_local in (False, True))
     llm.add_argument("--llm_name", default=llm_name, type=llm_name_type,
-                     help="gpt / openai (any OpenAI-compatible server), or llama / qwen / hf (a local model)")
+                     help=f"{' / '.join(servers)} (a server), or {' / '.join(local)} (a local model)")
     llm.add_argument("--model", default=LinkSettings.model, help="model name for the server (gpt / openai)")
     llm.add_argument("--base_url", help="OpenAI-compatible server URL (default: OPENAI_BASE_URL, else OpenAI)")
     llm.add_argument("--llm_ckpt", type=ft.existing_path, help="local Hugging Face model folder or .gguf file, for llama / qwen / hf")
     llm.add_argument("--temperature", type=ft.nonnegative_float, default=LinkSettings.temperature)
-    llm.add_argument("--max_tokens", type=ft.positive_int, help="reply length cap (default: 64 tokens from a server, 32 from a local model)")
+    llm.add_argument("--max_tokens", type=ft.whole_number(MAX_TOKENS), help="reply length cap (default: 64 tokens from a server, 32 from a local model)")
     llm.add_argument("--answer_mode", choices=("free", "choice"), default=LinkSettings.answer_mode,
                      help="free: the paper's free-text reply, parsed; choice: one of the options, by scoring "
                           "them (llama / qwen / hf) or by structured output (openai)")
     llm.add_argument("--timeout", type=ft.positive_float, default=LinkSettings.timeout, help="seconds per request")
-    llm.add_argument("--max_attempts", type=ft.positive_int, default=LinkSettings.max_attempts, help="requests per span at most (unparseable or failed)")
-    llm.add_argument("--concurrency", type=ft.positive_int, default=LinkSettings.concurrency, help="requests in flight (hf: prompts per batch)")
+    llm.add_argument("--max_attempts", type=ft.whole_number(MAX_ATTEMPTS), default=LinkSettings.max_attempts, help="requests per span at most (unparseable or failed)")
+    llm.add_argument("--concurrency", type=ft.whole_number(MAX_CONCURRENCY), default=LinkSettings.concurrency, help="requests in flight (hf: prompts per batch)")
     link = p.add_argument_group("linking")
     link.add_argument("--threshold", type=ft.number, default=LinkSettings.threshold, action=NoteGiven,
                       help="spans with uncertainty above it go to the LLM")

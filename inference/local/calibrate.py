@@ -47,7 +47,10 @@ from inference.local.uncertainty import LEARNED, tempered
 from inference.reports.budget_curve import caught
 from inference.reports.calibration import auroc
 from models.checkpoint import load_checkpoint
+from models.training import MAX_BATCH
+from utils import flag_types as ft
 from utils.cli import run_cli
+from utils.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -199,7 +202,7 @@ def calibrate_checkpoint(checkpoint: str, dev_sentences: list[Sentence], train_s
         model, featurizer, config = load_checkpoint(checkpoint, device)
     labels = config.labels
     if second_model is not None and os.path.abspath(second_model) == os.path.abspath(checkpoint):
-        raise ValueError(f"{second_model}: the second model must be another checkpoint")
+        raise ConfigError(f"{second_model}: the second model must be another checkpoint")
     second = SecondModel(second_model, labels, device) if second_model else None  # fail before the work
     dataset = SpanDataset(dev_sentences, featurizer, labels, config.max_span_len, dev_name)
     base, predictor = default_uncertainty(config), None
@@ -234,7 +237,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--second_model", help="another checkpoint with the same labels (e.g. a MiniLM E-NER beside a "
                    "GloVe one) whose outputs for each span the error predictor reads too; learned inference then runs it")
     p.add_argument("--device", help="default: cuda when there is one, else cpu")
-    p.add_argument("--batch_size", type=int, default=TagSettings.batch_size)
+    p.add_argument("--batch_size", type=ft.whole_number(MAX_BATCH), default=TagSettings.batch_size)
     args = p.parse_args(argv)
     if not args.data_dir and not (args.dev_file and args.train_file):
         p.error("give --data_dir, or both --dev_file and --train_file")
@@ -249,7 +252,7 @@ def _run(args):
     dev = read_dataset(dev_path, labels=config.labels)
     train = read_dataset(args.train_file or split_path(args.data_dir, "train", test_mode=None), labels=config.labels)
     if not dev or any(s.entities is None for s in dev):
-        raise ValueError(f"{dev_path}: calibration needs a labelled dev split")
+        raise DataError(f"{dev_path}: calibration needs a labelled dev split")
     data = calibrate_checkpoint(args.checkpoint, dev, train, dev_path, device, args.batch_size, model,
                                 featurizer, config, args.second_model)
     for unc_type, entry in data["types"].items():

@@ -17,6 +17,8 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from utils.errors import ConfigError
+
 
 def _as_numpy(x):
     if torch.is_tensor(x):
@@ -92,7 +94,7 @@ def decode_sentence(spans: Sequence[tuple[int, int]], probs: Union[np.ndarray, t
     if none). `paper_protocol=True` also lists the gold spans (gold-informed, see above).
     """
     if paper_protocol and gold is None:
-        raise ValueError("paper_protocol lists the gold spans, so it needs gold labels")
+        raise ConfigError("paper_protocol lists the gold spans, so it needs gold labels")
     probs, uncertainty = _as_numpy(probs), _as_numpy(uncertainty)
     n_words = len(words) if words is not None else max((e + 1 for _, e in spans), default=0)
     _check_inputs(spans, probs, uncertainty, labels, n_words)

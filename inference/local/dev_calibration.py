@@ -20,7 +20,7 @@ from typing import Optional
 
 from inference.budget import table_threshold
 from models.checkpoint import WEIGHTS
-from utils.errors import DataError
+from utils.errors import ConfigError, DataError
 from utils.file_digest import file_digest
 from utils.versioned_json import read_versioned, write_atomic
 
@@ -120,6 +120,6 @@ class DevCalibration:
         """The threshold that sent `fraction` of the dev set's listed spans, or a clear error."""
         table = self.type_entry(uncertainty_type).get("budget_table")
         if not table:
-            raise ValueError(f"{checkpoint}: no dev calibration for {uncertainty_type} uncertainty; run "
+            raise ConfigError(f"{checkpoint}: no dev calibration for {uncertainty_type} uncertainty; run "
                              f"python -m inference.local.calibrate {checkpoint} --data_dir DATA")
         return table_threshold(table, fraction)

@@ -18,6 +18,7 @@ from dataloaders.features import pad
 from dataloaders.spans import morph_id, width_bucket
 from inference.local.decode import decode_sentence
 from inference.local.uncertainty import LEARNED, span_probabilities
+from utils.errors import ConfigError
 
 if TYPE_CHECKING:
     from dataloaders.dataset import SpanDataset
@@ -39,7 +40,7 @@ def check_uncertainty(config: ModelConfig, uncertainty_type: Optional[str] = Non
     if uncertainty_type == LEARNED:  # needs the checkpoint's error predictor: see inference/local/learned/rescoring.py
         return uncertainty_type
     if uncertainty_type == "evidential" and not config.is_ener:
-        raise ValueError("evidential uncertainty needs an E-NER checkpoint (train_ener.py); this SpanNER "
+        raise ConfigError("evidential uncertainty needs an E-NER checkpoint (train_ener.py); this SpanNER "
                          "checkpoint was trained with softmax cross-entropy: use confidence, entropy or mc_dropout")
     return uncertainty_type
 

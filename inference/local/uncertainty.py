@@ -15,6 +15,7 @@ import torch
 
 from models.config import ModelConfig
 from models.losses import evidence
+from utils.errors import ConfigError
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -48,7 +49,7 @@ def span_probabilities(logits: torch.Tensor, uncertainty_type: str,
     - evidential: alpha = evidence + 1, probs = alpha / S, uncertainty = K / S, S = sum(alpha).
     """
     if uncertainty_type not in UNCERTAINTY_TYPES:
-        raise ValueError(f"unknown uncertainty_type {uncertainty_type!r}; choose one of {', '.join(UNCERTAINTY_TYPES)}")
+        raise ConfigError(f"unknown uncertainty_type {uncertainty_type!r}; choose one of {', '.join(UNCERTAINTY_TYPES)}")
     logits = _check_logits(logits, min_dim=2 if uncertainty_type == "mc_dropout" else 1)
     if uncertainty_type == "evidential":
         alpha = evidence(logits, etrans_func) + 1.0

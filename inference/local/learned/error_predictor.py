@@ -22,7 +22,7 @@ from inference.local.dev_calibration import fitted_elsewhere, weights_digest
 from inference.local.learned.second_model import FEATURES as SECOND_FEATURES
 from inference.local.learned.second_model import second_model_features
 from inference.local.learned.span_features import WordFlags, encoder_lookup, feature_names, sentence_features
-from utils.errors import DataError
+from utils.errors import ConfigError, DataError
 from utils.versioned_json import read_versioned, write_atomic
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def fit_logistic(features: np.ndarray, wrong: ArrayLike,
     wrong = np.asarray(wrong, dtype=int)
     n_folds = min(5, int(np.bincount(wrong, minlength=2).min()))
     if n_folds < 2:
-        raise ValueError("the dev split needs at least two right and two wrong listed spans to fit an error predictor")
+        raise DataError("the dev split needs at least two right and two wrong listed spans to fit an error predictor")
     folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
     search = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=list(C_GRID), cv=folds, scoring="neg_log_loss",
                                                                   max_iter=2000))
@@ -119,7 +119,7 @@ class ErrorPredictor:
         if stale:
             raise DataError(stale)
         if data["features"] != predictor_features(labels, data.get("second_model")):
-            raise ValueError(f"{path}: fitted for other labels or features; recalibrate the checkpoint")
+            raise ConfigError(f"{path}: fitted for other labels or features; recalibrate the checkpoint")
         return cls(data)
 
     @property

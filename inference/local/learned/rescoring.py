@@ -14,6 +14,7 @@ from inference.local.learned.second_model import SecondModel, second_model_outpu
 from inference.local.dev_calibration import DevCalibration
 from inference.local.learned.error_predictor import ErrorPredictor
 from inference.local.uncertainty import LEARNED, tempered
+from utils.errors import ConfigError
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -31,7 +32,7 @@ class Rescorer:
         if uncertainty_type == LEARNED:
             self.predictor = ErrorPredictor.load(checkpoint, config.labels)
             if self.predictor is None:
-                raise ValueError(f"{checkpoint}: no error predictor; run python -m inference.local.calibrate "
+                raise ConfigError(f"{checkpoint}: no error predictor; run python -m inference.local.calibrate "
                                  f"{checkpoint} --data_dir DATA (training writes one on its dev split)")
             self.word_flags = self.predictor.word_flags(featurizer)
             second = self.predictor.second_model

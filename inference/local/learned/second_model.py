@@ -25,6 +25,7 @@ import numpy as np
 from dataloaders.dataset import SpanDataset
 from inference.local.predict import default_uncertainty, outputs_by_type
 from models.checkpoint import WEIGHTS, load_checkpoint
+from utils.errors import ConfigError
 from utils.file_digest import file_digest
 
 if TYPE_CHECKING:
@@ -52,14 +53,14 @@ class SecondModel:
 
     def __init__(self, path, labels, device="cpu", expected=None):
         if not os.path.isdir(path):
-            raise ValueError(f"{path}: the error predictor's second model is missing; restore it, or recalibrate "
+            raise ConfigError(f"{path}: the error predictor's second model is missing; restore it, or recalibrate "
                              "with python -m inference.local.calibrate CHECKPOINT --data_dir DATA")
         if expected is not None and describe(path)["weights"] != expected.get("weights"):
-            raise ValueError(f"{path}: not the second model the error predictor was fitted with (other weights); "
+            raise ConfigError(f"{path}: not the second model the error predictor was fitted with (other weights); "
                              "recalibrate with --second_model")
         self.model, self.featurizer, self.config = load_checkpoint(path, device)
         if list(self.config.labels) != list(labels):
-            raise ValueError(f"{path}: its labels {self.config.labels} are not the first model's {list(labels)}")
+            raise ConfigError(f"{path}: its labels {self.config.labels} are not the first model's {list(labels)}")
         self.path, self.labels, self.device = path, list(labels), device
 
     def outputs(self, sentences: list[Sentence], name: str = "input", *, batch_size: int) -> list[SecondOut]:
