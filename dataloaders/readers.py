@@ -22,7 +22,8 @@ from utils.errors import DataError
 
 DOCSTART = "-DOCSTART-"
 STDIN = "-"
-STDIN_HEAD = 1 << 16  # bytes of standard input kept to detect its format
+STDIN_HEAD = 1 << 16  # bytes of standard input kept to detect its format, at most
+DETECT_LINES = 50  # lines read to detect a file's format
 _stdin_head: list[bytes] = []  # standard input's first bytes, read once (format detection and NUL check)
 _COLUMNS = re.compile(r"[ \t]+")
 
@@ -47,8 +48,14 @@ class _Replayed(io.RawIOBase):
 
 
 def _stdin_start() -> bytes:
-    if not _stdin_head:
-        _stdin_head.append(sys.stdin.buffer.read(STDIN_HEAD))
+    if not _stdin_head:  # the lines format detection reads (or less, at the end), not more: a pipe waits
+        head = b""
+        while head.count(b"\n") < DETECT_LINES and len(head) < STDIN_HEAD:
+            data = sys.stdin.buffer.read1(STDIN_HEAD - len(head))
+            if not data:
+                break
+            head += data
+        _stdin_head.append(head)
     return _stdin_head[0]
 
 
@@ -68,7 +75,7 @@ def _head_bytes(path, n=4096):
         return f.read(n)
 
 
-def _head_lines(path, n=50):
+def _head_lines(path, n=DETECT_LINES):
     """The first `n` lines of `path` (STDIN: of its first bytes), for format detection."""
     if path == STDIN:
         return io.StringIO(_stdin_start().decode("utf-8-sig", errors="ignore")).readlines()[:n]

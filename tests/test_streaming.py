@@ -248,11 +248,14 @@ def test_a_worker_killed_from_outside_ends_the_command_within_seconds(spanner_ck
         try:
             run.stdin.write(text[len(text) // 2:])
             run.stdin.close()
-        except BrokenPipeError:
+        except BrokenPipeError:  # it stopped first
             pass
-        _, err = run.communicate(timeout=30)
+        run.wait(timeout=30)
+        err = run.stderr.read()
     finally:
         run.kill()
+        run.wait()
+        run.stderr.close()
     assert run.returncode == 1
     assert err.strip().splitlines()[-1] == (f"error: --workers: worker PID {victim} was killed by signal 9 (SIGKILL) "
                                             "(the out-of-memory killer, or kill -9); the output so far is kept, "
@@ -275,8 +278,11 @@ def test_standard_input_is_tagged_as_it_comes(spanner_ckpt, sentences, tmp_path)
         wait_for(lambda: save.exists() and save.read_bytes().count(b"\n") == tagging.CHUNK, seconds=60)
         assert run.poll() is None  # still waiting on its input
         run.stdin.close()
-        _, err = run.communicate(timeout=60)
+        run.wait(timeout=60)
+        err = run.stderr.read()
     finally:
         run.kill()
+        run.wait()
+        run.stderr.close()
     assert run.returncode == 0, err
     assert [r["tokens"] for r in read_jsonl(str(save))] == [s.words for s in sentences] * 6
