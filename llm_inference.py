@@ -26,19 +26,20 @@ which links each sentence as the local model tags it.
 """
 import argparse
 import dataclasses
+import functools
 import sys
 
-from inference.budget import threshold_for_budget
+from inference.budget import streamed_threshold
 from inference.llm.labels import prompt_builder, resolve_spec
 from inference.llm.link_output import claim_link_output, inputs_of, link_file, settle_fused, write_prompts
 from inference.llm.link_run import check_llm, exit_status, link_metrics, linking, print_link_summary
-from inference.records import read_records
+from inference.records import count_records, iter_records
 from inference.llm.settings import LinkSettings, add_link_args, check_link_args
 from inference.reports.outputs import write_outputs
 from inference.run_files import check_link_run
 from utils import flag_types as ft
 from utils.cli import run_cli
-from utils.jsonl import read_jsonl
+from utils.jsonl import iter_jsonl
 from utils.owned_output import discard_output
 
 
@@ -59,24 +60,27 @@ def parse_args(argv=None):
 
 
 def run(settings):
-    """Link the local records of settings.input_file; the metrics (None for a dry run)."""
-    records = read_records(settings.input_file)
+    """Link the local records of settings.input_file, read as a stream (a pass to check them and,
+    for --budget, a few to find its threshold, then one to link); the metrics (None for a dry run)."""
+    records = functools.partial(iter_records, settings.input_file)  # each call reads the file anew
     if settings.budget is not None:  # the threshold that sends the most uncertain FRACTION of these spans
-        threshold = threshold_for_budget([s["uncertainty"] for r in records for s in r["entity"]], settings.budget)
+        threshold = streamed_threshold(lambda: ([s["uncertainty"] for s in r["entity"]] for r in records()),
+                                       settings.budget)
         settings = dataclasses.replace(settings, threshold=settings.threshold if threshold is None else threshold)
-    prompts = prompt_builder(settings, resolve_spec(settings, records))
+    total = count_records(settings.input_file)
+    prompts = prompt_builder(settings, resolve_spec(settings, records()))
     check_link_run(settings)  # every output against every input, and the LLM set up, before any is opened
     if settings.dry_run:
         if settings.overwrite:  # what SAVE_FILE held belongs to an older input
             discard_output(settings.save_file, inputs_of(settings))
-        return write_prompts(settings, records, prompts)
+        return write_prompts(settings, records(), prompts)
     # the LLM, its cache and gate are ready before the output is claimed (and, if it must, emptied)
     with linking(settings, prompts) as linker, claim_link_output(settings):  # held until the metrics are written
-        link_file(settings, records, linker)
-        linked = read_jsonl(settings.save_file)
-        fused = settle_fused(settings.save_file, linked, linker.gate, settings.threshold)
+        link_file(settings, records, total, linker)
+        fused = settle_fused(settings.save_file, linker.gate, settings.threshold)
+        linked = functools.partial(iter_jsonl, settings.save_file)
         metrics = link_metrics(settings, linked, linker, fused)
-        write_outputs(settings.save_file, linked, metrics, settings.html)
+        write_outputs(settings.save_file, linked(), metrics, settings.html)
     print_link_summary(metrics)
     return metrics
 

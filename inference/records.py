@@ -8,9 +8,9 @@ This module owns the format: validation (`record_problem`, `read_records`), the 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 from utils.errors import DataError
-from utils.jsonl import read_jsonl
+from utils.jsonl import iter_jsonl
 
 PENDING = ("failed", "unparseable")  # spans a rerun asks again
 
@@ -68,9 +68,23 @@ def span_problem(span: dict, n_words: int) -> Optional[str]:
     return None
 
 
+def iter_records(path: str) -> Iterator[dict]:
+    """The local-inference JSONL, one checked record at a time: the message names the line and
+    span at fault."""
+    return iter_jsonl(path, check=record_problem)
+
+
 def read_records(path: str) -> list[dict]:
-    """The local-inference JSONL, checked: the message names the line and span at fault."""
-    records = read_jsonl(path, check=record_problem)
+    """Every record of the local-inference JSONL, checked (`iter_records`)."""
+    records = list(iter_records(path))
     if not records:
         raise DataError(f"{path}: no records (an empty file); expected the JSONL of local_inference.py")
     return records
+
+
+def count_records(path: str) -> int:
+    """How many records the local-inference JSONL holds, each checked, none kept."""
+    n = sum(1 for _ in iter_records(path))
+    if not n:
+        raise DataError(f"{path}: no records (an empty file); expected the JSONL of local_inference.py")
+    return n

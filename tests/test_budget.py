@@ -80,3 +80,27 @@ def test_the_bench_budget_report_reads_a_local_output(tmp_path):
     assert rows[0.05]["oracle_f1"] < rows[0.2]["oracle_f1"]
     assert plot_caught({"test": report}, str(tmp_path / "plots" / "c.png"), "t").endswith("c.png")
     assert (tmp_path / "plots" / "c.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("held", [0, 1, 10, 1 << 22])
+def test_a_streamed_threshold_equals_the_sorted_one(held, monkeypatch):
+    """`streamed_threshold` reads the values again per pass instead of holding them; with any
+    number held in memory at the end (0: every bit refined), it is `threshold_for_budget` exactly."""
+    import numpy as np
+
+    import inference.budget as budget
+
+    monkeypatch.setattr(budget, "HELD", held)
+    if held < 100:  # narrower buckets: more passes, each faster
+        monkeypatch.setattr(budget, "BUCKET_BITS", 8)
+    rng = np.random.default_rng(held)
+    for trial in range(16):
+        n = int(rng.integers(0, 300))
+        values = [rng.random(n), rng.integers(0, 5, n) / 4.0, rng.normal(size=n),
+                  np.concatenate([rng.random(n // 2), -rng.random(n - n // 2) * 1e-300])][trial % 4]
+        groups = [list(values[i:i + 3]) for i in range(0, n, 3)]
+        passes = []
+        for fraction in (0.01, 0.1, 0.33, 0.5, 1.0):
+            got = budget.streamed_threshold(lambda: passes.append(1) or groups, fraction)
+            assert got == budget.threshold_for_budget(values, fraction)
+    assert len(passes) >= 2  # the values were read again, not kept

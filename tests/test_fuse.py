@@ -118,7 +118,7 @@ def test_the_gates_probabilities_are_scikit_learns():
 def test_a_span_exactly_at_the_threshold_is_not_sent():
     span = {"pred": "LOC", "uncertainty": 0.5, "llm_answer": "PER"}
     assert decide(span, 0.5) == "LOC" and decide(span, 0.4999) == "PER"
-    assert sent_answered([{"entity": [span]}], 0.5) == [] and sent_answered([{"entity": [span]}], 0.49) == [span]
+    assert list(sent_answered([{"entity": [span]}], 0.5)) == [] and list(sent_answered([{"entity": [span]}], 0.49)) == [span]
 
 
 # -- on records ------------------------------------------------------------------------------
@@ -194,14 +194,14 @@ def test_a_run_like_dev_does_what_dev_chose_and_a_shifted_one_chooses_again(gate
     fitted, thresholds = gate
     t = thresholds[0.5]
     like_dev, worse = records(600, 2, clean), records(600, 3, shifted)
-    run = adapt(fitted, sent_answered(like_dev, t), t)
+    run = adapt(fitted, lambda: sent_answered(like_dev, t), t)
     assert abs(run.sigmas) < 2 and run.shift == 0.0 and run.choice == run.dev_choice == fitted.choice(t)
-    run = adapt(fitted, sent_answered(worse, t), t)
+    run = adapt(fitted, lambda: sent_answered(worse, t), t)
     assert run.sigmas <= -2 and run.shift < -0.3
     # a gate that kept the local labels at every budget: the shifted run opens it, a like-dev run does not
     closed = dataclasses.replace(fitted, budgets=[[x, "keep"] for x, _ in fitted.budgets])
-    assert adapt(closed, sent_answered(like_dev, t), t).choice == "keep"
-    opened = adapt(closed, sent_answered(worse, t), t)
+    assert adapt(closed, lambda: sent_answered(like_dev, t), t).choice == "keep"
+    opened = adapt(closed, lambda: sent_answered(worse, t), t)
     assert opened.choice != "keep"
     fused = json.loads(json.dumps(worse))
     settle(fused, closed, t)
@@ -209,7 +209,7 @@ def test_a_run_like_dev_does_what_dev_chose_and_a_shifted_one_chooses_again(gate
     assert sum(s["llm_pred"] == gold_label(r, s) for r in fused for s in r["entity"]) > local
     # an LLM whose agreement cannot tell a shift never opens it
     blind = dataclasses.replace(closed, shift=dataclasses.replace(closed.shift, coincide=1.0))
-    assert adapt(blind, sent_answered(worse, t), t).choice == "keep"
+    assert adapt(blind, lambda: sent_answered(worse, t), t).choice == "keep"
 
 
 def test_the_final_labels_read_no_gold_and_no_order(gate):

@@ -36,7 +36,7 @@ def test_every_change_is_counted_and_scored():
 
 
 def test_higher_thresholds_take_fewer_answers():
-    rows = sweep([record()], [0.65, 0.0, 0.65, 0.95])
+    rows = sweep(lambda: [record()], [0.65, 0.0, 0.65, 0.95])
     assert [row["threshold"] for row in rows] == [0.0, 0.65, 0.95]
     assert [row["sent"] for row in rows] == [7, 3, 0]
     at_065 = rows[1]  # only 0;0, 2;3 and 4;4 change
@@ -61,6 +61,6 @@ def test_per_label_scores_on_request():
 
 def test_sweep_plot_is_a_png(tmp_path):
     for records in ([record()], [{k: v for k, v in record().items() if k != "gold"}]):
-        path = plot_sweep(sweep(records, [0.2, 0.5, 0.8]), str(tmp_path / "sweep.png"))
+        path = plot_sweep(sweep(lambda: records, [0.2, 0.5, 0.8]), str(tmp_path / "sweep.png"))
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"

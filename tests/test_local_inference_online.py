@@ -326,7 +326,7 @@ def test_online_fuse_settles_the_same_labels_as_two_stages(spanner_ckpt, server,
     text = (tmp_path / "one" / "linked.jsonl").read_text(encoding="utf-8")
     assert text == (tmp_path / "two" / "linked.jsonl").read_text(encoding="utf-8")
     records = read_jsonl(str(tmp_path / "one" / "linked.jsonl"))
-    run = adapt(gate, sent_answered(records, 0.45), 0.45)
+    run = adapt(gate, lambda: sent_answered(records, 0.45), 0.45)
     assert online["fuse_shift"] == two["fuse_shift"] == run.shift < 0 and run.choice != "keep" == run.dev_choice
     assert online["fuse_choice"] == two["fuse_choice"] == run.choice
     spans = [s for r in records for s in r["entity"]]

@@ -126,8 +126,13 @@ class JsonlWriter:
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         self.fd = os.open(path, flags, 0o666)
 
+    @staticmethod
+    def line(record: Any) -> str:
+        """`record` as the line `write` writes."""
+        return json.dumps(record, ensure_ascii=False) + "\n"
+
     def write(self, record: Any) -> None:
-        data = memoryview((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        data = memoryview(self.line(record).encode("utf-8"))
         while data:  # a regular file takes it whole; a short write (disk full) is finished or raises
             data = data[os.write(self.fd, data):]
 

@@ -8,8 +8,9 @@ among keep / every / span by its own expected contributions to F1, with the same
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from inference.fuse.gate import SIGMAS, Gate, expected_contribution, significant
 from inference.records import decide
@@ -29,39 +30,51 @@ class Run:
                 "fuse_shift_sigmas": self.sigmas}
 
 
-def sent_answered(records: Sequence[dict], threshold: float) -> list[dict]:
+def sent_answered(records: Iterable[dict], threshold: float) -> Iterator[dict]:
     """The spans of `records` sent at `threshold` that carry an answer."""
-    return [span for rec in records for span in rec["entity"]
-            if span.get("llm_answer") is not None and span["uncertainty"] > threshold]
+    return (span for rec in records for span in rec["entity"]
+            if span.get("llm_answer") is not None and span["uncertainty"] > threshold)
 
 
-def adapt(gate: Gate, spans: Sequence[dict], threshold: float) -> Run:
-    """The run whose sent, answered spans are `spans`, sent at `threshold`."""
+def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> Run:
+    """The run whose sent, answered spans `spans()` yields (read once, or twice where the run
+    chooses again), sent at `threshold`."""
     dev = gate.choice(threshold)
     if gate.shift is None or gate.model is None:
         return Run(dev, dev)
-    shift, sigmas = gate.shift.measure(spans, threshold)
+    shift, sigmas = gate.shift.measure(spans(), threshold)
     if abs(sigmas) < SIGMAS:
         return Run(dev, dev, 0.0, sigmas)
+    sums = {choice: (array("d"), array("d")) for choice in ("every", "span")}
+    for s in spans():
+        answer, pred = s["llm_answer"], s["pred"]
+        if answer != pred:
+            mean, square = expected_contribution(gate.outcomes(s, shift), answer, pred, gate.price)
+            for choice, (means, squares) in sums.items():
+                if gate.label(s, choice, shift) == answer:
+                    means.append(mean)
+                    squares.append(square)
     best, best_total = "keep", 0.0
-    for choice in ("every", "span"):
-        taken = [expected_contribution(gate.outcomes(s, shift), s["llm_answer"], s["pred"], gate.price) for s in spans
-                 if s["llm_answer"] != s["pred"] and gate.label(s, choice, shift) == s["llm_answer"]]
-        total, square = math.fsum(m for m, _ in taken), math.fsum(q for _, q in taken)
-        if total > best_total and significant(total, square):
+    for choice, (means, squares) in sums.items():
+        total = math.fsum(means)  # exact: the same in any order of the spans
+        if total > best_total and significant(total, math.fsum(squares)):
             best, best_total = choice, total
     return Run(best, dev, shift, sigmas)
 
 
-def settle(records: Sequence[dict], gate: Gate, threshold: float) -> tuple[Run, bool]:
-    """Set `llm_pred` of every span of `records` (all of a run's) with an answer; (the run,
-    whether any label changed)."""
-    run = adapt(gate, sent_answered(records, threshold), threshold)
+def settle_record(record: dict, gate: Gate, run: Run, threshold: float) -> bool:
+    """Set `llm_pred` of every span of `record` with an answer; whether any changed."""
     changed = False
-    for rec in records:
-        for span in rec["entity"]:
-            if span.get("llm_answer") is not None:
-                final = decide(span, threshold, lambda s: gate.label(s, run.choice, run.shift))
-                changed |= final != span.get("llm_pred")
-                span["llm_pred"] = final
-    return run, changed
+    for span in record["entity"]:
+        if span.get("llm_answer") is not None:
+            final = decide(span, threshold, lambda s: gate.label(s, run.choice, run.shift))
+            changed |= final != span.get("llm_pred")
+            span["llm_pred"] = final
+    return changed
+
+
+def settle(records: Sequence[dict], gate: Gate, threshold: float) -> tuple[Run, bool]:
+    """`settle_record` on all of a run's `records`, held in memory; (the run, whether any label changed)."""
+    run = adapt(gate, lambda: sent_answered(records, threshold), threshold)
+    changed = [settle_record(rec, gate, run, threshold) for rec in records]
+    return run, any(changed)

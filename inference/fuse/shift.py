@@ -13,8 +13,11 @@ estimate finds on dev at that threshold (`reference`), and its standard error.
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Iterable, Optional
+
+import numpy as np
 
 from inference.fuse.model import LLM_FEATURES, LOCAL_FEATURES, Linear, llm_features, local_features, sigmoid
 
@@ -28,32 +31,37 @@ class ShiftModel:
     coincide: float  # P(the two agree | both are wrong), on dev
     reference: list[list[float]]  # [threshold, the shift found on dev there, its standard error]
 
-    def _terms(self, spans: Sequence[dict]) -> list[tuple[float, float]]:
-        return [(self.local.scores(local_features(s))[0], sigmoid(self.llm.scores(llm_features(s))[0]))
-                for s in spans]
+    def _terms(self, spans: Iterable[dict]) -> tuple[np.ndarray, np.ndarray, int]:
+        """Per span, sorted (so that any order of the spans gives the same sums): the log-odds of
+        P(local right) as dev saw it and P(LLM right); and how many agree. 16 bytes a span."""
+        z, a, agree = array("d"), array("d"), 0
+        for s in spans:
+            z.append(self.local.scores(local_features(s))[0])
+            a.append(sigmoid(self.llm.scores(llm_features(s))[0]))
+            agree += s["llm_answer"] == s["pred"]
+        order = np.lexsort((np.asarray(a), np.asarray(z)))
+        return np.asarray(z)[order], np.asarray(a)[order], agree
 
-    def _agreement(self, z: float, a: float, delta: float) -> tuple[float, float]:
-        """P(agree) for a span at shift `delta`, and its slope in `delta`."""
-        l, c = sigmoid(z + delta), self.coincide
+    def _agreement(self, z: np.ndarray, a: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+        """P(agree) per span at shift `delta`, and its slope in `delta`."""
+        l, c = 1.0 / (1.0 + np.exp(-np.clip(z + delta, -60, 60))), self.coincide
         return l * (a - (1 - a) * c) + (1 - a) * c, l * (1 - l) * (a - (1 - a) * c)
 
-    def estimate(self, spans: Sequence[dict]) -> Optional[tuple[float, float]]:
+    def estimate(self, spans: Iterable[dict]) -> Optional[tuple[float, float]]:
         """(the shift that explains the agreements seen over answered `spans`, its standard
         error); None where the LLM is no likelier right than a coincidence, so cannot tell."""
-        terms = self._terms(spans)
-        if not terms or math.fsum(self._agreement(z, a, 0.0)[1] for z, a in terms) <= 0:
+        z, a, observed = self._terms(spans)
+        if not len(z) or self._agreement(z, a, 0.0)[1].sum() <= 0:
             return None
-        observed = sum(s["llm_answer"] == s["pred"] for s in spans)
         lo, hi = -2 * LIMIT, 2 * LIMIT
-        for _ in range(50):  # the expected agreements rise with the shift (fsum: in any order, the same)
+        for _ in range(50):  # the expected agreements rise with the shift
             mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if math.fsum(self._agreement(z, a, mid)[0] for z, a in terms) < observed else (lo, mid)
+            lo, hi = (mid, hi) if self._agreement(z, a, mid)[0].sum() < observed else (lo, mid)
         found = (lo + hi) / 2
-        rows = [self._agreement(z, a, found) for z, a in terms]
-        slope = math.fsum(d for _, d in rows)
-        return found, math.sqrt(math.fsum(p * (1 - p) for p, _ in rows)) / slope if slope > 0 else math.inf
+        p, slope = self._agreement(z, a, found)
+        return found, float(np.sqrt((p * (1 - p)).sum()) / slope.sum()) if slope.sum() > 0 else math.inf
 
-    def measure(self, spans: Sequence[dict], threshold: float) -> tuple[float, float]:
+    def measure(self, spans: Iterable[dict], threshold: float) -> tuple[float, float]:
         """(the run's shift less dev's at the nearest threshold, clipped to +-LIMIT; that
         difference in standard errors of both estimates, 0.0 where the answers cannot tell)."""
         found = self.estimate(spans)

@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import os
 from contextlib import closing, contextmanager
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, NoReturn, Optional
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NoReturn, Optional
 
 from inference.fuse.gate import Gate
-from inference.fuse.run import Run, settle
+from inference.fuse.run import Run, adapt, sent_answered, settle_record
 from inference.llm.settings import RECOMPUTE, LinkSettings
-from inference.records import pending_spans, read_records
+from inference.records import iter_records, pending_spans
 from utils.errors import DataError
 from utils.file_digest import file_digest
-from utils.jsonl import JsonlWriter, complete_lines, resume_jsonl, rewrite_jsonl
+from utils.jsonl import JsonlWriter, complete_lines, cut_partial_line, iter_jsonl, offset_records, rewrite_jsonl
 from utils.output_lock import OutputLock
 from utils.owned_output import check_settings, claim_output, recorded_settings, refuse_foreign, refuse_inputs
 
@@ -84,10 +85,12 @@ def claim_link_output(settings: LinkSettings) -> Iterator[dict[str, tuple[Any, A
     """SAVE_FILE held for this run (`utils.owned_output.claim_output`): refused when it is an
     input, another run's, not ours, or written with other settings; a new threshold starts it
     afresh, and the records are linked again from the reply cache. An output of another version
-    of the input (its digest) is refused; one from before digests were recorded is relinked."""
+    of the input (its digest) is refused; one from before digests were recorded is relinked. A
+    run that starts it afresh replaces the output there only once its own spans are all
+    answered (`all_answered`)."""
     fingerprint, recompute = check_link_output(settings)  # --html: checked with every output (run_files)
     with claim_output(settings.save_file, fingerprint, inputs_of(settings), settings.overwrite,
-                      recompute) as changed:
+                      recompute, finished=all_answered) as changed:
         say_recomputed(settings, changed)
         yield changed
 
@@ -95,31 +98,35 @@ def claim_link_output(settings: LinkSettings) -> Iterator[dict[str, tuple[Any, A
 INPUT_DIGEST = "input_digest"  # the content of the local JSONL an output links
 
 
+def all_answered(save_file: str) -> bool:
+    """Whether no span of SAVE_FILE is pending (failed or unparseable): only then does a run that
+    started it afresh (--overwrite, a new threshold) replace the output that was there."""
+    return not any(pending_spans(rec) for rec in iter_jsonl(save_file))
+
+
 def refuse_changed_input(settings: LinkSettings) -> NoReturn:
     """SAVE_FILE links another version of --input_file: a DataError naming the first record
     that is not the input's, or, when every one is (the same sentences, tagged again, by
     another model perhaps), saying that its records would keep the old local predictions."""
-    done = []
-    for line in complete_lines(settings.save_file, repair=False):  # not ours to repair before the lock
+    inputs = iter_records(settings.input_file)
+    for i, line in enumerate(complete_lines(settings.save_file, repair=False)):  # not ours to repair yet
         try:
-            done.append(json.loads(line))
+            done = json.loads(line)
         except ValueError:
             break
-    same_records(settings, done, [{"id": rec.get("id")} for rec in read_records(settings.input_file)])
+        same_record(settings, i, done, next(inputs, None))
     raise DataError(f"{settings.save_file}: links an earlier version of {settings.input_file}, which changed since "
                     "(tagged again, by another model?); continuing would keep the old local predictions: use "
                     "--overwrite to link it afresh (replies already paid for come from the cache), or choose "
                     "another --save_file")
 
 
-def same_records(settings: LinkSettings, done: list, records: list) -> None:
-    """A DataError at the first record of `done` (linked before) that is not the same record of
-    `records` (the input)."""
-    for i, rec in enumerate(done):
-        if not isinstance(rec, dict) or i >= len(records) or rec.get("id") != records[i].get("id"):
-            rec_id = rec.get("id") if isinstance(rec, dict) else None
-            raise DataError(f"{settings.save_file}: line {i + 1} (id {rec_id!r}) is not record {i + 1} of "
-                            f"{settings.input_file}; use --overwrite or choose another --save_file")
+def same_record(settings: LinkSettings, i: int, done: Any, record: Optional[dict]) -> None:
+    """A DataError when `done`, line i + 1 of SAVE_FILE, is not `record`, the input's (i + 1)-th."""
+    if not isinstance(done, dict) or record is None or done.get("id") != record.get("id"):
+        rec_id = done.get("id") if isinstance(done, dict) else None
+        raise DataError(f"{settings.save_file}: line {i + 1} (id {rec_id!r}) is not record {i + 1} of "
+                        f"{settings.input_file}; use --overwrite or choose another --save_file")
 
 
 def say_recomputed(settings: LinkSettings, changed: dict[str, tuple[Any, Any]]) -> None:
@@ -143,33 +150,55 @@ def keep_answered(save_file: str, done: list[dict]) -> int:
     return keep
 
 
-def resume_point(settings: LinkSettings, records: list[dict]) -> int:
-    """How many records a previous run already wrote and answered; they must be the input's first ones."""
+def resume_point(settings: LinkSettings, records: Iterable[dict], total: int) -> int:
+    """How many records a previous run already wrote and answered, read one at a time: they
+    must be the first of the input's `records` (`total` in all). SAVE_FILE is cut before the
+    first record with a pending span (failed or unparseable), which a rerun asks again."""
     save_file = settings.save_file
-    done = resume_jsonl(save_file, check=lambda rec: None if isinstance(rec, dict) else "not a linked record")
-    same_records(settings, done, records)
-    keep = keep_answered(save_file, done)
+    if not os.path.isfile(save_file):
+        return 0
+    cut_partial_line(save_file)
+    inputs, keep, cut, pending = iter(records), 0, None, 0
+    for i, (offset, rec) in enumerate(offset_records(save_file)):
+        same_record(settings, i, rec, next(inputs, None))
+        if cut is None and pending_spans(rec):
+            cut = offset
+        if cut is None:
+            keep += 1
+        pending += pending_spans(rec)
+    if cut is not None:
+        print(f"{save_file}: {pending} spans were left unanswered (failed or unparseable); asking them again "
+              f"from record {keep + 1} on")
+        os.truncate(save_file, cut)
     if keep:
-        print(f"{save_file}: {keep} of {len(records)} records already linked; continuing")
+        print(f"{save_file}: {keep} of {total} records already linked; continuing")
     return keep
 
 
-def link_file(settings: LinkSettings, records: list[dict], linker: Linker) -> None:
-    """Link `records` into SAVE_FILE, after the ones a previous run already wrote."""
-    done = resume_point(settings, records)
+def link_file(settings: LinkSettings, records: Callable[[], Iterator[dict]], total: int, linker: Linker) -> None:
+    """Link the input's records (`records()` reads them anew) into SAVE_FILE as they come, after
+    the ones a previous run already wrote."""
+    done = resume_point(settings, records(), total)
     # closing: an error or Ctrl-C landing outside the generator stops its workers all the same
-    with JsonlWriter(settings.save_file) as out, closing(linker.link_records(records[done:])) as linked:
+    with JsonlWriter(settings.save_file) as out, closing(linker.link_records(islice(records(), done, None))) as linked:
         for rec in linked:
             out.write(rec)
 
 
-def settle_fused(save_file: str, linked: list[dict], gate: Optional[Gate], threshold: float) -> Optional[Run]:
+def settle_fused(save_file: str, gate: Optional[Gate], threshold: float) -> Optional[Run]:
     """With --combine fuse, once every answer is in: each sent span's final label (`llm_pred`),
-    decided once by the gate adapted to the run (`inference.fuse.run.settle`). SAVE_FILE is
-    replaced, atomically, when a label changed. `linked` is updated in place."""
+    decided once by the gate adapted to the run (`inference.fuse.run`), SAVE_FILE read a record
+    at a time. It is replaced, atomically, when a label changed."""
     if gate is None:
         return None
-    run, changed = settle(linked, gate, threshold)
+    run = adapt(gate, lambda: sent_answered(iter_jsonl(save_file), threshold), threshold)
+    changed = False
+    with JsonlWriter(save_file + ".part", append=False) as out:
+        for rec in iter_jsonl(save_file):
+            changed |= settle_record(rec, gate, run, threshold)
+            out.write(rec)
     if changed:
-        rewrite_jsonl(save_file, linked)
+        os.replace(save_file + ".part", save_file)
+    else:
+        os.remove(save_file + ".part")
     return run

@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 from inference.fuse.gate import Gate
 from inference.fuse.run import Run
@@ -117,24 +117,25 @@ def check_gate(settings: LinkSettings, gate: Gate, backend: Backend) -> None:
                         "differ); rerun python -m inference.llm.calibrate_link with these LLM flags")
 
 
-def link_metrics(settings: LinkSettings, linked: list[dict], linker: Linker, fused: Optional[Run] = None
-                 ) -> dict[str, Any]:
-    """Scores of the linked records as written, the sweep, the LLM's counts and what a fuse run
-    measured (`fused`)."""
-    metrics = link_report(linked, settings.threshold, per_label=True)
+def link_metrics(settings: LinkSettings, records: Callable[[], Iterable[dict]], linker: Linker,
+                 fused: Optional[Run] = None) -> dict[str, Any]:
+    """Scores of the linked records as written (`records()` reads them anew, for each report),
+    the sweep, the LLM's counts and what a fuse run measured (`fused`)."""
+    metrics = link_report(records(), settings.threshold, per_label=True)
     metrics["combine"] = settings.combine
     if fused is not None:
         metrics.update(fused.metrics())
+    counts = status_counts(records())  # the spans' outcome over the whole output
     if settings.budget is not None:
-        listed = sum(len(rec["entity"]) for rec in linked)
+        listed = counts["spans"]
         metrics.update(budget=settings.budget, listed=listed, sent_share=metrics["sent"] / listed if listed else 0.0)
     if settings.threshold_sweep:
-        metrics["sweep"] = sweep(linked, settings.threshold_sweep)
+        metrics["sweep"] = sweep(records, settings.threshold_sweep)
         if settings.plot_dir:
             os.makedirs(settings.plot_dir, exist_ok=True)
             metrics["plot"] = plot_sweep(metrics["sweep"], os.path.join(settings.plot_dir, "threshold_sweep.png"))
-    # the spans' outcome over the whole output; requests, tokens and time are this run's
-    metrics["llm"] = {**linker.summary(), **status_counts(linked), "backend": linker.identity}
+    # requests, tokens and time are this run's
+    metrics["llm"] = {**linker.summary(), **counts, "backend": linker.identity}
     return metrics
 
 

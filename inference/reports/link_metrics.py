@@ -18,26 +18,28 @@ higher one. Change counts, per span whose label changed:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from inference.records import decide
-from inference.reports.metrics import entity_scores
+from inference.reports.metrics import EntityCounts
 
 SCORE_KEYS = ("precision", "recall", "f1", "tp", "n_pred", "n_gold")
 LLM_STATUSES = ("linked", "cached", "unparseable", "failed")  # the llm_status values counted as such
 
 
-def status_counts(records: list[dict]) -> dict[str, int]:
+def status_counts(records: Iterable[dict]) -> dict[str, int]:
     """What the LLM did for the spans of `records`: the whole output, whichever runs wrote it."""
-    spans = [span for rec in records for span in rec["entity"]]
-    counts = Counter(span.get("llm_status") for span in spans)
-    return {"spans": len(spans), "asked": len(spans) - counts["below_threshold"],
-            **{key: counts[key] for key in LLM_STATUSES},
-            "changed": sum(span.get("llm_pred", span["pred"]) != span["pred"] for span in spans)}
+    counts: Counter = Counter()
+    for rec in records:
+        for span in rec["entity"]:
+            counts.update({span.get("llm_status"): 1, "spans": 1,
+                           "changed": span.get("llm_pred", span["pred"]) != span["pred"]})
+    return {"spans": counts["spans"], "asked": counts["spans"] - counts["below_threshold"],
+            **{key: counts[key] for key in LLM_STATUSES}, "changed": counts["changed"]}
 
 
-def _scores(preds, golds, per_label):
-    scores = entity_scores(preds, golds)
+def _scores(counts: EntityCounts, per_label: bool) -> dict[str, Any]:
+    scores = counts.scores()
     kept = {key: scores[key] for key in SCORE_KEYS}
     if per_label:
         kept["per_label"] = scores["per_label"]
@@ -51,21 +53,22 @@ def final_label(span: dict, threshold: float, as_written: bool = True) -> str:
     return written if written is not None else decide(span, threshold)
 
 
-def link_report(records: list[dict], threshold: float, per_label: bool = False,
+def link_report(records: Iterable[dict], threshold: float, per_label: bool = False,
                 as_written: bool = True) -> dict[str, Any]:
-    """Scores and change counts of `records` linked at `threshold` (`final_label`)."""
-    with_gold = all("gold" in rec for rec in records)
-    counts: Counter = Counter()
-    local, linked, golds = [], [], []
+    """Scores and change counts of `records` linked at `threshold` (`final_label`), read once,
+    one record at a time."""
+    with_gold, counts, local, linked = True, Counter(), EntityCounts(), EntityCounts()
     for rec in records:
+        with_gold &= "gold" in rec
         gold = {(s, e): label for s, e, label in rec.get("gold") or [] if label != "O"}  # "O": no entity
-        local.append([(*span["span"], span["pred"]) for span in rec["entity"]])
-        linked.append([(*span["span"], final_label(span, threshold, as_written)) for span in rec["entity"]])
-        golds.append([(s, e, label) for (s, e), label in gold.items()])
+        after_all = [final_label(span, threshold, as_written) for span in rec["entity"]]
+        golds = [(s, e, label) for (s, e), label in gold.items()]
+        local.add([(*span["span"], span["pred"]) for span in rec["entity"]], golds)
+        linked.add([(*span["span"], after) for span, after in zip(rec["entity"], after_all)], golds)
         counts["never_listed"] += len(gold.keys() - {tuple(span["span"]) for span in rec["entity"]})
-        for span, (s, e, after) in zip(rec["entity"], linked[-1]):
+        for span, after in zip(rec["entity"], after_all):
             counts["sent"] += span["uncertainty"] > threshold
-            before, truth = span["pred"], gold.get((s, e), "O")
+            before, truth = span["pred"], gold.get(tuple(span["span"]), "O")
             if before == after:
                 continue
             counts.update({"changed": 1, "removed": after == "O", "added": before == "O",
@@ -74,15 +77,15 @@ def link_report(records: list[dict], threshold: float, per_label: bool = False,
     report = {"threshold": threshold, "sent": counts["sent"], "changed": counts["changed"],
               "removed": counts["removed"], "added": counts["added"]}
     if with_gold:
-        report.update(local=_scores(local, golds, per_label), linked=_scores(linked, golds, per_label),
+        report.update(local=_scores(local, per_label), linked=_scores(linked, per_label),
                       fixed=counts["fixed"], broken=counts["broken"], recovered=counts["recovered"],
                       never_listed=counts["never_listed"])
     return report
 
 
-def sweep(records: list[dict], thresholds: Iterable[float]) -> list[dict[str, Any]]:
-    """The paper's rule scored at each threshold, from one pass of answers."""
-    return [link_report(records, t, as_written=False) for t in sorted(set(thresholds))]
+def sweep(records: Callable[[], Iterable[dict]], thresholds: Iterable[float]) -> list[dict[str, Any]]:
+    """The paper's rule scored at each threshold (a pass of `records()` each), from one pass of answers."""
+    return [link_report(records(), t, as_written=False) for t in sorted(set(thresholds))]
 
 
 def plot_sweep(rows: list[dict[str, Any]], path: str) -> str:

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
+import shutil
 import sys
+import tempfile
 from collections import Counter
-from typing import Optional
+from typing import Iterable, Optional
 
 from utils.cli import run_cli
 from utils.errors import DataError
-from utils.jsonl import read_jsonl
+from utils.jsonl import iter_jsonl
 from utils.owned_output import HTML_PAGE, refuse_inputs, refuse_unlike
 
 KINDS = {"kept": "kept", "retyped": "type changed by the LLM", "added": "added by the LLM",
@@ -131,25 +134,31 @@ def _head(title, colours, kinds, n_sentences):
             f'<p class="legend">{labels}</p>\n<p class="legend">{changes}</p>\n')
 
 
-def write_html(records: list[dict], path: str, title: str = "LinkNER predictions") -> Counter[str]:
-    """Write the page for `records` (local-inference or linked JSONL dicts) to `path`.
+def write_html(records: Iterable[dict], path: str, title: str = "LinkNER predictions") -> Counter[str]:
+    """Write the page for `records` (local-inference or linked JSONL dicts) to `path`, one
+    record at a time: the body goes to a temporary file until the head (which counts them) is known.
 
     Returns a Counter of the shown entities' change kinds.
     """
-    colours, kinds, body = {}, Counter(), []
-    for i, rec in enumerate(records):
-        try:
-            sentence, rec_kinds = _render(rec, i, colours)
-        except DataError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise DataError(f"record {i}: malformed record ({type(err).__name__}: {err})") from None
-        body.append(sentence)
-        kinds.update(rec_kinds)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(_head(title, colours, kinds, len(body)))
-        f.write("\n".join(body))
-        f.write("\n</body></html>\n")
+    colours: dict = {}
+    kinds: Counter[str] = Counter()
+    n = 0
+    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=os.path.dirname(os.path.abspath(path))) as body:
+        for i, rec in enumerate(records):
+            try:
+                sentence, rec_kinds = _render(rec, i, colours)
+            except DataError:
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise DataError(f"record {i}: malformed record ({type(err).__name__}: {err})") from None
+            body.write(("\n" if n else "") + sentence)
+            kinds.update(rec_kinds)
+            n += 1
+        body.seek(0)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(_head(title, colours, kinds, n))
+            shutil.copyfileobj(body, f)
+            f.write("\n</body></html>\n")
     return kinds
 
 
@@ -165,11 +174,11 @@ def main(argv: Optional[list[str]] = None) -> int:
 def draw(source: str, target: str, title: str) -> int:
     refuse_inputs(target, {"input": source})
     refuse_unlike(target, *HTML_PAGE)  # a data split, weights, a config or a cache is never replaced
-    records = read_jsonl(source)  # its errors name the file
+    records = iter_jsonl(source)  # its errors name the file; the page is written once all are read
     try:
         kinds = write_html(records, target, title)
-    except DataError as err:
-        raise DataError(f"{source}: {err}") from None
+    except DataError as err:  # a malformed record is named by its number; a malformed line names the file already
+        raise DataError(str(err) if str(err).startswith(source) else f"{source}: {err}") from None
     print(f"wrote {target}: {sum(kinds.values())} entities shown")
     return 0
 
