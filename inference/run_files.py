@@ -20,7 +20,7 @@ from inference.local.learned.error_predictor import predictor_path
 from inference.local.tagging import TagSettings
 from models.checkpoint import checkpoint_files
 from utils.errors import DataError
-from utils.owned_output import HTML_PAGE, SIDECAR, refuse_foreign, refuse_overlaps, refuse_unlike
+from utils.owned_output import HTML_PAGE, KEPT, METRICS, SIDECAR, refuse_foreign, refuse_overlaps, refuse_unlike
 
 Pairs = list[tuple[str, str]]
 PLOTS = ("reliability.png", "risk_coverage.png")  # local_inference.py --plot_dir (inference/local/tagging.py)
@@ -28,9 +28,10 @@ SWEEP_PLOT = "threshold_sweep.png"  # --threshold_sweep with --plot_dir (inferen
 
 
 def output_family(save_file: str) -> Pairs:
-    """SAVE_FILE and what is written beside it: metrics, settings, the rewrite's temporary file."""
-    return [("--save_file", save_file), ("--save_file", save_file + ".metrics.json"),
-            ("--save_file", save_file + SIDECAR), ("--save_file", save_file + ".part")]
+    """SAVE_FILE and what is written beside it: metrics, settings, the rewrite's temporary file,
+    and the three set aside while a run that starts them afresh has not finished (NAME.kept)."""
+    own = (save_file, save_file + METRICS, save_file + SIDECAR)
+    return [("--save_file", path) for path in (*own, save_file + ".part", *(name + KEPT for name in own))]
 
 
 def checkpoint_inputs(path: str, flag: str = "--inference_model") -> Pairs:

@@ -15,7 +15,10 @@ Every output of a run goes through here:
   be ours and is refused. `overwrite` starts the output afresh, but replaces only a JSONL file
   (a file whose first line is not a JSON object, weights or a data split, is never emptied)
   that is not a reply cache. Every path is compared, and locked, by its real path (symlinks
-  resolved), so a link to a file another run holds is refused;
+  resolved), so a link to a file another run holds is refused. With `finished`, an output
+  started afresh replaces the old one only once the run has finished its own
+  (`kept_until_finished`: the old one is set aside as NAME.kept until then, and put back
+  byte for byte if the run stops or leaves work undone);
 - `refuse_unlike(path, what, heads)`: an existing file that does not start like our `what`
   (an HTML page, a PNG plot) is never overwritten.
 """
@@ -24,7 +27,8 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
+import sys
+from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, Collection, Iterator, Optional
 
 from utils.errors import DataError
@@ -32,6 +36,8 @@ from utils.output_lock import OutputLock
 from utils.versioned_json import write_atomic
 
 SIDECAR = ".settings.json"
+METRICS = ".metrics.json"
+KEPT = ".kept"  # NAME.kept: an output set aside by a run that starts it afresh, until that run finishes its own
 PROGRAM = "LinkNER"
 CACHE_ENTRY_KEYS = frozenset({"key", "attempt", "reply"})  # a line of a reply cache (inference/llm/cache.py)
 
@@ -148,7 +154,7 @@ def discard_output(path: str, inputs: Optional[dict[str, Optional[str]]] = None)
     with OutputLock(path):
         if os.path.isfile(path) and os.path.getsize(path) and _read_sidecar(path) is None:
             check_settings(path, {})  # raises: not ours
-        for name in (path, path + ".metrics.json", path + SIDECAR):
+        for name in (path, path + METRICS, path + SIDECAR):
             if os.path.isfile(name):
                 os.remove(name)
 
@@ -156,8 +162,8 @@ def discard_output(path: str, inputs: Optional[dict[str, Optional[str]]] = None)
 def _start_afresh(path):
     """Empty our output and drop its metrics (both ours: checked by the caller)."""
     open(path, "w").close()
-    if os.path.isfile(path + ".metrics.json"):
-        os.remove(path + ".metrics.json")
+    if os.path.isfile(path + METRICS):
+        os.remove(path + METRICS)
 
 
 def check_settings(path: str, settings: dict[str, Any], overwrite: bool = False,
@@ -199,7 +205,7 @@ def start_output(path: str, settings: dict[str, Any], inputs: Optional[dict[str,
     holds only records made with `settings` (it is emptied when `overwrite` or a recomputable
     setting changed) and OUT.settings.json says so."""
     refuse_inputs(path, inputs or {})
-    settings = json.loads(json.dumps(settings))  # as they will read back
+    settings = _as_read(settings)
     changed = check_settings(path, settings, overwrite, recompute)
     if overwrite or changed:
         _start_afresh(path)
@@ -207,10 +213,61 @@ def start_output(path: str, settings: dict[str, Any], inputs: Optional[dict[str,
     return changed
 
 
+def _as_read(settings: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(settings))  # as they will read back
+
+
 @contextmanager
 def claim_output(path: str, settings: dict[str, Any], inputs: Optional[dict[str, Optional[str]]] = None,
-                 overwrite: bool = False, recompute: Collection[str] = ()) -> Iterator[dict[str, tuple[Any, Any]]]:
-    """`start_output` under the output's lock, held for the block; yields what it returns."""
+                 overwrite: bool = False, recompute: Collection[str] = (),
+                 finished: Optional[Callable[[str], bool]] = None) -> Iterator[dict[str, tuple[Any, Any]]]:
+    """`start_output` under the output's lock, held for the block; yields what it returns.
+    With `finished`, an output that it starts afresh (`overwrite`, or a recomputable setting
+    changed) replaces the one there only if the block ends with `finished(path)` true: until
+    then the old one is set aside (`kept_until_finished`)."""
     refuse_inputs(path, inputs or {})
     with OutputLock(path):
-        yield start_output(path, settings, None, overwrite, recompute)  # inputs checked above
+        changed = check_settings(path, _as_read(settings), overwrite, recompute)
+        afresh = overwrite or bool(changed)
+        with kept_until_finished(path, finished) if finished is not None and afresh else nullcontext():
+            start_output(path, settings, None, overwrite, recompute)  # inputs checked above
+            yield changed
+
+
+def _kept_names(path: str) -> list[str]:
+    """The files of an output: itself, its metrics and its settings (links resolved)."""
+    return [os.path.realpath(path + suffix) for suffix in ("", METRICS, SIDECAR)]
+
+
+@contextmanager
+def kept_until_finished(path: str, finished: Callable[[str], bool]) -> Iterator[None]:
+    """For a run holding `path`'s lock that starts it afresh: the output there (with its metrics
+    and settings) is set aside as NAME.kept, and put back byte for byte unless the block ends
+    with `finished(path)` true (a run that stops, or leaves its own work undone, replaces
+    nothing); once it is, what was set aside is removed. What a run killed before the end set
+    aside is still the output to keep: the next run that starts afresh finds it there."""
+    names = _kept_names(path)
+    if not (os.path.isfile(names[0] + KEPT) or (os.path.isfile(names[0]) and os.path.getsize(names[0]))):
+        yield  # nothing to keep
+        return
+    for name in names:
+        if os.path.isfile(name + KEPT):  # set aside by a run that was killed: its output is the one to drop
+            if os.path.isfile(name):
+                os.remove(name)
+        elif os.path.isfile(name):
+            os.replace(name, name + KEPT)
+    done = False
+    try:
+        yield
+        done = finished(path)
+    finally:
+        for name in names:
+            if done and os.path.isfile(name + KEPT):
+                os.remove(name + KEPT)
+            elif not done and os.path.isfile(name + KEPT):
+                os.replace(name + KEPT, name)
+            elif not done and os.path.isfile(name):
+                os.remove(name)  # this run's, where the kept output had none
+        if not done:
+            print(f"{path}: this run did not finish its own output, so it replaced nothing: the output it was to "
+                  "replace is kept as it was", file=sys.stderr)
