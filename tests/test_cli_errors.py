@@ -95,3 +95,27 @@ def test_a_damaged_versioned_file_is_a_data_error(tmp_path):
     path.write_text('{"format": "other/1"}')
     with pytest.raises(DataError, match=rf"^{path}: not a thing \(linkner.x/1\)$"):
         read_versioned(str(path), "linkner.x/1", "thing")
+
+
+def test_a_gguf_file_transformers_refuses_is_one_line(tmp_path):
+    """transformers answers a broken model file with a ValueError: at the loading boundary it is
+    a DataError naming the file (python -m inference.llm.gguf, and --llm_ckpt)."""
+    from inference.llm import gguf
+
+    path = tmp_path / "bad.gguf"
+    path.write_text("not a model\n")
+    with pytest.raises(SystemExit) as exit_:
+        gguf.main([str(path), str(tmp_path / "folder")])
+    assert exit_.value.code == (f"error: {path}: cannot be loaded: {path} does not start with the GGUF magic bytes, "
+                                "so it is not a GGUF file.")
+    assert not (tmp_path / "folder").exists()
+
+
+def test_a_model_folder_of_an_unknown_architecture_is_one_line(tmp_path):
+    from inference.llm.gguf import load_causal_lm
+
+    (tmp_path / "config.json").write_text('{"model_type": "nonsense"}')
+    with pytest.raises(DataError) as err:
+        load_causal_lm(str(tmp_path))
+    assert str(err.value).startswith(f"{tmp_path}: cannot be loaded: The checkpoint you are trying to load has "
+                                     "model type `nonsense`")

@@ -46,18 +46,27 @@ def _source(ckpt):
     return ckpt, {}
 
 
+def _from_pretrained(auto: Any, ckpt: str, **kwargs: Any) -> Any:
+    """`auto.from_pretrained` on a folder or a .gguf file; what transformers refuses with a
+    ValueError (not a GGUF file, an architecture it does not know) is a DataError naming it."""
+    folder, extra = _source(ckpt)
+    try:
+        return auto.from_pretrained(folder, **extra, **kwargs)
+    except ValueError as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise DataError(f"{ckpt}: cannot be loaded: {first}") from err
+
+
 def load_tokenizer(ckpt: str, **kwargs: Any) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
-    folder, extra = _source(ckpt)
-    return AutoTokenizer.from_pretrained(folder, **extra, **kwargs)
+    return _from_pretrained(AutoTokenizer, ckpt, **kwargs)
 
 
 def load_causal_lm(ckpt: str, **kwargs: Any) -> PreTrainedModel:
     from transformers import AutoModelForCausalLM
 
-    folder, extra = _source(ckpt)
-    return AutoModelForCausalLM.from_pretrained(folder, **extra, **kwargs)
+    return _from_pretrained(AutoModelForCausalLM, ckpt, **kwargs)
 
 
 def export_folder(gguf_file: str, out_dir: str) -> str:
