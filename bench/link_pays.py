@@ -36,7 +36,8 @@ from bench.run import machine, run_step, save_results  # noqa: E402
 from bench.simulated_llm import KINDS, answer_records  # noqa: E402
 from dataloaders.readers import split_path  # noqa: E402
 from inference.budget import threshold_for_budget  # noqa: E402
-from inference.fuse.fit import BUDGETS, Answered, budget_thresholds, fit_gate, gold_label  # noqa: E402
+from inference.fuse.fit import fit_gate  # noqa: E402
+from inference.reports.dev_gain import BUDGETS, Answered, budget_thresholds, gold_label  # noqa: E402
 from inference.fuse.gate import Gate, older_format  # noqa: E402
 from inference.fuse.run import settle  # noqa: E402
 from inference.llm.gguf import SMOLLM2, packaged_file  # noqa: E402

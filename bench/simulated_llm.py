@@ -20,7 +20,7 @@ import hashlib
 import math
 import random
 
-from inference.fuse.fit import gold_label
+from inference.reports.dev_gain import gold_label
 
 KINDS = ("informative", "flat")
 

@@ -9,8 +9,9 @@ import random
 import numpy as np
 import pytest
 
-from inference.fuse.fit import Answered, budget_thresholds, fit_gate, fit_linear, gold_label
-from inference.fuse.gate import Gate, expected_contribution, f1_contribution, significant
+from inference.fuse.fit import fit_gate, fit_linear
+from inference.reports.dev_gain import Answered, budget_thresholds, gold_label
+from inference.fuse.gate import Gate, best_choice, expected_contribution, f1_contribution
 from inference.fuse.model import Linear, gate_features
 from inference.fuse.run import adapt, sent_answered, settle
 from inference.fuse.shift import ShiftModel
@@ -86,13 +87,16 @@ def test_f1_contributions_against_hand_counts():
         assert (change > 0) == (mean > 0) and square == pytest.approx(p * 0.55 ** 2 + (1 - p) * 0.45 ** 2)
 
 
-def test_the_significance_test_is_the_sign_test_entity_for_entity():
+def test_the_choice_is_the_largest_significant_gain_and_the_test_is_the_sign_test():
     # 20 right against 8 wrong: 12 >= 2 sqrt(28) = 10.6; 18 against 8: 10 < 2 sqrt(26) = 10.2
-    assert significant(12, 28) and not significant(10, 26) and not significant(-12, 28)
+    assert best_choice({"every": (12, 28)}) == "every"
+    assert best_choice({"every": (10, 26)}) == best_choice({"every": (-12, 28)}) == "keep"
+    assert best_choice({"every": (12, 28), "span": (13, 30)}) == "span"  # both pass: the larger
+    assert best_choice({"every": (12, 28), "span": (14, 60)}) == "every"  # the larger does not pass
     # local F1 0.4 (price 0.2): 30 right entities added (+0.8) and 45 wrong (-0.2) gain 15 with
     # sqrt(30 * 0.64 + 45 * 0.04) = 4.58: significant, where right against wrong (30 vs 45) loses
     c = [f1_contribution("PER", "O", "PER", 0.2)] * 30 + [f1_contribution("LOC", "O", None, 0.2)] * 45
-    assert significant(sum(c), sum(x * x for x in c))
+    assert best_choice({"span": (sum(c), sum(x * x for x in c))}) == "span"
 
 
 def test_the_gates_probabilities_are_scikit_learns():

@@ -8,7 +8,7 @@ import random
 import pytest
 
 import llm_inference
-from inference.fuse.fit import Answered, Split, expected_f1, f1, local_counts
+from inference.reports.dev_gain import Answered, Split, expected_f1, f1, local_counts
 from inference.fuse.gate import FORMAT, Gate
 from inference.fuse.run import settle
 from inference.llm import calibrate_link

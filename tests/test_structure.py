@@ -42,7 +42,8 @@ def rel(path):
 RULES = [
     ("inference/local", ("inference.llm",)),
     ("inference/reports", ("inference.llm", "inference.local")),
-    ("inference/records.py", ("inference.llm", "inference.local", "inference.reports")),
+    ("inference/records.py", ("inference.llm", "inference.local", "inference.reports", "inference.fuse")),
+    ("inference/fuse", ("inference.llm", "inference.local")),  # the policy knows no LLM and no tagger
     ("inference/budget.py", ("inference.llm", "inference.local", "inference.reports")),
     ("models", ("inference",)),
     ("dataloaders", ("inference", "models")),

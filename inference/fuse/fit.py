@@ -1,94 +1,23 @@
-"""Fitting the gate on a labelled dev split whose sent spans carry the LLM's answers.
-
-The three-outcome model is fitted on the answered spans where the answer differs from the local
-label. Per budget, dev chooses among keep / every / span by each rule's F1 contributions on dev
-(the span rule decided out of fold), with one significance test (`gate.significant`). The shift
-model (`shift.py`) is fitted on every answered span.
-"""
+"""Fitting the gate on a labelled dev split whose sent spans carry the LLM's answers: the
+three-outcome model on the disagreements, dev's choice per budget, and the shift model."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from inference.budget import threshold_for_budget
-from inference.fuse.gate import Gate, f1_contribution, significant
+from inference.fuse.gate import Gate, best_choice, f1_contribution
 from inference.fuse.model import Linear, gate_features, llm_features, local_features
 from inference.fuse.shift import LIMIT, ShiftModel
+from inference.reports.dev_gain import Answered, Split, f1, gain_table
 
-BUDGETS = (0.05, 0.1, 0.2, 0.5)  # the shares of listed spans the preflight scores
 FOLDS = 5  # the span rule is scored out of fold
 MIN_ROWS = 20  # disagreements needed to fit a gate at all: fewer say little about the LLM
 
 
-@dataclass
-class Answered:
-    """One answered dev span and its gold label ("O" for none)."""
-
-    span: dict
-    gold: str
-
-    def outcome(self) -> int:
-        """The index in `model.OUTCOMES`: the LLM right, the local label right, neither."""
-        return 0 if self.span["llm_answer"] == self.gold else 1 if self.span["pred"] == self.gold else 2
-
-
-def gold_label(record: dict, span: dict) -> str:
-    s, e = span["span"]
-    return next((g[2] for g in record.get("gold") or [] if g[0] == s and g[1] == e), "O")
-
-
-def local_counts(records: Sequence[dict]) -> tuple[int, int, int]:
-    """(true positives, predicted entities, gold entities) of the local labels."""
-    tp = n_pred = n_gold = 0
-    for rec in records:
-        gold = {(g[0], g[1]): g[2] for g in rec.get("gold") or [] if g[2] != "O"}
-        preds = {(sp["span"][0], sp["span"][1]): sp["pred"] for sp in rec["entity"] if sp["pred"] != "O"}
-        n_gold, n_pred = n_gold + len(gold), n_pred + len(preds)
-        tp += sum(gold.get(key) == label for key, label in preds.items())
-    return tp, n_pred, n_gold
-
-
-def f1(tp: float, n_pred: float, n_gold: float) -> float:
-    return 2 * tp / (n_pred + n_gold) if n_pred + n_gold else 0.0
-
-
-def budget_thresholds(records: Sequence[dict], budgets: Sequence[float] = BUDGETS) -> dict[float, float]:
-    uncertainties = [sp["uncertainty"] for rec in records for sp in rec["entity"]]
-    return {b: threshold_for_budget(uncertainties, b) for b in budgets}
-
-
-class Split:
-    """A labelled split's local counts and listed uncertainties, counted once."""
-
-    def __init__(self, records: Sequence[dict]):
-        self.counts = local_counts(records)
-        self.uncertainties = np.sort([sp["uncertainty"] for rec in records for sp in rec["entity"]])
-
-    def sent(self, threshold: float) -> int:
-        return int(len(self.uncertainties) - np.searchsorted(self.uncertainties, threshold, side="right"))
-
-
-def expected_f1(split: Split, answered: Sequence[Answered], threshold: float, choose: Callable[[Answered], str]) -> float:
-    """The F1 expected at `threshold` when each sent span's label is `choose(a)`: the answered
-    spans stand for every span sent, their changes scaled by (spans sent) / (answered sent)."""
-    tp, n_pred, n_gold = split.counts
-    inside = [a for a in answered if a.span["uncertainty"] > threshold]
-    if not inside:
-        return f1(tp, n_pred, n_gold)
-    scale = split.sent(threshold) / len(inside)
-    d_tp = sum((choose(a) == a.gold != "O") - (a.span["pred"] == a.gold != "O") for a in inside)
-    d_pred = sum((choose(a) != "O") - (a.span["pred"] != "O") for a in inside)
-    return f1(tp + scale * d_tp, n_pred + scale * d_pred, n_gold)
-
-
-def gain_table(split: Split, answered: Sequence[Answered], thresholds: dict[float, float],
-               fuse: Callable[[Answered, float], str]) -> list[dict]:
-    """Per budget: its threshold and the expected local, override and fuse F1."""
-    return [{"budget": b, "threshold": t, "local_f1": f1(*split.counts),
-             "override_f1": expected_f1(split, answered, t, lambda a: a.span["llm_answer"]),
-             "fuse_f1": expected_f1(split, answered, t, lambda a, t=t: fuse(a, t))} for b, t in thresholds.items()]
+def outcome(a: Answered) -> int:
+    """The index in `model.OUTCOMES` of a disagreement: the LLM right, the local label right, neither."""
+    return 0 if a.span["llm_answer"] == a.gold else 1 if a.span["pred"] == a.gold else 2
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray, classes: int) -> Linear:
@@ -112,7 +41,7 @@ def fit_gate(records: Sequence[dict], answered: Sequence[Answered], thresholds: 
     split = Split(records)
     price = f1(*split.counts) / 2
     rows = [a for a in answered if a.span["llm_answer"] != a.span["pred"]]
-    y = np.array([a.outcome() for a in rows], dtype=int)
+    y = np.array([outcome(a) for a in rows], dtype=int)
     info: dict = {"rows": len(rows), "llm_right_in_rows": int((y == 0).sum()),
                   "local_right_in_rows": int((y == 1).sum())}
     if len(rows) < MIN_ROWS:
@@ -131,11 +60,8 @@ def fit_gate(records: Sequence[dict], answered: Sequence[Answered], thresholds: 
     choices = {}
     for t in thresholds.values():
         sent = np.array([a.span["uncertainty"] > t for a in rows], dtype=bool)
-        choices[t], best = "keep", 0.0
-        for choice, takes in (("every", sent), ("span", sent & taken)):
-            c = contribution[takes]
-            if c.sum() > best and significant(c.sum(), (c * c).sum()):
-                choices[t], best = choice, c.sum()
+        rules = {"every": contribution[sent], "span": contribution[sent & taken]}
+        choices[t] = best_choice({rule: (float(c.sum()), float((c * c).sum())) for rule, c in rules.items()})
     info["budgets"] = {str(b): choices[t] for b, t in thresholds.items()}
     taken_ids = {id(a.span) for a, took in zip(rows, taken) if took}
     info["out_of_fold"] = gain_table(split, answered, thresholds, lambda a, t: a.span["llm_answer"] if choices[t] == "every"

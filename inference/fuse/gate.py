@@ -1,9 +1,5 @@
-"""The saved gate: what dev fitted (`fit.py`), as the link calibration file holds it.
-
-A sent span whose answer differs from its local label has three exclusive outcomes
-(`model.OUTCOMES`): the LLM is right, the local label is, or neither. One multinomial logistic
-model gives their probabilities. Per budget, dev chose what a run does there (`CHOICES`).
-"""
+"""The saved gate, as the link calibration file holds it: one model of the three outcomes of a
+disagreement (`model.OUTCOMES`) and dev's choice per budget (`CHOICES`). See docs/fuse.md."""
 from __future__ import annotations
 
 import json
@@ -36,11 +32,12 @@ def expected_contribution(probs: list[float], answer: str, pred: str, price: flo
     return sum(p * v for p, v in zip(probs, values)), sum(p * v * v for p, v in zip(probs, values))
 
 
-def significant(total: float, square: float) -> bool:
-    """Whether contributions summing to `total`, their squares to `square`, are a significant
-    gain: `total` at least `SIGMAS` standard errors of a sum that gains nothing. Where each
-    contribution is +1 or -1 (a type for a type), this is the sign test."""
-    return total > 0 and total >= SIGMAS * math.sqrt(square)
+def best_choice(sums: dict[str, tuple[float, float]]) -> str:
+    """The choice whose contributions (their sum, the sum of their squares) are the largest
+    significant gain: a sum at least `SIGMAS` standard errors, sum c >= SIGMAS sqrt(sum c^2).
+    Where each c is +1 or -1, this is the sign test. "keep" where none is."""
+    gains = {c: total for c, (total, square) in sums.items() if total > 0 and total >= SIGMAS * math.sqrt(square)}
+    return max(gains, key=lambda c: gains[c]) if gains else "keep"
 
 
 @dataclass
@@ -84,20 +81,15 @@ class Gate:
     @classmethod
     def load(cls, path: str) -> "Gate":
         """The gate in `path`; a ValueError naming the file when it is older, damaged or foreign."""
-        try:
-            data = read_versioned(path, FORMAT, "link calibration")
-        except ValueError:
-            older = older_format(path)
-            if older:
-                raise ValueError(f"{path}: a link calibration of an older format ({older}); {REFIT}") from None
-            raise
+        older = older_format(path)
+        if older:
+            raise ValueError(f"{path}: a link calibration of an older format ({older}); {REFIT}")
+        data = read_versioned(path, FORMAT, "link calibration")
         try:
             model = None if data["model"] is None else Linear.from_dict(data["model"], len(FEATURES), len(OUTCOMES))
             budgets = [[float(t), c] for t, c in data["budgets"]]
             price, identity = data["price"], data["identity"]
-            if any(c not in CHOICES for _, c in budgets) or not isinstance(identity, dict):
-                raise ValueError
-            if isinstance(price, bool) or not (isinstance(price, (int, float)) and 0.0 <= price <= 0.5):
+            if any(c not in CHOICES for _, c in budgets) or not isinstance(identity, dict) or not 0 <= price <= 0.5:
                 raise ValueError
             shift = None if data["shift"] is None else ShiftModel.from_dict(data["shift"])
             return cls(model, sorted(budgets), float(price), shift, identity, data.get("report") or {})

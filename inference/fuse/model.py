@@ -1,5 +1,5 @@
-"""What the gate reads of a span with an answer, and the linear models it keeps as plain numbers
-(loading them runs no code). No feature reads a gold label."""
+"""What the gate reads of an answered span (never a gold label), and linear models kept as
+plain numbers, so that loading them runs no code."""
 from __future__ import annotations
 
 import math
@@ -59,17 +59,10 @@ class Linear:
     @classmethod
     def from_dict(cls, data: dict, inputs: int, outputs: int) -> "Linear":
         """A ValueError unless `data` holds `outputs` rows over `inputs` finite numbers."""
-        rows = [data["mean"], data["scale"], *data["coef"], data["intercept"]]
-        if len(data["coef"]) != outputs or len(data["intercept"]) != outputs:
+        shapes = [(data["mean"], inputs), (data["scale"], inputs), (data["coef"], outputs), (data["intercept"], outputs)]
+        shapes += [(row, inputs) for row in data["coef"]]
+        numbers = [v for row in [data["mean"], data["scale"], data["intercept"], *data["coef"]] for v in row]
+        if any(len(row) != n for row, n in shapes) or 0 in data["scale"] or not all(
+                type(v) in (int, float) and math.isfinite(v) for v in numbers):
             raise ValueError("bad linear model")
-        for row, n in zip(rows, [inputs] * (2 + outputs) + [outputs]):
-            if len(row) != n or not all(_finite(v) for v in row):
-                raise ValueError("bad linear model")
-        if 0 in data["scale"]:
-            raise ValueError("bad linear model")
-        return cls(*[[float(v) for v in r] for r in rows[:2]], [[float(v) for v in r] for r in data["coef"]],
-                   [float(v) for v in data["intercept"]])
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return cls(data["mean"], data["scale"], data["coef"], data["intercept"])

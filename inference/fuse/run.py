@@ -1,10 +1,6 @@
-"""A run's adaptation of the gate, and each sent span's final label, decided once.
-
-A run is like dev unless the LLM's agreement shows the local model right more or less often
-than on dev, by `gate.SIGMAS` standard errors (`shift.py`). Like dev, it does what dev chose at
-its budget. Otherwise the local label's log-odds move by the shift, and the run chooses again
-among keep / every / span by its own expected contributions to F1, with the same test.
-"""
+"""A run's adaptation of the gate (never saved), and each sent span's final label, decided once.
+A run like dev does what dev chose; one whose agreement shift lies `SIGMAS` standard errors
+from dev's chooses again with the shift applied. See docs/fuse.md."""
 from __future__ import annotations
 
 import math
@@ -12,7 +8,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
-from inference.fuse.gate import SIGMAS, Gate, expected_contribution, significant
+from inference.fuse.gate import SIGMAS, Gate, best_choice, expected_contribution
 from inference.records import decide
 
 
@@ -54,12 +50,8 @@ def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> 
                 if gate.label(s, choice, shift) == answer:
                     means.append(mean)
                     squares.append(square)
-    best, best_total = "keep", 0.0
-    for choice, (means, squares) in sums.items():
-        total = math.fsum(means)  # exact: the same in any order of the spans
-        if total > best_total and significant(total, math.fsum(squares)):
-            best, best_total = choice, total
-    return Run(best, dev, shift, sigmas)
+    # fsum is exact: the same choice in any order of the spans
+    return Run(best_choice({c: (math.fsum(m), math.fsum(q)) for c, (m, q) in sums.items()}), dev, shift, sigmas)
 
 
 def settle_record(record: dict, gate: Gate, run: Run, threshold: float) -> bool:

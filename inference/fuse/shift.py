@@ -1,15 +1,6 @@
 """How much more or less often the local model is right on a run's sent spans than on dev,
-estimated without gold from how often the LLM agrees with it.
-
-Where both models answer a span independently, with l the chance the local label is right, a
-the LLM's, and c the chance that two wrong labels coincide, they agree with probability
-
-    P(agree) = l * a + (1 - l) * (1 - a) * c.
-
-`ShiftModel` keeps dev-fitted logistic models of l and a, and c. On a run it finds the shift of
-l's log-odds that makes the expected agreements equal the observed ones, less the shift the same
-estimate finds on dev at that threshold (`reference`), and its standard error.
-"""
+from how often the LLM agrees with it (no gold): with l the chance that the local label is
+right, a the LLM's and c that two wrong labels coincide, P(agree) = l a + (1 - l)(1 - a) c."""
 from __future__ import annotations
 
 import math

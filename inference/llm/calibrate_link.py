@@ -3,17 +3,11 @@
     python -m inference.llm.calibrate_link --input_file results/dev.jsonl --dataname conll03 \\
         --llm_name hf --llm_ckpt /models/Qwen2.5-7B-Instruct --answer_mode choice --sample 500
 
-Reads the local output of the DEV split (local_inference.py on labelled dev data), sends the
-spans that the largest budget (50 %) would send, or a random `--sample N` of them, to the LLM
-given by the usual LLM and prompt flags (through the reply cache, so a rerun asks nothing
-twice), and prints the LLM's accuracy on them against the local model's and, per budget
-(5 / 10 / 20 / 50 %), the expected linked F1 with `--combine override` (the paper's rule) and
-with `--combine fuse` (the gate fitted here, scored out of fold), what fuse does there, and a
-recommendation (`verdict`). The gate goes to
---out (default: link_calibration.json beside the input), keyed by the LLM's identity and the
-prompt settings; `llm_inference.py` / `local_inference.py --combine fuse` read it and refuse one
-fitted for another LLM or prompt. Spans that got no answer (failed) leave no file and exit 3:
-rerun to ask them (the cache keeps the rest).
+It sends the labelled DEV split's spans a 50 % budget would send (or `--sample N` of them) to
+the LLM, through the reply cache. It prints the LLM's accuracy, the expected F1 per budget with
+override and with fuse (out of fold), what fuse does there, and a recommendation. The gate goes
+to --out (default: link_calibration.json beside the input), keyed by the LLM and the prompt.
+Spans that got no answer leave no file and exit 3: rerun to ask them.
 """
 from __future__ import annotations
 
@@ -24,7 +18,8 @@ import os
 import random
 import sys
 
-from inference.fuse.fit import BUDGETS, Answered, budget_thresholds, fit_gate, gold_label
+from inference.fuse.fit import fit_gate
+from inference.reports.dev_gain import BUDGETS, Answered, budget_thresholds, gold_label
 from inference.fuse.gate import Gate, older_format
 from inference.llm.labels import prompt_builder, resolve_spec
 from inference.llm.link_run import link_identity, linking
@@ -56,14 +51,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[CalibrationSettings, Link
                    "--input_file)")
     add_link_args(p)
     args = p.parse_args(argv)
-    unused = [flag for flag, value, default in (("--budget", args.budget, None), ("--threshold_sweep", args.threshold_sweep, []),
-                                                ("--dry_run", args.dry_run, False),
-                                                ("--combine", args.combine, LinkSettings.combine),
-                                                ("--link_calibration", args.link_calibration, None),
-                                                ("--threshold", args.threshold, LinkSettings.threshold))
-              if value != default]
+    unused = [flag for flag, default in (("budget", None), ("threshold_sweep", []), ("dry_run", False),
+                                         ("combine", LinkSettings.combine), ("link_calibration", None),
+                                         ("threshold", LinkSettings.threshold)) if getattr(args, flag) != default]
     if unused:
-        p.error(f"{', '.join(unused)}: not read here (the preflight scores every budget of "
+        p.error(f"{', '.join('--' + flag for flag in unused)}: not read here (the preflight scores every budget of "
                 f"{', '.join(f'{b:.0%}' for b in BUDGETS)}); give them to the linking run")
     if args.shot > 0 and not args.selectShot_dir:
         p.error("--shot needs --selectShot_dir, a labelled file to draw examples from")
@@ -83,20 +75,15 @@ def refuse_foreign(path: str) -> None:
                             "remove it or choose another --out") from None
 
 
-def sample_spans(records: list[dict], threshold: float, n: int | None, seed: int) -> tuple[list[tuple[int, int]], int]:
-    """(record index, span index) of the spans above `threshold`, all or a seeded random `n`,
-    and how many there are in all."""
-    pool = [(i, j) for i, rec in enumerate(records) for j, sp in enumerate(rec["entity"])
-            if sp["uncertainty"] > threshold]
-    if n is not None and n < len(pool):
-        return sorted(random.Random(seed).sample(pool, n)), len(pool)
-    return pool, len(pool)
-
-
-def ask(records: list[dict], chosen: list[tuple[int, int]], settings: LinkSettings) -> tuple[list[Answered], dict, dict]:
-    """Send the chosen spans; (their answers, the Linker's counts, the LLM's identity)."""
+def ask(records: list[dict], threshold: float, settings: LinkSettings, n: int | None
+        ) -> tuple[list[Answered], int, dict, dict]:
+    """Send the spans above `threshold`, all or a seeded random `n` of them; (their answers, how
+    many there are in all, the Linker's counts, the LLM's identity)."""
+    pool = [(i, j) for i, rec in enumerate(records) for j, sp in enumerate(rec["entity"]) if sp["uncertainty"] > threshold]
+    if not pool:
+        raise DataError(f"{settings.input_file}: no listed spans to send")
     by_record: dict[int, list[int]] = {}
-    for i, j in chosen:
+    for i, j in sorted(random.Random(settings.seed).sample(pool, n)) if n is not None and n < len(pool) else pool:
         by_record.setdefault(i, []).append(j)
     asked = [{**records[i], "entity": [records[i]["entity"][j] for j in js]} for i, js in by_record.items()]
     send_all = dataclasses.replace(settings, threshold=-math.inf, combine="override")
@@ -105,7 +92,7 @@ def ask(records: list[dict], chosen: list[tuple[int, int]], settings: LinkSettin
         linked = list(linker.link_records(asked))
         identity = link_identity(settings, linker.backend)
     answered = [Answered(span, gold_label(rec, span)) for rec in linked for span in rec["entity"]]
-    return answered, linker.summary(), identity
+    return answered, len(pool), linker.summary(), identity
 
 
 def describe(table: list[dict], gate: Gate) -> list[str]:
@@ -122,9 +109,8 @@ def verdict(table: list[dict], why: str | None = None) -> tuple[float | None, st
     and the plain lines saying so. `why`: why no gate was fitted, if none was."""
     local = table[0]["local_f1"]
     over, fused = max(table, key=lambda row: row["override_f1"]), max(table, key=lambda row: row["fuse_f1"])
-    lines = []
-    if all(row["override_f1"] < local for row in table):
-        lines.append("this LLM is expected to LOWER F1 at every budget with --combine override (the paper's rule)")
+    lines = ["this LLM is expected to LOWER F1 at every budget with --combine override (the paper's rule)"
+             ] if all(row["override_f1"] < local for row in table) else []
     if fused["fuse_f1"] > local:
         lines.append(f"recommended: --combine fuse --budget {fused['budget']} (expected F1 "
                      f"{100 * local:.2f} -> {100 * fused['fuse_f1']:.2f} on dev)")
@@ -151,10 +137,7 @@ def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
     refuse_inputs(calibration.out, {"--input_file": calibration.input_file})
     refuse_foreign(calibration.out)
     thresholds = budget_thresholds(records)
-    chosen, pool = sample_spans(records, thresholds[max(BUDGETS)], calibration.sample, settings.seed)
-    if not chosen:
-        raise DataError(f"{calibration.input_file}: no listed spans to send")
-    answered, counts, identity = ask(records, chosen, settings)
+    answered, pool, counts, identity = ask(records, thresholds[max(BUDGETS)], settings, calibration.sample)
     failed = [a for a in answered if a.span.get("llm_status") == "failed"]
     if failed:
         print(f"error: {len(failed)} of {len(answered)} spans got no answer from the LLM; nothing written. Rerun to "
@@ -166,11 +149,11 @@ def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
     gate, info = fit_gate(records, with_answer, thresholds, identity, seed=settings.seed)
     table = info["out_of_fold"]
     budget, combine, lines = verdict(table, info.get("why"))
-    report = {"input_file": os.path.abspath(calibration.input_file), "sent": len(answered),
-              "pool": pool,
+    report = {"input_file": os.path.abspath(calibration.input_file), "sent": len(answered), "pool": pool,
               "answered": len(with_answer), "llm_accuracy": llm_right / len(answered),
-              "local_accuracy": local_right / len(answered), "local_f1": table[0]["local_f1"],
-              "budgets": table, "recommended_budget": budget, "recommended_combine": combine, "gate": {k: v for k, v in info.items() if k != "out_of_fold"},
+              "local_accuracy": local_right / len(answered), "local_f1": table[0]["local_f1"], "budgets": table,
+              "recommended_budget": budget, "recommended_combine": combine,
+              "gate": {k: v for k, v in info.items() if k != "out_of_fold"},
               "llm_counts": {k: counts[k] for k in ("requests", "cached", "unparseable", "failed")}}
     gate.report = report
     gate.save(calibration.out)
