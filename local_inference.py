@@ -40,7 +40,6 @@ from inference.llm.labels import prompt_builder, resolve_spec
 from inference.llm.link_output import inputs_of, keep_answered, say_recomputed, settle_fused, write_prompts
 from inference.llm.link_run import exit_status, link_metrics, linking, print_link_summary
 from inference.llm.settings import RECOMPUTE, LinkSettings, add_link_args, check_link_args
-from inference.local.predict import check_uncertainty
 from inference.local.tagging import (TagSettings, calibrated, fingerprint, iter_records, load_input, resume,
                                      score_records, write_records, written_records)
 from inference.local.uncertainty import LEARNED, UNCERTAINTY_TYPES

@@ -357,6 +357,10 @@ def read_plain_text(path: str) -> list[Sentence]:
 FORMATS = ("spanner", "jsonl", "column", "text")
 
 
+def _is_tag(t: str) -> bool:
+    return t == "O" or (len(t) > 2 and t[1] == "-" and t[0] in "BIESLU")
+
+
 def detect_format(path: str) -> str:
     """'spanner', 'jsonl', 'column' or 'text', from the extension and the first lines."""
     if path.endswith(".json") or os.path.basename(path).startswith("spanner."):
@@ -371,9 +375,8 @@ def detect_format(path: str) -> str:
     rows = [_columns(line) for line in head if line.strip(" \t\r\n") and not line.startswith(DOCSTART)]
     if not rows and any(line.startswith(DOCSTART) for line in head):
         return "column"  # document markers and nothing else: a column file without sentences
-    is_tag = lambda t: t == "O" or (len(t) > 2 and t[1] == "-" and t[0] in "BIESLU")
     # Mostly `word ... TAG` lines: a column file, so that a bad line gets the column reader's error.
-    if rows and 2 * sum(len(r) >= 2 and is_tag(r[-1]) for r in rows) > len(rows):
+    if rows and 2 * sum(len(r) >= 2 and _is_tag(r[-1]) for r in rows) > len(rows):
         return "column"
     return "text"
 
