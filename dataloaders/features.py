@@ -93,7 +93,10 @@ class BertFeaturizer:
         input_ids = pad(rows, self.tok.pad_token_id or 0)
         offsets = np.cumsum([0] + [len(f["rows"]) for f in feats])
         width = input_ids.shape[1]
-        flat = lambda key: pad([[(offsets[i] + r) * width + p for r, p in f[key]] for i, f in enumerate(feats)])
+
+        def flat(key: str) -> torch.Tensor:
+            return pad([[(offsets[i] + r) * width + p for r, p in f[key]] for i, f in enumerate(feats)])
+
         return {"input_ids": input_ids, "attention_mask": (pad(rows, -1) != -1).long(),
                 "word_first": flat("first"), "word_last": flat("last")}
 

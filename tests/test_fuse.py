@@ -41,16 +41,16 @@ def spans(n_agree, n_disagree):
 @pytest.mark.parametrize("z0, a, c, agree, total", [(0.0, 0.7, 0.25, 60, 100), (1.0, 0.8, 0.25, 45, 100),
                                                      (-0.5, 0.6, 0.1, 70, 200)])
 def test_the_shift_solves_the_agreement_equation(z0, a, c, agree, total):
-    # agree / total = l a + (1 - l)(1 - a) c  =>  l = (rate - (1 - a) c) / (a - (1 - a) c)
-    l = (agree / total - (1 - a) * c) / (a - (1 - a) * c)
+    # agree / total = p a + (1 - p)(1 - a) c  =>  p = (rate - (1 - a) c) / (a - (1 - a) c)
+    p = (agree / total - (1 - a) * c) / (a - (1 - a) * c)
     found, _ = flat_shift(z0, a, c).estimate(spans(agree, total - agree))
-    assert found == pytest.approx(logit(l) - z0, abs=1e-6)
+    assert found == pytest.approx(logit(p) - z0, abs=1e-6)
 
 
 def test_the_shifts_standard_error_against_repeated_draws():
     z0, a, c, n, true_shift = 0.5, 0.7, 0.25, 300, -0.5
-    l = 1 / (1 + math.exp(-(z0 + true_shift)))
-    rate = l * a + (1 - l) * (1 - a) * c
+    p = 1 / (1 + math.exp(-(z0 + true_shift)))
+    rate = p * a + (1 - p) * (1 - a) * c
     rng, found = random.Random(0), []
     for _ in range(4000):
         agree = sum(rng.random() < rate for _ in range(n))

@@ -35,8 +35,8 @@ class ShiftModel:
 
     def _agreement(self, z: np.ndarray, a: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
         """P(agree) per span at shift `delta`, and its slope in `delta`."""
-        l, c = 1.0 / (1.0 + np.exp(-np.clip(z + delta, -60, 60))), self.coincide
-        return l * (a - (1 - a) * c) + (1 - a) * c, l * (1 - l) * (a - (1 - a) * c)
+        p, c = 1.0 / (1.0 + np.exp(-np.clip(z + delta, -60, 60))), self.coincide
+        return p * (a - (1 - a) * c) + (1 - a) * c, p * (1 - p) * (a - (1 - a) * c)
 
     def estimate(self, spans: Iterable[dict]) -> Optional[tuple[float, float]]:
         """(the shift that explains the agreements seen over answered `spans`, its standard

@@ -28,7 +28,7 @@ import argparse
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 import torch
