@@ -44,7 +44,7 @@ from utils.errors import DataError  # noqa: E402
 
 BLOCK = "speed-vs-peers"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS")
-FLAIR_SWEEP = "8,16,32,64,128,256,512"
+FLAIR_SWEEP = "16,32,64,128,256,512"
 E_NER = ("ener", "fast", "accurate", "bert")  # the project's sides, in table order
 
 
