@@ -212,7 +212,7 @@ def markdown(results):
     if sim and head:
         lines += ["", f"**SIMULATED LLM (bench/simulated_llm.py; not LLM results).** Linked F1 on {head} "
                   "at a 10 % budget, override / fuse, by the simulated LLM's accuracy on the sent spans "
-                  f"(mean of {len(SEEDS)} seeds); local F1 "
+                  f"(mean of {len(SEEDS)} seeds: {results.get('seeds', '?')}); local F1 "
                   f"{pct(sim[f'{head}|informative|{ACCURACIES[0]}']['0.1'][0])}.", "",
                   "| accuracy | informative: override / fuse | flat: override / fuse |", "| --- | --- | --- |"]
         for acc in ACCURACIES:
@@ -234,8 +234,13 @@ def markdown(results):
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         worst = min((v[str(b)][2] - max(v[str(b)][0], v[str(b)][1]), key) for key, v in sim.items() for b in SHOWN
                     if float(key.rsplit("|", 1)[1]) >= 0.5)
+        below = min((v[str(b)][2] - v[str(b)][0], key) for key, v in sim.items() for b in SHOWN
+                    if float(key.rsplit("|", 1)[1]) < 0.5)
+        informative = [v[str(b)][2] for key, v in sim.items() for b in SHOWN if "|informative|" in key]
         lines += ["", "Fuse minus max(local, override), the worst row of all sets, kinds, budgets and accuracies "
-                  f"0.5 and above: {100 * worst[0]:+.2f} points ({worst[1].replace('|', ', ')})."]
+                  f"0.5 and above: {100 * worst[0]:+.2f} points ({worst[1].replace('|', ', ')}). Fuse minus local, "
+                  f"the worst row below 0.5: {100 * below[0]:+.2f} ({below[1].replace('|', ', ')}). Mean fuse F1 of "
+                  f"the informative rows: {100 * sum(informative) / len(informative):.2f}."]
     return "\n".join(lines)
 
 
@@ -263,6 +268,17 @@ def plot(results, path):
     return path
 
 
+def seed_text(seeds):
+    """The seeds as `seed_range` reads them: runs of consecutive seeds as FIRST-LAST."""
+    runs = []
+    for seed in sorted(seeds):
+        if runs and seed == runs[-1][1] + 1:
+            runs[-1][1] = seed
+        else:
+            runs.append([seed, seed])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
 def seed_range(text):
     """FIRST-LAST (or one seed), or a comma list of them, as a tuple of seeds."""
     seeds = []
@@ -279,7 +295,7 @@ def seed_range(text):
 
 
 def main():
-    global SETS, SEEDS
+    global SETS, SEEDS, ACCURACIES
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", default="../shared/data")
     p.add_argument("--part", choices=("both", "simulated", "real"), default="both")
@@ -291,13 +307,15 @@ def main():
     p.add_argument("--seeds", type=seed_range, default=SEEDS,
                    help="simulated: the seeds averaged, FIRST-LAST or a comma list of them, e.g. 0-15,24-31 (another "
                    "block checks rows on seeds no rule saw)")
+    p.add_argument("--accuracies", type=lambda text: [round(float(a), 2) for a in text.split(",")], default=ACCURACIES,
+                   help="simulated: the LLM accuracies, a comma list (default 0.30 to 0.95 by 0.05)")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "link_pays.json"),
                    help="the JSON written (its plot beside it, same name .png)")
     p.add_argument("--results_doc", default=os.path.join(ROOT, "docs", "results.md"))
     args = p.parse_args()
     os.makedirs(os.path.join(RUNS, "logs"), exist_ok=True)
     SETS = [(d, m) for d, m in SETS if d in args.datasets.split(",")]
-    SEEDS = args.seeds
+    SEEDS, ACCURACIES = args.seeds, args.accuracies
     results = json.load(open(args.out)) if os.path.isfile(args.out) else {}
     results["machine"] = machine()
     if args.part in ("both", "real"):  # the real rows' scope is what the command line says
@@ -305,6 +323,7 @@ def main():
                            str(args.sentences), "--datasets", args.datasets]
     if args.part in ("both", "simulated"):
         results["simulated"] = {**results.get("simulated", {}), **simulated(args.data_dir)}
+        results["seeds"] = seed_text(SEEDS)
         results["plot"] = os.path.relpath(plot(results, os.path.splitext(args.out)[0] + ".png"), ROOT)
     if args.part in ("both", "real"):
         results["real"] = {**results.get("real", {}), **real(args.data_dir, args.sample, args.sentences)}

@@ -198,22 +198,35 @@ def test_a_run_like_dev_does_what_dev_chose_and_a_shifted_one_chooses_again(gate
     fitted, thresholds = gate
     t = thresholds[0.5]
     like_dev, worse = records(600, 2, clean), records(600, 3, shifted)
-    run = adapt(fitted, lambda: sent_answered(like_dev, t), t)
-    assert abs(run.sigmas) < 2 and run.shift == 0.0 and run.choice == run.dev_choice == fitted.choice(t)
-    run = adapt(fitted, lambda: sent_answered(worse, t), t)
-    assert run.sigmas <= -2 and run.shift < -0.3
-    # a gate that kept the local labels at every budget: the shifted run opens it, a like-dev run does not
+    every = dataclasses.replace(fitted, budgets=[[x, "every"] for x, _ in fitted.budgets])
+    run = adapt(every, lambda: sent_answered(like_dev, t), t)
+    assert abs(run.sigmas) < 2 and run.shift == 0.0 and run.choice == run.dev_choice == "every"
+    run = adapt(every, lambda: sent_answered(worse, t), t)
+    assert run.sigmas <= -2 and run.shift < -0.3 and run.choice in ("every", "span")
+    # a gate that kept the local labels at every budget: the shifted run opens it, and gains
     closed = dataclasses.replace(fitted, budgets=[[x, "keep"] for x, _ in fitted.budgets])
-    assert adapt(closed, lambda: sent_answered(like_dev, t), t).choice == "keep"
     opened = adapt(closed, lambda: sent_answered(worse, t), t)
-    assert opened.choice != "keep"
+    assert opened.choice != "keep" == opened.dev_choice
     fused = json.loads(json.dumps(worse))
     settle(fused, closed, t)
     local = sum(s["pred"] == gold_label(r, s) for r in worse for s in r["entity"])
     assert sum(s["llm_pred"] == gold_label(r, s) for r in fused for s in r["entity"]) > local
-    # an LLM whose agreement cannot tell a shift never opens it
-    blind = dataclasses.replace(closed, shift=dataclasses.replace(closed.shift, coincide=1.0))
-    assert adapt(blind, lambda: sent_answered(worse, t), t).choice == "keep"
+
+
+def test_a_closed_budget_opens_only_on_a_significant_expected_gain():
+    # by hand: every span a type for a type, P(LLM right) 0.5 and P(local right) 0.3 (the model's
+    # intercepts, no features): each is taken (0.5 - 0.3 > 0), c = +1 or -1, so over n spans
+    # E[sum c] = 0.2 n and E[sum c^2] = 0.8 n: 0.2 n >= 2 sqrt(0.8 n) from n = 80
+    model = Linear([0.0] * 7, [1.0] * 7, [[0.0] * 7] * 3, [math.log(0.5), math.log(0.3), math.log(0.2)])
+    closed = Gate(model, [[0.0, "keep"]], 0.45, flat_shift(0.0, 0.2, 0.25))  # its LLM cannot tell a shift
+    span = {"pred": "PER", "llm_answer": "LOC", "uncertainty": 0.5, "confidence": 0.5}
+    assert closed.outcomes(span) == pytest.approx([0.5, 0.3, 0.2])
+    assert adapt(closed, lambda: [span] * 79, 0.0).choice == "keep"
+    assert adapt(closed, lambda: [span] * 80, 0.0).choice in ("every", "span")
+    # a model that says the local label is likelier right never opens, however many spans
+    sure = dataclasses.replace(closed, model=Linear([0.0] * 7, [1.0] * 7, [[0.0] * 7] * 3,
+                                                    [math.log(0.3), math.log(0.5), math.log(0.2)]))
+    assert adapt(sure, lambda: [span] * 10_000, 0.0).choice == "keep"
 
 
 def test_the_final_labels_read_no_gold_and_no_order(gate):

@@ -1,6 +1,7 @@
 """A run's adaptation of the gate (never saved), and each sent span's final label, decided once.
-A run like dev does what dev chose; one whose agreement shift lies `SIGMAS` standard errors
-from dev's chooses again with the shift applied. See docs/fuse.md."""
+A run like dev does what dev chose where dev links. Where dev kept the local labels, or the run's
+agreement shift lies `SIGMAS` standard errors from dev's (then applied), the run chooses again
+by its own expected contributions, with the same test. See docs/fuse.md."""
 from __future__ import annotations
 
 import math
@@ -34,13 +35,16 @@ def sent_answered(records: Iterable[dict], threshold: float) -> Iterator[dict]:
 
 def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> Run:
     """The run whose sent, answered spans `spans()` yields (read once, or twice where the run
-    chooses again), sent at `threshold`."""
+    chooses again), sent at `threshold`. Where dev kept the local labels, the run's spans may be
+    harder than dev's at that threshold (another domain), and win where dev's did not."""
     dev = gate.choice(threshold)
     if gate.shift is None or gate.model is None:
         return Run(dev, dev)
     shift, sigmas = gate.shift.measure(spans(), threshold)
     if abs(sigmas) < SIGMAS:
-        return Run(dev, dev, 0.0, sigmas)
+        shift = 0.0
+        if dev != "keep":
+            return Run(dev, dev, shift, sigmas)
     sums = {choice: (array("d"), array("d")) for choice in ("every", "span")}
     for s in spans():
         answer, pred = s["llm_answer"], s["pred"]
