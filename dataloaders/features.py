@@ -20,10 +20,9 @@ def pad(seqs: Sequence[Sequence], value: int = 0, dtype: torch.dtype = torch.lon
     """Right-pad a list of (possibly nested, 2-level) lists into a tensor."""
     if seqs and seqs[0] and isinstance(seqs[0][0], (list, tuple)):
         inner = max((len(x) for s in seqs for x in s), default=1)
-        seqs = [[list(x) + [value] * (inner - len(x)) for x in s] for s in seqs]
-        width = max(len(s) for s in seqs)
-        seqs = [s + [[value] * inner] * (width - len(s)) for s in seqs]
-        return torch.tensor(seqs, dtype=dtype)
+        rows = [[list(x) + [value] * (inner - len(x)) for x in s] for s in seqs]
+        width = max(len(s) for s in rows)
+        return torch.tensor([s + [[value] * inner] * (width - len(s)) for s in rows], dtype=dtype)
     width = max((len(s) for s in seqs), default=0)
     return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=dtype)
 
@@ -119,7 +118,7 @@ class GloveFeaturizer:
     @classmethod
     def from_sentences(cls, glove_words: Iterable[str], sentences: list[list[str]],
                        min_count: int = 1) -> GloveFeaturizer:
-        counts = {}
+        counts: dict[str, int] = {}
         for words in sentences:
             for c in "".join(words):
                 counts[c] = counts.get(c, 0) + 1

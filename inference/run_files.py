@@ -10,6 +10,7 @@ append to or replace; and a run that will call an LLM must have one configured. 
 """
 import json
 import os
+from typing import Optional
 
 from dataloaders.readers import STDIN, split_path
 from inference.llm.backends import NotConfigured, check_configured
@@ -22,7 +23,7 @@ from models.checkpoint import checkpoint_files
 from utils.errors import DataError
 from utils.owned_output import HTML_PAGE, KEPT, METRICS, SIDECAR, refuse_foreign, refuse_overlaps, refuse_unlike
 
-Pairs = list[tuple[str, str]]
+Pairs = list[tuple[str, Optional[str]]]  # (flag, path); a None path: the flag is not given
 PLOTS = ("reliability.png", "risk_coverage.png")  # local_inference.py --plot_dir (inference/local/tagging.py)
 SWEEP_PLOT = "threshold_sweep.png"  # --threshold_sweep with --plot_dir (inference/llm/link_run.py)
 
@@ -36,7 +37,7 @@ def output_family(save_file: str) -> Pairs:
 
 def checkpoint_inputs(path: str, flag: str = "--inference_model") -> Pairs:
     """The checkpoint's files, and those of the second model its error predictor reads."""
-    files = [(flag, f) for f in checkpoint_files(path)]
+    files: Pairs = [(flag, f) for f in checkpoint_files(path)]
     try:
         with open(predictor_path(path), encoding="utf-8") as f:
             second = (json.load(f).get("second_model") or {}).get("path")
@@ -115,6 +116,8 @@ def local_input(settings: TagSettings) -> Pairs:
     """The file local_inference.py tags: --input_file, or the --data_dir test split."""
     if settings.input_file:
         return [] if settings.input_file == STDIN else [("--input_file", settings.input_file)]
+    if not settings.data_dir:  # neither: reading says so, in its turn
+        return []
     try:
         return [("--data_dir", split_path(settings.data_dir, "test", settings.test_mode))]
     except DataError:  # reading it says so, in its turn

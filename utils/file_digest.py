@@ -8,7 +8,7 @@ hashes them once."""
 import hashlib
 import os
 
-_known = {}  # (real path, inode, size, mtime_ns) -> digest
+_known: dict[tuple[str, int, int, int], str] = {}  # (real path, inode, size, mtime_ns) -> digest
 
 
 def file_digest(path: str, chunk: int = 1 << 20) -> str:

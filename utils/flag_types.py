@@ -7,10 +7,10 @@ import argparse
 import json
 import math
 import os
-from typing import Callable
+from typing import Callable, NoReturn
 
 
-def _fail(message):
+def _fail(message: str) -> NoReturn:
     raise argparse.ArgumentTypeError(message)
 
 

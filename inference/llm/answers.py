@@ -109,7 +109,7 @@ def parse_reply(reply: str | None, spec: LabelSpec) -> tuple[str | None, dict | 
     if tag is None:
         return None, None
     keys = answer_keys(spec)
-    probs = {}
+    probs: dict[str, float] = {}
     for option, p in (_probabilities(obj.get("probs")) or {tag: 1.0}).items():
         option_tag = keys.get(label_key(option), option) if option != tag else tag
         probs[option_tag] = probs.get(option_tag, 0.0) + float(p)

@@ -86,14 +86,19 @@ class Backend:
 def retry_after(headers: Mapping[str, str]) -> Optional[float]:
     """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
         try:
-            return float(headers.get(name)) / scale
+            if value is not None:
+                return float(value) / scale
         except (TypeError, ValueError):
             pass
+    date = headers.get("retry-after")
     try:
-        return max(0.0, email.utils.parsedate_to_datetime(headers.get("retry-after")).timestamp() - time.time())
+        if date is not None:
+            return max(0.0, email.utils.parsedate_to_datetime(date).timestamp() - time.time())
     except (TypeError, ValueError):
-        return None
+        pass
+    return None
 
 
 def choice_schema(options: Sequence[str]) -> dict[str, Any]:
@@ -303,7 +308,7 @@ def needs_ckpt(llm_name: str) -> str:
 def check_configured(settings: LinkSettings) -> None:
     """NotConfigured when `--llm_name` lacks what it needs; loads and calls nothing (a local
     model needs --llm_ckpt; the OpenAI client only reads its key and URL when built)."""
-    if settings.local_llm:
+    if settings.llm_name is not None and settings.local_llm:  # a local model is named
         if not settings.llm_ckpt:
             raise NotConfigured(needs_ckpt(settings.llm_name))
     else:
@@ -339,8 +344,10 @@ BACKENDS: dict[str, Registered] = {
 PREFIXED = ("gpt",)  # names that also stand for every name starting with them
 
 
-def registered(llm_name: str) -> Optional[Registered]:
-    """The entry of BACKENDS that `llm_name` names (any case), or None."""
+def registered(llm_name: Optional[str]) -> Optional[Registered]:
+    """The entry of BACKENDS that `llm_name` names (any case), or None (also for no name)."""
+    if llm_name is None:
+        return None
     name = llm_name.lower()
     prefix = next((p for p in PREFIXED if name.startswith(p)), None)
     return BACKENDS.get(name) or (BACKENDS.get(prefix) if prefix else None)

@@ -136,6 +136,8 @@ def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
                         "local output of a labelled dev split")
     refuse_inputs(calibration.out, {"--input_file": calibration.input_file})
     refuse_foreign(calibration.out)
+    if not any(rec["entity"] for rec in records):
+        raise DataError(f"{settings.input_file}: no listed spans to send")
     thresholds = budget_thresholds(records)
     answered, pool, counts, identity = ask(records, thresholds[max(BUDGETS)], settings, calibration.sample)
     failed = [a for a in answered if a.span.get("llm_status") == "failed"]

@@ -82,7 +82,10 @@ def export_folder(gguf_file: str, out_dir: str) -> str:
 
 def save_folder(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, out_dir: str) -> str:
     """Write a model loaded from a GGUF file (and its tokenizer) as a plain folder `out_dir`."""
-    model.hf_quantizer = None  # the weights are de-quantised floats; GGUF models refuse to save otherwise
+    # the weights are de-quantised floats; GGUF models refuse to save otherwise. PreTrainedModel
+    # sets hf_quantizer at load time without declaring it, and torch's Module.__setattr__ is typed
+    # for tensors and modules only:
+    model.hf_quantizer = None  # type: ignore[assignment]
     partial = out_dir.rstrip("/") + ".partial"
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)

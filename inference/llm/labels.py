@@ -8,7 +8,7 @@ import os
 from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 from inference.llm.prompt import PromptBuilder, ShotSelector, dataset_spec, generic_spec, with_descriptions
-from utils.errors import DataError
+from utils.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from inference.llm.prompt import LabelSpec
@@ -44,7 +44,8 @@ def seen_labels(records: Iterable[dict]) -> list[str]:
 def resolve_spec(settings: LinkSettings, records: Sequence[dict] = (), known: Optional[list[str]] = None) -> LabelSpec:
     """--labels > --dataname > the model's labels `known` (default: those in INPUT.metrics.json)
     > labels seen in the input records."""
-    known = model_labels(settings.input_file) if known is None else known
+    if known is None and settings.input_file is not None:
+        known = model_labels(settings.input_file)
     if settings.labels:
         spec = generic_spec(read_label_list(settings.labels))
     elif settings.dataname:
@@ -61,7 +62,10 @@ def resolve_spec(settings: LinkSettings, records: Sequence[dict] = (), known: Op
 
 
 def prompt_builder(settings: LinkSettings, spec: LabelSpec) -> PromptBuilder:
-    shots = (ShotSelector.from_file(settings.selectShot_dir, spec, settings.shot, settings.shot_strategy,
-                                   seed=settings.seed)
-             if settings.shot > 0 else None)
+    shots = None
+    if settings.shot > 0:
+        if settings.selectShot_dir is None:  # the flags refuse this; settings built in code may not
+            raise ConfigError("--shot needs --selectShot_dir, a labelled file to draw examples from")
+        shots = ShotSelector.from_file(settings.selectShot_dir, spec, settings.shot, settings.shot_strategy,
+                                       seed=settings.seed)
     return PromptBuilder(spec, shots)

@@ -64,6 +64,7 @@ def write_prompts(settings: LinkSettings, records: Iterable[dict], prompts: Prom
 def link_fingerprint(settings: LinkSettings) -> dict:
     """What shapes the linked records, kept beside SAVE_FILE: the input (its path and digest)
     and the LLM stage's settings."""
+    assert settings.input_file is not None  # a linked file's run: --input_file is required
     return {"stage": "link", "input_file": settings.input_file and os.path.abspath(settings.input_file),
             INPUT_DIGEST: file_digest(settings.input_file), **settings.fingerprint()}
 
@@ -108,6 +109,7 @@ def refuse_changed_input(settings: LinkSettings) -> NoReturn:
     """SAVE_FILE links another version of --input_file: a DataError naming the first record
     that is not the input's, or, when every one is (the same sentences, tagged again, by
     another model perhaps), saying that its records would keep the old local predictions."""
+    assert settings.input_file is not None  # a linked file's run: --input_file is required
     inputs = iter_records(settings.input_file)
     for i, line in enumerate(complete_lines(settings.save_file, repair=False)):  # not ours to repair yet
         try:

@@ -58,8 +58,8 @@ def linking(settings: LinkSettings, prompts: PromptBuilder, writes_output: bool 
         check_gate(s, gate, backend)
     batching = backend.batch_size > 1  # a local model takes its concurrency as batches
     cache = None
-    if not s.no_cache:
-        path = cache_path(s)
+    path = cache_path(s)  # None with --no_cache
+    if path is not None:
         refuse_inputs(path, {**inputs_of(s), "--save_file": s.save_file})
         cache = ReplyCache(path)
     linker = Linker(backend, prompts, cache, s.threshold, s.ask_threshold, s.max_attempts,

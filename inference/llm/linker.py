@@ -49,7 +49,7 @@ import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Generator, Iterable, Optional
 
 from tqdm import tqdm
 
@@ -126,10 +126,11 @@ class Linker:
     def link_record(self, record: dict) -> dict:
         return next(self.link_records([record]))
 
-    def link_records(self, records: Iterable[dict]) -> Iterator[dict]:
+    def link_records(self, records: Iterable[dict]) -> Generator[dict, None, None]:
         run = _Run(ThreadPoolExecutor(self.concurrency, thread_name_prefix="llm"),
                    tqdm(total=0, unit="span", desc="LLM", disable=not self.progress))
-        pending, backlog, batch = deque(), 0, self.backend.batch_size
+        pending: deque[tuple[dict, list[tuple[dict, _Ask]]]] = deque()  # records and their asks, in order
+        backlog, batch = 0, self.backend.batch_size
         started = time.perf_counter()
         try:
             for record in records:

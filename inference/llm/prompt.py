@@ -230,10 +230,11 @@ class ShotSelector:
                   seed: int) -> ShotSelector:
         """Examples from a labelled spanner JSON or column file, restricted to `spec`'s tags."""
         sentences = read_dataset(path)
-        if any(s.entities is None for s in sentences):
+        labelled = [(s.words, s.entities) for s in sentences if s.entities is not None]
+        if len(labelled) < len(sentences):
             raise DataError(f"{path}: shot examples need a labelled file (spanner JSON or CoNLL columns)")
-        examples = [Example(" ".join(s.words), " ".join(s.words[a:b + 1]), tag)
-                    for s in sentences for a, b, tag in s.entities if tag in spec.tags]
+        examples = [Example(" ".join(words), " ".join(words[a:b + 1]), tag)
+                    for words, entities in labelled for a, b, tag in entities if tag in spec.tags]
         absent = [tag for tag in spec.tags if not any(ex.tag == tag for ex in examples)]
         if absent:
             warnings.warn(f"{path}: no examples of {', '.join(absent)}; prompts will have none of them")

@@ -70,6 +70,13 @@ def softmax_types(config: ModelConfig) -> tuple[str, ...]:
     return ("evidential", "confidence", "entropy") if config.is_ener else ("confidence", "entropy")
 
 
+def gold_spans(sent: Sentence) -> list:
+    """A dev sentence's gold [(start, end, label)]: calibration reads labelled splits only."""
+    if sent.entities is None:
+        raise DataError("calibration needs a labelled dev split; a sentence has no gold labels")
+    return sent.entities
+
+
 def decode_all(outputs: Outputs, sentences: list[Sentence], labels: Sequence[str],
                threshold: Optional[float]) -> list[list[dict]]:
     return [decode_sentence(spans, probs, unc, labels, threshold, sent.entities, words=sent.words)
@@ -80,7 +87,7 @@ def listed_gold(decoded: list[list[dict]], sentences: list[Sentence]) -> tuple[i
     """(gold entities some listed span matches exactly, candidates listed, wrong entities)."""
     found = candidates = wrong = 0
     for records, sent in zip(decoded, sentences):
-        gold = {(s, e) for s, e, _ in sent.entities}
+        gold = {(s, e) for s, e, _ in gold_spans(sent)}
         found += len(gold & {tuple(r["span"]) for r in records})
         candidates += sum(bool(r["candidate"]) for r in records)
         wrong += sum(not r["candidate"] and r["pred"] != r["answer"] for r in records)
@@ -90,7 +97,7 @@ def listed_gold(decoded: list[list[dict]], sentences: list[Sentence]) -> tuple[i
 def scan_candidates(outputs: Outputs, sentences: list[Sentence], labels: Sequence[str]) -> tuple[float, list[dict]]:
     """(chosen threshold, the scan's rows): see the module's docstring."""
     o_unc = np.concatenate([unc[probs.argmax(1) == 0] for _, probs, unc in outputs])
-    n_gold = sum(len(s.entities) for s in sentences)
+    n_gold = sum(len(gold_spans(s)) for s in sentences)
     decoded = decode_all(outputs, sentences, labels, None)
     found, cands, wrong = listed_gold(decoded, sentences)
     min_gain = wrong / max(1, sum(map(len, decoded)))  # the predicted entities' dev error rate
@@ -200,6 +207,8 @@ def calibrate_checkpoint(checkpoint: str, dev_sentences: list[Sentence], train_s
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if model is None:
         model, featurizer, config = load_checkpoint(checkpoint, device)
+    if featurizer is None or config is None:
+        raise ValueError("calibrate_checkpoint: a model needs its featurizer and config")
     labels = config.labels
     if second_model is not None and os.path.abspath(second_model) == os.path.abspath(checkpoint):
         raise ConfigError(f"{second_model}: the second model must be another checkpoint")

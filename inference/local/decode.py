@@ -20,7 +20,7 @@ import torch
 from utils.errors import ConfigError
 
 
-def _as_numpy(x):
+def _as_numpy(x: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
     if torch.is_tensor(x):
         return x.detach().float().cpu().numpy()
     return np.asarray(x, dtype=np.float64)

@@ -94,8 +94,8 @@ def grid_batch(dataset: SpanDataset, indices: list[int], max_span_len: int) -> d
     return batch
 
 
-def grid_outputs(model: SpanNER, dataset: SpanDataset, batch: dict[str, torch.Tensor], uncertainty_types: list[str],
-                 etrans: str = "exp") -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], list[int]]:
+def grid_outputs(model: SpanNER, dataset: SpanDataset, batch: dict[str, torch.Tensor],
+                 uncertainty_types: Sequence[str], etrans: str = "exp") -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], list[int]]:
     """{type: (probs [N, K], uncertainty [N])} over the batch's valid grid entries (sentence by
     sentence, each in `dataset.spans` order), and the spans per sentence."""
     scores = model.grid_scores(batch)
@@ -141,14 +141,15 @@ def outputs_by_type(model: SpanNER, config: ModelConfig, dataset: SpanDataset, u
                     batch_size: int, device: Device = "cpu") -> dict[str, Outputs]:
     """{type: per sentence, in order, (spans, probs [n, K], uncertainty [n]) as float64 numpy
     arrays}, from one pass of the model scored under several uncertainty types."""
-    out = {unc_type: [None] * len(dataset) for unc_type in uncertainty_types}
+    out: dict[str, dict[int, tuple[list[tuple[int, int]], np.ndarray, np.ndarray]]] = {
+        unc_type: {} for unc_type in uncertainty_types}  # {type: {sentence index: its outputs}}
     for indices in length_batches(dataset, batch_size):
         batch = to_device(grid_batch(dataset, indices, config.max_span_len), device)
         outputs, counts = grid_outputs(model, dataset, batch, uncertainty_types, config.etrans_func)
         for unc_type, (probs, unc) in outputs.items():
             for index, spans, p, u in split_outputs(dataset, indices, counts, probs.cpu(), unc.cpu()):
                 out[unc_type][index] = (spans, p.numpy().astype(np.float64), u.numpy().astype(np.float64))
-    return out
+    return {unc_type: [by_index[i] for i in range(len(dataset))] for unc_type, by_index in out.items()}
 
 
 def dev_counter(dataset: SpanDataset,

@@ -19,7 +19,9 @@ def caught(uncertainties: ArrayLike, errors: ArrayLike, fraction: float) -> Opti
     unc, errors = np.asarray(uncertainties, dtype=np.float64), np.asarray(errors, dtype=bool)
     if not errors.any():
         return None
-    return float(errors[unc > threshold_for_budget(unc, fraction)].sum() / errors.sum())
+    threshold = threshold_for_budget(unc, fraction)
+    assert threshold is not None  # an error was flagged, so a span is listed
+    return float(errors[unc > threshold].sum() / errors.sum())
 
 
 def ceiling(n_listed: int, n_errors: int, fraction: float) -> Optional[float]:

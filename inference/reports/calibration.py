@@ -18,13 +18,13 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 
-def _arrays(scores, flags):
-    scores, flags = np.asarray(scores, dtype=np.float64), np.asarray(flags, dtype=bool)
-    if scores.ndim != 1 or scores.shape != flags.shape:
-        raise ValueError(f"expected two 1-d arrays of equal length, got shapes {scores.shape} and {flags.shape}")
-    if not np.isfinite(scores).all():
-        raise ValueError(f"{int((~np.isfinite(scores)).sum())} scores are NaN or infinite")
-    return scores, flags
+def _arrays(scores: ArrayLike, flags: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    values, marks = np.asarray(scores, dtype=np.float64), np.asarray(flags, dtype=bool)
+    if values.ndim != 1 or values.shape != marks.shape:
+        raise ValueError(f"expected two 1-d arrays of equal length, got shapes {values.shape} and {marks.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError(f"{int((~np.isfinite(values)).sum())} scores are NaN or infinite")
+    return values, marks
 
 
 class ReliabilityBins:
@@ -97,12 +97,12 @@ def auroc(uncertainty: ArrayLike, wrong: ArrayLike) -> Optional[float]:
 
     Mann-Whitney U from ranks, O(n log n). None when only one class is present.
     """
-    unc, wrong = _arrays(uncertainty, wrong)
-    n_wrong = int(wrong.sum())
-    n_right = len(wrong) - n_wrong
+    unc, is_wrong = _arrays(uncertainty, wrong)
+    n_wrong = int(is_wrong.sum())
+    n_right = len(is_wrong) - n_wrong
     if n_wrong == 0 or n_right == 0:
         return None
-    u_stat = _average_ranks(unc)[wrong].sum() - n_wrong * (n_wrong + 1) / 2
+    u_stat = _average_ranks(unc)[is_wrong].sum() - n_wrong * (n_wrong + 1) / 2
     return float(u_stat / (n_wrong * n_right))
 
 
@@ -112,9 +112,9 @@ def risk_coverage(uncertainty: ArrayLike, wrong: ArrayLike) -> tuple[np.ndarray,
     Returns (coverage, risk), coverage ascending and ending at 1.0. Equally uncertain
     predictions are kept or handed over together, so only cuts between distinct values appear.
     """
-    unc, wrong = _arrays(uncertainty, wrong)
+    unc, is_wrong = _arrays(uncertainty, wrong)
     order = np.argsort(unc, kind="stable")
-    unc, errors = unc[order], np.cumsum(wrong[order])
+    unc, errors = unc[order], np.cumsum(is_wrong[order])
     cut = np.r_[unc[1:] != unc[:-1], True] if len(unc) else np.zeros(0, dtype=bool)
     kept = np.flatnonzero(cut) + 1
     return kept / len(unc), errors[cut] / kept
@@ -187,7 +187,7 @@ class LocalScores:
             c["n_candidates"] += bool(r.get("candidate")) and not r.get("gold_informed")
             c["n_gold_informed"] += bool(r.get("gold_informed"))
         self.labelled = self.labelled and gold is not None
-        if not self.labelled:
+        if gold is None or not self.labelled:
             return
         outcomes = _sentence_outcomes(sent, gold)
         self.entities.add([(*r["span"], r["pred"]) for r, _ in outcomes], gold)

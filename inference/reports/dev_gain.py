@@ -42,8 +42,15 @@ def f1(tp: float, n_pred: float, n_gold: float) -> float:
 
 
 def budget_thresholds(records: Sequence[dict], budgets: Sequence[float] = BUDGETS) -> dict[float, float]:
+    """Per budget, its threshold on the spans `records` list (at least one)."""
     uncertainties = [sp["uncertainty"] for rec in records for sp in rec["entity"]]
-    return {b: threshold_for_budget(uncertainties, b) for b in budgets}
+    thresholds = {}
+    for b in budgets:
+        t = threshold_for_budget(uncertainties, b)
+        if t is None:
+            raise ValueError("budget_thresholds: the records list no spans")
+        thresholds[b] = t
+    return thresholds
 
 
 class Split:
@@ -75,4 +82,4 @@ def gain_table(split: Split, answered: Sequence[Answered], thresholds: dict[floa
     """Per budget: its threshold and the expected local, override and fuse F1."""
     return [{"budget": b, "threshold": t, "local_f1": f1(*split.counts),
              "override_f1": expected_f1(split, answered, t, lambda a: a.span["llm_answer"]),
-             "fuse_f1": expected_f1(split, answered, t, lambda a, t=t: fuse(a, t))} for b, t in thresholds.items()]
+             "fuse_f1": expected_f1(split, answered, t, lambda a: fuse(a, t))} for b, t in thresholds.items()]

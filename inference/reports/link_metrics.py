@@ -57,7 +57,8 @@ def link_report(records: Iterable[dict], threshold: float, per_label: bool = Fal
                 as_written: bool = True) -> dict[str, Any]:
     """Scores and change counts of `records` linked at `threshold` (`final_label`), read once,
     one record at a time."""
-    with_gold, counts, local, linked = True, Counter(), EntityCounts(), EntityCounts()
+    with_gold, local, linked = True, EntityCounts(), EntityCounts()
+    counts: Counter[str] = Counter()
     for rec in records:
         with_gold &= "gold" in rec
         gold = {(s, e): label for s, e, label in rec.get("gold") or [] if label != "O"}  # "O": no entity
@@ -74,7 +75,7 @@ def link_report(records: Iterable[dict], threshold: float, per_label: bool = Fal
             counts.update({"changed": 1, "removed": after == "O", "added": before == "O",
                            "fixed": before != truth and after == truth, "broken": before == truth != after,
                            "recovered": before == "O" and after == truth})
-    report = {"threshold": threshold, "sent": counts["sent"], "changed": counts["changed"],
+    report: dict[str, Any] = {"threshold": threshold, "sent": counts["sent"], "changed": counts["changed"],
               "removed": counts["removed"], "added": counts["added"]}
     if with_gold:
         report.update(local=_scores(local, per_label), linked=_scores(linked, per_label),

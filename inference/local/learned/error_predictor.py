@@ -49,7 +49,11 @@ def predictor_rows(records: list[dict], spans: Sequence[tuple[int, int]], probs:
     """The predictor's input rows for the listed `records` of one sentence: `span_features`,
     then, for a two-model predictor (`second`), the second model's outputs for each span."""
     x = sentence_features(records, spans, probs, uncertainty, labels, words, word_flags)
-    return np.hstack([x, second_model_features(records, second_out, labels)]) if second else x
+    if not second:
+        return x
+    if second_out is None:
+        raise ValueError("predictor_rows: a two-model predictor needs the second model's outputs")
+    return np.hstack([x, second_model_features(records, second_out, labels)])
 
 
 def predictor_path(checkpoint: str) -> str:
@@ -100,7 +104,7 @@ class ErrorPredictor:
                 "second_model": second,
                 "base_uncertainty": base_uncertainty, "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(),
                 "coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0]), "C": float(model.C),
-                "dev_rows": int(len(wrong)), "dev_wrong": int(np.sum(wrong)), "train_vocab": sorted(word_flags.train_vocab),
+                "dev_rows": int(np.size(wrong)), "dev_wrong": int(np.sum(wrong)), "train_vocab": sorted(word_flags.train_vocab),
                 "train_entities": word_flags.train_entities, "train_words": word_flags.train_words}
         return cls(data), out_of_fold
 

@@ -45,7 +45,9 @@ def describe(path: str) -> dict[str, str]:
 def second_model_outputs(second: Optional[SecondModel], sentences: list[Sentence], name: str = "input", *,
                          batch_size: int) -> list[Optional[SecondOut]]:
     """`second.outputs(sentences)`, or None per sentence when there is no second model."""
-    return second.outputs(sentences, name, batch_size=batch_size) if second else [None] * len(sentences)
+    if not second:
+        return [None] * len(sentences)
+    return [*second.outputs(sentences, name, batch_size=batch_size)]
 
 
 class SecondModel:

@@ -71,7 +71,9 @@ def encoder_lookup(featurizer: Featurizer) -> Callable[[str], bool]:
 def train_lexicon(sentences: Iterable[Sentence]) -> tuple[set[str], dict[str, dict[str, int]], dict[str, dict[str, int]]]:
     """What the training split says, for `WordFlags`: (lower-cased words, {entity text: {label:
     count}}, {word inside some entity: {label: count, "O": count outside entities}})."""
-    vocab, entities, words = set(), {}, {}
+    vocab: set[str] = set()
+    entities: dict[str, dict[str, int]] = {}
+    words: dict[str, dict[str, int]] = {}
     for sent in sentences:
         vocab.update(w.lower() for w in sent.words)
         tags = ["O"] * len(sent.words)
