@@ -23,13 +23,16 @@ SCRIPTS = sorted(glob.glob(os.path.join(REPO, "scripts", "*.sh"))) + [os.path.jo
 REQUIREMENTS_HASH = hashlib.sha256(b"".join(open(os.path.join(REPO, name), "rb").read()
                                             for name in ("requirement.txt", "requirement-models.txt"))).hexdigest()
 
-# A Python that appends its arguments to $STUB_LOG as one JSON line and exits with $STUB_RC.
+# A Python that appends its arguments to $STUB_LOG as one JSON line and exits with $STUB_RC, or
+# for `-m MODULE` with $STUB_RC_MODULE when that is set (STUB_RC_PYTEST, STUB_RC_MYPY).
 STUB = f"""#!{sys.executable}
 import json, os, sys
 with open(os.environ["STUB_LOG"], "a") as f:
     f.write(json.dumps(sys.argv[1:]) + "\\n")
-sys.exit(int(os.environ.get("STUB_RC", "0")))
+module = sys.argv[2].upper() if sys.argv[1:2] == ["-m"] and len(sys.argv) > 2 else ""
+sys.exit(int(os.environ.get("STUB_RC_" + module, os.environ.get("STUB_RC", "0"))))
 """
+LINT = [["-m", "ruff", "check", "--quiet", "."], ["-m", "mypy"]]  # scripts/test.sh, before pytest
 
 
 def write_exe(path, text):
@@ -247,10 +250,19 @@ def test_setup_env_wants_python_311(stub, tmp_path):
 @pytest.mark.parametrize("rc", [0, 1, 5])
 def test_pytest_status_is_the_result(stub, script, rc):
     args = ["-k", "readers"] if script == "scripts/test.sh" else []
-    result = stub.run(script, *args, STUB_RC=str(rc))
+    result = stub.run(script, *args, STUB_RC_PYTEST=str(rc))
     assert result.returncode == rc
-    assert stub.calls() == [["-m", "pytest", "-q", *args]]
+    assert stub.calls() == [*LINT, ["-m", "pytest", "-q", *args]]
     assert ("collected no tests" in result.stderr) == (rc == 5)
+
+
+@pytest.mark.parametrize("script", ["scripts/test.sh", ".ci/run"])
+@pytest.mark.parametrize("tool", ["ruff", "mypy"])
+def test_a_lint_or_type_finding_fails_the_run_before_the_tests(stub, script, tool):
+    result = stub.run(script, **{f"STUB_RC_{tool.upper()}": "1"})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"scripts/test.sh: {tool} found")
+    assert [call[1] for call in stub.calls()] == (["ruff"] if tool == "ruff" else ["ruff", "mypy"])  # no pytest
 
 
 @pytest.mark.slow
