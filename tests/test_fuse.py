@@ -200,7 +200,7 @@ def test_a_run_like_dev_does_what_dev_chose_and_a_shifted_one_chooses_again(gate
     like_dev, worse = records(600, 2, clean), records(600, 3, shifted)
     every = dataclasses.replace(fitted, budgets=[[x, "every"] for x, _ in fitted.budgets])
     run = adapt(every, lambda: sent_answered(like_dev, t), t)
-    assert abs(run.sigmas) < 2 and run.shift == 0.0 and run.choice == run.dev_choice == "every"
+    assert abs(run.sigmas) < 2 and abs(run.shift) < 0.3 and run.choice == run.dev_choice == "every"
     run = adapt(every, lambda: sent_answered(worse, t), t)
     assert run.sigmas <= -2 and run.shift < -0.3 and run.choice in ("every", "span")
     # a gate that kept the local labels at every budget: the shifted run opens it, and gains

@@ -1,7 +1,7 @@
 """A run's adaptation of the gate (never saved), and each sent span's final label, decided once.
-A run like dev does what dev chose where dev links. Where dev kept the local labels, or the run's
-agreement shift lies `SIGMAS` standard errors from dev's (then applied), the run chooses again
-by its own expected contributions, with the same test. See docs/fuse.md."""
+The run's agreement shift always moves the local label's odds. A run like dev does what dev
+chose where dev links; where dev kept the local labels, or the shift lies `SIGMAS` standard
+errors from dev's, the run chooses again by its own expected contributions. See docs/fuse.md."""
 from __future__ import annotations
 
 import math
@@ -19,7 +19,7 @@ class Run:
 
     choice: str  # what the run does at its threshold (`gate.CHOICES`)
     dev_choice: str  # what dev chose there
-    shift: float = 0.0  # applied to the local label's log-odds (0 where the run is like dev)
+    shift: float = 0.0  # applied to the local label's log-odds (0 where the LLM cannot tell)
     sigmas: float = 0.0  # the run's shift from dev's, in standard errors (signed as the shift)
 
     def metrics(self) -> dict:
@@ -41,10 +41,8 @@ def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> 
     if gate.shift is None or gate.model is None:
         return Run(dev, dev)
     shift, sigmas = gate.shift.measure(spans(), threshold)
-    if abs(sigmas) < SIGMAS:
-        shift = 0.0
-        if dev != "keep":
-            return Run(dev, dev, shift, sigmas)
+    if abs(sigmas) < SIGMAS and dev != "keep":
+        return Run(dev, dev, shift, sigmas)
     sums = {choice: (array("d"), array("d")) for choice in ("every", "span")}
     for s in spans():
         answer, pred = s["llm_answer"], s["pred"]
