@@ -333,3 +333,17 @@ def test_online_fuse_settles_the_same_labels_as_two_stages(spanner_ckpt, server,
     assert [s["llm_pred"] for s in spans] == [decide(s, 0.45, lambda x: gate.label(x, run.choice, run.shift))
                                               for s in spans]
     assert any(s["llm_pred"] != s["pred"] for s in spans)  # the run took answers dev's choice would not
+
+
+def test_an_online_budget_says_the_share_it_sent(spanner_ckpt, server, tmp_path, capsys):
+    """Online, a --budget's threshold comes from the dev uncertainties stored with the checkpoint;
+    the run prints the share of this input's listed spans it actually sent, counted here by hand."""
+    save = tmp_path / "out.jsonl"
+    metrics = local(spanner_ckpt, save, "--input_file", f"{SAMPLE_DIR}/test.txt", "--llm_name", "openai",
+                    "--base_url", server.base_url, "--budget", "0.2")
+    spans = [s for r in read_jsonl(str(save)) for s in r["entity"]]
+    sent = sum(s["llm_status"] != "below_threshold" for s in spans)
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("budget 20.0%"))
+    assert line.startswith(f"budget 20.0%: {sent} of {len(spans)} listed spans sent ({sent / len(spans):.1%})")
+    assert metrics["sent"] == sent and metrics["listed"] == len(spans)
+    assert ("sends the share asked for" in line) == (abs(sent / len(spans) - 0.2) >= 0.01)
