@@ -289,3 +289,18 @@ def test_local_counts_match_the_link_report_and_skip_gold_o():
         {"span": [3, 3], "pred": "O", "uncertainty": 0.9}]}
     local = link_report([rec], 1.0)["local"]
     assert local_counts([rec]) == (local["tp"], local["n_pred"], local["n_gold"]) == (1, 2, 2)
+
+
+def test_a_gate_fitted_on_another_local_models_dev_output_is_warned_about_once(splits, capsys):
+    for name, model in (("dev", "models/a"), ("test", "models/b")):
+        (splits / f"{name}.jsonl.metrics.json").write_text(json.dumps({"labels": ["O", *LABELS], "checkpoint": model}))
+    answer = oracle(TRUTH, accuracy=0.6)
+    with LLMServer(answer=answer, structured="honour", logprobs=informative(answer)) as server:
+        preflight(splits, server)
+        capsys.readouterr()
+        link(splits, server, "--budget", "0.2", "--combine", "fuse")
+        err = capsys.readouterr().err
+        assert err.count("warning: ") == 1 and "models/a" in err and "models/b" in err
+        (splits / "test.jsonl.metrics.json").write_text(json.dumps({"labels": ["O", *LABELS], "checkpoint": "models/a"}))
+        link(splits, server, "--budget", "0.2", "--combine", "fuse", save="same.jsonl")
+        assert "warning: " not in capsys.readouterr().err

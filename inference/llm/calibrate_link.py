@@ -21,7 +21,7 @@ import sys
 from inference.fuse.fit import fit_gate
 from inference.reports.dev_gain import BUDGETS, Answered, budget_thresholds, gold_label
 from inference.fuse.gate import Gate, older_format
-from inference.llm.labels import prompt_builder, resolve_spec
+from inference.llm.labels import local_metrics_of, prompt_builder, resolve_spec
 from inference.llm.link_run import link_identity, linking
 from inference.llm.settings import LINK_CALIBRATION, LinkSettings, add_link_args
 from inference.records import read_records
@@ -151,7 +151,9 @@ def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
     gate, info = fit_gate(records, with_answer, thresholds, identity, seed=settings.seed)
     table = info["out_of_fold"]
     budget, combine, lines = verdict(table, info.get("why"))
+    tagged_by = local_metrics_of(calibration.input_file).get("checkpoint")
     report = {"input_file": os.path.abspath(calibration.input_file), "sent": len(answered), "pool": pool,
+              "local_model": tagged_by and os.path.abspath(tagged_by),
               "answered": len(with_answer), "llm_accuracy": llm_right / len(answered),
               "local_accuracy": local_right / len(answered), "local_f1": table[0]["local_f1"], "budgets": table,
               "recommended_budget": budget, "recommended_combine": combine,

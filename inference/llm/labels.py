@@ -25,12 +25,19 @@ def read_label_list(value: str) -> list[str]:
 
 def model_labels(input_file: str) -> Optional[list[str]]:
     """The local model's labels, from INPUT.metrics.json beside the input, if it is there."""
+    return local_metrics_of(input_file).get("labels")
+
+
+def local_metrics_of(input_file: str) -> dict:
+    """INPUT.metrics.json beside a local output ({} where there is none)."""
     path = input_file + ".metrics.json"
     if not os.path.isfile(path):
-        return None
+        return {}
     with open(path, encoding="utf-8") as f:
         try:
-            return json.load(f).get("labels")
+            metrics = json.load(f)
+            metrics.get("labels")
+            return metrics
         except (ValueError, AttributeError):
             raise DataError(f"{path}: not a metrics JSON object") from None
 

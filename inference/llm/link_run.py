@@ -13,6 +13,7 @@ from inference.fuse.gate import Gate
 from inference.fuse.run import Run
 from inference.llm.backends import FatalError, NotConfigured, check_configured, make_backend
 from inference.llm.cache import ReplyCache
+from inference.llm.labels import local_metrics_of
 from inference.llm.link_output import cache_path, inputs_of
 from inference.llm.linker import Linker
 from inference.reports.link_metrics import link_report, plot_sweep, status_counts, sweep
@@ -115,6 +116,12 @@ def check_gate(settings: LinkSettings, gate: Gate, backend: Backend) -> None:
     if differ:
         raise DataError(f"{settings.calibration_path}: fitted for another LLM or prompt ({', '.join(differ)} "
                         "differ); rerun python -m inference.llm.calibrate_link with these LLM flags")
+    fitted_on = gate.report.get("local_model")
+    tagged_by = local_metrics_of(settings.input_file).get("checkpoint") if settings.input_file else None
+    if fitted_on and tagged_by and os.path.abspath(tagged_by) != fitted_on:
+        print(f"warning: {settings.calibration_path}: fitted on the dev output of {fitted_on}, but "
+              f"{settings.input_file} was tagged by {os.path.abspath(tagged_by)}: its uncertainties may mean other "
+              "things; rerun python -m inference.llm.calibrate_link on that model's dev output", file=sys.stderr)
 
 
 def link_metrics(settings: LinkSettings, records: Callable[[], Iterable[dict]], linker: Linker,
