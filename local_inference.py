@@ -73,15 +73,15 @@ def build_parser():
     a("--save_file", required=True, type=ft.output_file, help="output JSONL")
     a("--uncertainty_type", choices=(*UNCERTAINTY_TYPES, LEARNED),
       help="default: evidential for E-NER, confidence for SpanNER; learned: the checkpoint's error predictor")
-    a("--mc_samples", type=ft.positive_int, default=TagSettings.mc_samples, help="stochastic passes for mc_dropout")
+    a("--mc_samples", type=ft.whole_number(1000), default=TagSettings.mc_samples, help="stochastic passes for mc_dropout")
     a("--candidate_threshold", type=ft.number, default=TagSettings.candidate_threshold,
       help="spans tagged O with uncertainty above this become LLM candidates (negative: none; default: the "
       "checkpoint's dev-calibrated one, else 0.4)")
     a("--paper_protocol", action="store_true",
       help="GOLD-INFORMED: also list every gold span, as the paper's released code does (for comparison only)")
-    a("--batch_size", type=ft.positive_int, default=TagSettings.batch_size)
+    a("--batch_size", type=ft.whole_number(8192), default=TagSettings.batch_size)
     a("--device", default=TagSettings.device, type=ft.device, help="auto, cpu, cuda, cuda:1, ...")
-    a("--workers", type=ft.positive_int, default=TagSettings.workers,
+    a("--workers", type=ft.whole_number(256), default=TagSettings.workers,
       help="CPU processes tagging side by side, one torch thread each (the same output in the same order; "
       "e.g. the number of cores for a large input)")
     a("--plot_dir", type=ft.output_dir, help="write a reliability diagram and a risk-coverage curve here (PNG); online with "

@@ -84,3 +84,14 @@ def test_what_counts_as_a_finished_model(tmp_path, state, refused):
             refuse_finished(out)
     else:
         refuse_finished(out)
+
+
+@pytest.mark.parametrize("flag, value", [("--batch_size", "100000"), ("--mc_samples", "5000"), ("--workers", "100000")])
+def test_local_inference_size_flags_have_upper_bounds(flag, value, tmp_path, capsys):
+    import local_inference
+
+    with pytest.raises(SystemExit) as stop:
+        local_inference.parse_args(["--inference_model", str(tmp_path), "--save_file", str(tmp_path / "o.jsonl"),
+                                    flag, value])
+    assert stop.value.code == 2 and f"argument {flag}: expected a whole number from 1 to" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()

@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[CalibrationSettings, Link
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--input_file", required=True, type=ft.existing_file,
                    help="local_inference.py's JSONL of the labelled dev split")
-    p.add_argument("--sample", type=ft.positive_int, help="send a random N of the spans (default: all of them)")
+    p.add_argument("--sample", type=ft.whole_number(10_000_000), help="send a random N of the spans (default: all of them)")
     p.add_argument("--out", type=ft.output_file, help=f"the link calibration (default: {LINK_CALIBRATION} beside "
                    "--input_file)")
     add_link_args(p)
