@@ -1,7 +1,7 @@
 """A run's adaptation of the gate (never saved), and each sent span's final label, decided once.
-The run's agreement shift always moves the local label's odds. A run like dev does what dev
-chose where dev links; where dev kept the local labels, or the shift lies `SIGMAS` standard
-errors from dev's, the run chooses again by its own expected contributions. See docs/fuse.md."""
+Where dev links and the run's agreement shift is within `SIGMAS` standard errors of dev's, the
+run does what dev chose, the shift moving the local label's odds. Elsewhere it chooses again by
+its own expected contributions, the shift applied only where significant. See docs/fuse.md."""
 from __future__ import annotations
 
 import math
@@ -41,8 +41,10 @@ def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> 
     if gate.shift is None or gate.model is None:
         return Run(dev, dev)
     shift, sigmas = gate.shift.measure(spans(), threshold)
-    if abs(sigmas) < SIGMAS and dev != "keep":
-        return Run(dev, dev, shift, sigmas)
+    if abs(sigmas) < SIGMAS:
+        if dev != "keep":
+            return Run(dev, dev, shift, sigmas)
+        shift = 0.0  # a budget dev closed opens on a shift only where it is significant
     sums = {choice: (array("d"), array("d")) for choice in ("every", "span")}
     for s in spans():
         answer, pred = s["llm_answer"], s["pred"]
