@@ -46,7 +46,7 @@ def profile_steps(args):
                          encoder="bert", bert_config_dir=args.bert_config_dir, lr=1e-4)
     model, featurizer, config = build_model(config, sentences=sentences)
     module = SpanNERModule(model, config, None)
-    module.trainer = FakeTrainer()  # noqa: only the step count is read
+    module.trainer = FakeTrainer()  # a stand-in: only the step count is read
     optimizer = module.configure_optimizers()["optimizer"]
     batches = list(make_loader(SpanDataset(sentences, featurizer, config.labels, config.max_span_len), args.batch_size, True, 1))
     batches = batches[:args.batches + 1]

@@ -42,7 +42,8 @@ class _Replayed(io.RawIOBase):
             n = min(len(b), len(self.head))
             b[:n], self.head = self.head[:n], self.head[n:]
             return n
-        data = self.rest.read1(len(b))
+        # typeshed types sys.stdin.buffer as BinaryIO, which has no read1; it is a BufferedReader
+        data = self.rest.read1(len(b))  # type: ignore[attr-defined]
         b[:len(data)] = data
         return len(data)
 
@@ -51,7 +52,7 @@ def _stdin_start() -> bytes:
     if not _stdin_head:  # the lines format detection reads (or less, at the end), not more: a pipe waits
         head = b""
         while head.count(b"\n") < DETECT_LINES and len(head) < STDIN_HEAD:
-            data = sys.stdin.buffer.read1(STDIN_HEAD - len(head))
+            data = sys.stdin.buffer.read1(STDIN_HEAD - len(head))  # type: ignore[union-attr]  # as in _Replayed
             if not data:
                 break
             head += data
@@ -284,7 +285,9 @@ def _columns(line):
 def iter_column_file(path: str, column: int = -1, labels: Optional[list[str]] = None) -> Iterator[Sentence]:
     """CoNLL columns: `word ... TAG` per line, blank line between sentences. A file of
     -DOCSTART- lines only has no sentence to read: a DataError."""
-    words, tags, start_line, markers, found = [], [], 1, 0, 0
+    words: list[str] = []
+    tags: list[str] = []
+    start_line, markers, found = 1, 0, 0
 
     def sentence() -> Optional[Sentence]:
         sent = None
@@ -429,7 +432,12 @@ def split_path(data_dir: str, split: str, test_mode: Optional[str]) -> str:
     """
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: no such directory")
-    base = data_dir if split != "test" or test_mode == "ori" else os.path.join(data_dir, test_mode)
+    if split != "test" or test_mode == "ori":
+        base = data_dir
+    elif test_mode is None:
+        raise ValueError("split_path: the test split needs a test_mode (ori, typos, oov or ood)")
+    else:
+        base = os.path.join(data_dir, test_mode)
     for name in SPLIT_FILES[split]:
         if os.path.isfile(os.path.join(base, name)):
             return os.path.join(base, name)

@@ -63,10 +63,14 @@ def build_model(config: ModelConfig, sentences: Optional[list[Sentence]] = None,
     passes the stored `encoder_config` and `tokenizer`, and the weights follow. The config
     returned holds the built encoder's `encoder_config`."""
     enc_cfg = dict(config.encoder_config)
+    featurizer: Featurizer
+    encoder: BertEncoder | GloveEncoder
     if config.encoder == "bert":
         from transformers import AutoTokenizer
 
         if tokenizer is None:
+            if config.bert_config_dir is None:  # training refuses this first (models/training.py)
+                raise DataError("--encoder bert needs --bert_config_dir")
             bert_dir, hub_args = resolve(config.bert_config_dir)
             tokenizer = AutoTokenizer.from_pretrained(bert_dir, **hub_args, **_prefix_space(bert_dir, hub_args))
         encoder = BertEncoder(config.bert_config_dir, config.bert_dropout, enc_cfg.get("hf_config"))
@@ -75,16 +79,19 @@ def build_model(config: ModelConfig, sentences: Optional[list[Sentence]] = None,
     elif config.encoder == "glove":
         words, vectors = load_glove()
         if "chars" not in enc_cfg:
+            if sentences is None:
+                raise ValueError("build_model: a new GloVe model needs the training sentences (its characters)")
             enc_cfg["chars"] = GloveFeaturizer.from_sentences(words, [s.words for s in sentences]).chars
-        featurizer = GloveFeaturizer(words, enc_cfg["chars"], noisy_words=config.noisy_words)
-        context = None
+        glove = GloveFeaturizer(words, enc_cfg["chars"], noisy_words=config.noisy_words)
+        featurizer = glove
+        context: Optional[FrozenContext] = None
         if config.context_encoder:  # opt-in (docs/noisy_text.md): read from its package, never stored
             from transformers import AutoTokenizer
 
             context = FrozenContext(config.context_encoder, config.context_layers)
             bert_dir, hub_args = resolve(config.context_encoder)
             tokenizer = AutoTokenizer.from_pretrained(bert_dir, **hub_args, **_prefix_space(bert_dir, hub_args))
-            featurizer = ContextGloveFeaturizer(featurizer, BertFeaturizer(tokenizer, config.bert_max_length))
+            featurizer = ContextGloveFeaturizer(glove, BertFeaturizer(tokenizer, config.bert_max_length))
         encoder = GloveEncoder(vectors, len(enc_cfg["chars"]), char_filters=config.char_filters, hidden=config.lstm_hidden,
                                layers=config.lstm_layers, dropout=config.glove_dropout, context=context)
     else:

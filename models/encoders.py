@@ -59,7 +59,8 @@ class FrozenContext(nn.Module):
         model = AutoModel.from_pretrained(path, **hub_args, add_pooling_layer=False).eval()
         model.requires_grad_(False)
         self._frozen = [model]  # in a list: no submodule, so not in the state dict, the optimiser or train()
-        self.layers, self.cache_size, self._cache = layers, cache_size, {}
+        self.layers, self.cache_size = layers, cache_size
+        self._cache: dict[tuple[int, ...], torch.Tensor] = {}  # a sentence's token ids -> its word states
         self.hidden_size = model.config.hidden_size
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -75,11 +76,12 @@ class FrozenContext(nn.Module):
                 out = model(input_ids=ids[missing], attention_mask=mask[missing], output_hidden_states=True)
                 states = torch.stack(out.hidden_states[-self.layers:]).mean(0)
             for j, i in enumerate(missing):
-                rows[i] = states[j, :len(keys[i])]
+                rows[i] = state = states[j, :len(keys[i])]
                 if len(self._cache) < self.cache_size:
-                    self._cache[keys[i]] = rows[i]
+                    self._cache[keys[i]] = state
         padded = torch.zeros(len(rows), ids.shape[1], self.hidden_size, device=ids.device)
         for i, row in enumerate(rows):
+            assert row is not None  # cached or computed above
             padded[i, :len(row)] = row
         return padded.flatten(0, 1)[batch["word_first"]]
 
@@ -93,8 +95,10 @@ class GloveEncoder(nn.Module):
     the vectors are read from the installed package again on load.
     """
 
+    glove: torch.Tensor  # the buffer registered in __init__
+
     def __init__(self, glove_vectors, n_chars, char_dim=30, char_filters=50, case_dim=10,
-                 hidden=200, layers=2, dropout=0.33, context: FrozenContext = None):
+                 hidden=200, layers=2, dropout=0.33, context: FrozenContext | None = None):
         super().__init__()
         self.context = context  # opt-in: a frozen encoder's word states join the inputs
         table = torch.zeros(len(glove_vectors) + 2, glove_vectors.shape[1])
@@ -106,7 +110,8 @@ class GloveEncoder(nn.Module):
         self.case_emb = nn.Embedding(6, case_dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
         n_in = glove_vectors.shape[1] + char_filters + case_dim + (context.hidden_size if context else 0)
-        self.lstm = nn.LSTM(n_in, hidden, num_layers=layers,
+        # an nn.Module: the int8 copy of models/quantize.py swaps in a quantized LSTM
+        self.lstm: nn.Module = nn.LSTM(n_in, hidden, num_layers=layers,
                             bidirectional=True, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.hidden_size = 2 * hidden
 

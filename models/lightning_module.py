@@ -7,15 +7,20 @@ so counts from every device are summed before F1 is computed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytorch_lightning as pl
 import torch
 
 from models.losses import ener_loss, span_cross_entropy
 
+if TYPE_CHECKING:
+    from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
+
 
 class SpanNERModule(pl.LightningModule):
+    _dev: torch.Tensor  # dev (true positives, predicted, gold), the buffer registered in __init__
+
     def __init__(self, model, config, dev_counts):
         super().__init__()
         self.model, self.config, self.dev_counts = model, config, dev_counts
@@ -44,7 +49,7 @@ class SpanNERModule(pl.LightningModule):
         f1 = 2 * tp / (n_pred + n_gold) if n_pred + n_gold else 0.0
         self.log("dev_f1", f1, prog_bar=True, sync_dist=False)
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         c = self.config
         no_decay = ("bias", "LayerNorm.weight", "norm.weight")
         params = list(self.model.named_parameters())
@@ -57,6 +62,8 @@ class SpanNERModule(pl.LightningModule):
         total = max(1, self.trainer.estimated_stepping_batches)
         warmup = int(c.warmup_proportion * total)
         # Linear warm-up, then linear decay to zero (transformers' get_linear_schedule_with_warmup).
-        lr_lambda = lambda step: step / max(1, warmup) if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
+        def lr_lambda(step: int) -> float:
+            return step / max(1, warmup) if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
+
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

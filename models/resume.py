@@ -125,7 +125,9 @@ class RngState(pl.Callback):
 
     def state_dict(self) -> dict:
         version, internal, gauss = random.getstate()
-        name, keys, pos, has_gauss, cached = np.random.get_state()
+        numpy_state = np.random.get_state()
+        assert isinstance(numpy_state, tuple)  # legacy=True, the default: (name, keys, pos, has_gauss, cached)
+        name, keys, pos, has_gauss, cached = numpy_state
         state = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss],
                  "numpy": [name, keys.tolist(), pos, has_gauss, cached]}
         if torch.cuda.is_available():

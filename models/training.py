@@ -48,8 +48,8 @@ class TrainSettings:
     """How to train (the model's own hyper-parameters are `ModelConfig`)."""
     data_dir: str
     model_save_dir: str
-    train_file: str = None
-    dev_file: str = None
+    train_file: Optional[str] = None
+    dev_file: Optional[str] = None
     batch_size: int = 64
     iteration: int = 30  # epochs
     max_steps: int = -1
@@ -158,7 +158,8 @@ class SaveBest(pl.Callback):
     def __init__(self, path, featurizer, config):
         self.path, self.featurizer, self.config, self.best = path, featurizer, config, -1.0
 
-    def on_validation_end(self, trainer: pl.Trainer, module: SpanNERModule) -> None:
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        assert isinstance(module, SpanNERModule)  # the module `train` fits
         f1 = float(trainer.callback_metrics.get("dev_f1", -1.0))
         if trainer.sanity_checking:
             return
@@ -182,9 +183,9 @@ def check_paths(settings: TrainSettings, config: ModelConfig, train_path: str, d
     """No file training writes (the checkpoint's, its resume state) is one it reads: the data,
     labels.txt, a pretrained encoder's folder (e.g. --model_save_dir given as --bert_config_dir)."""
     save_dir = settings.model_save_dir
-    outputs = [("--model_save_dir", path) for path in checkpoint_files(save_dir) + [
+    outputs: list[tuple[str, Optional[str]]] = [("--model_save_dir", path) for path in checkpoint_files(save_dir) + [
         os.path.join(save_dir, RESUME, LAST), os.path.join(save_dir, RESUME, RUN)]]
-    inputs = [("--train_file", train_path), ("--dev_file", dev_path),
+    inputs: list[tuple[str, Optional[str]]] = [("--train_file", train_path), ("--dev_file", dev_path),
               ("--data_dir", os.path.join(settings.data_dir, "labels.txt"))]
     for flag, folder in (("--bert_config_dir", config.bert_config_dir),
                          ("--context_encoder", getattr(config, "context_encoder", None))):
@@ -213,7 +214,8 @@ def train(settings: TrainSettings, config: ModelConfig,
     pl.seed_everything(settings.seed, workers=True, verbose=False)
     train_path, train_sents = load_split(settings, "train")
     labels = load_labels(settings.data_dir, train_sents)
-    unknown = sorted({label for s in train_sents for *_, label in s.entities} - set(labels))
+    unknown = sorted({label for s in train_sents for *_, label in s.entities or ()}  # all labelled: load_split
+                     - set(labels))
     if unknown:
         raise DataError(f"{train_path}: labels {', '.join(unknown)} are missing from {settings.data_dir}/labels.txt")
     dev_path, dev_sents = load_split(settings, "dev", labels)
@@ -224,9 +226,10 @@ def train(settings: TrainSettings, config: ModelConfig,
     model, featurizer, config = build_model(config, sentences=train_sents)
     train_set = SpanDataset(train_sents, featurizer, labels, config.max_span_len, train_path)
     dev_set = SpanDataset(dev_sents, featurizer, labels, config.max_span_len, "dev")
-    if getattr(featurizer, "n_windowed", 0):
+    n_windowed = getattr(featurizer, "n_windowed", 0)
+    if n_windowed:
         log.info("%d sentences were longer than %d subwords and were read in overlapping windows",
-                 featurizer.n_windowed, config.bert_max_length)
+                 n_windowed, config.bert_max_length)
     log.info("train %d sentences, dev %d, labels %s", len(train_set), len(dev_set), labels[1:])
     saver = SaveBest(settings.model_save_dir, featurizer, config)
     # Lightning's own checkpoint of the whole training state, only to resume a killed run:
@@ -234,7 +237,9 @@ def train(settings: TrainSettings, config: ModelConfig,
     resume_dir = os.path.join(settings.model_save_dir, RESUME)
     last = pl.callbacks.ModelCheckpoint(resume_dir, "last", save_top_k=1, enable_version_counter=False)
     trainer = pl.Trainer(
-        accelerator=settings.accelerator, devices=settings.devices, strategy=settings.strategy, precision=settings.precision,
+        accelerator=settings.accelerator, devices=settings.devices, strategy=settings.strategy,
+        # --precision is any string; Lightning checks it, its stub lists the accepted strings as a Literal
+        precision=settings.precision,  # type: ignore[arg-type]
         max_epochs=settings.iteration, max_steps=settings.max_steps, logger=False, num_sanity_val_steps=0,
         callbacks=[saver, last, RngState(), pl.callbacks.EarlyStopping("dev_f1", patience=settings.early_stop,
                                                                        mode="max", check_on_train_epoch_end=False)])

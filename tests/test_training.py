@@ -72,7 +72,10 @@ def test_learns_train_set_by_heart(overfit, model_type, encoder):
     run = overfit(model_type, encoder)
     assert run.summary["best_dev_f1"] >= 0.95, run.summary
     assert not run.eval_modules, "dropout must be on while training"
-    mean = lambda epoch: sum(loss for e, loss in run.losses if e == epoch) / sum(e == epoch for e, _ in run.losses)
+
+    def mean(epoch):
+        return sum(loss for e, loss in run.losses if e == epoch) / sum(e == epoch for e, _ in run.losses)
+
     last = run.losses[-1][0]
     assert mean(last) < 0.2 * mean(0), f"loss fell only from {mean(0):.3f} to {mean(last):.3f}"
     with open(os.path.join(run.path, "config.json"), encoding="utf-8") as f:
@@ -154,7 +157,10 @@ def test_factorised_span_mlp_equals_the_concatenated_one(sample_sentences):
     batch = dataset.collate([dataset[i] for i in range(5)])
     with torch.no_grad():
         h_start, h_end = model.encoder(batch)
-        gather = lambda h, idx: h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
+
+        def gather(h, idx):
+            return h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
+
         starts, ends = batch["spans"][..., 0], batch["spans"][..., 1]
         morph = model.morph_emb(batch["morph"])
         span_morph = torch.stack([torch.stack([morph[b, s:e + 1].sum(0) for s, e in row.tolist()])
@@ -199,7 +205,10 @@ def test_clear_errors(data_dir, tmp_path, argv, message):
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
-    fill = lambda s: s.format(tmp=tmp_path, data=data_dir, **{d: tmp_path / d for d in ("bad", "text", "gpe")})
+
+    def fill(s):
+        return s.format(tmp=tmp_path, data=data_dir, **{d: tmp_path / d for d in ("bad", "text", "gpe")})
+
     for main in MAIN.values():
         with pytest.raises(SystemExit) as err:
             main([fill(a) for a in argv] + ["--model_save_dir", str(tmp_path / "m")])

@@ -22,7 +22,7 @@ from typing import Any
 
 from utils.cli import CLI_ERRORS
 
-_TASK = None  # the function the forked workers run (inherited, never pickled)
+_TASK: Callable[[Any], Any] | None = None  # the function the forked workers run (inherited, never pickled)
 
 
 class WorkerFailed(ChildProcessError):
@@ -33,6 +33,8 @@ def _serve(conn: Any) -> None:
     """A worker: run _TASK on each (key, item) received, send back (key, ok, result)."""
     import torch
 
+    task = _TASK
+    assert task is not None  # in_processes sets it before it forks the workers
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
     while True:
@@ -41,7 +43,7 @@ def _serve(conn: Any) -> None:
         except EOFError:  # the parent closed our pipe
             return
         try:
-            reply = (key, True, _TASK(item))
+            reply = (key, True, task(item))
         except CLI_ERRORS as err:  # the project's own errors (bad data, a file): passed on as they are
             reply = (key, False, err)
         except Exception as err:  # a bug: its traceback here, one line in the parent

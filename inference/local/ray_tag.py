@@ -72,7 +72,8 @@ def shard_files(patterns: list[str], output: str) -> list[tuple[str, str]]:
         if not found:
             raise DataError(f"{pattern}: no file matches")
         files += found
-    shards, seen = [], {}
+    shards: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}  # shard name -> the input it comes from
     for path in files:
         if not os.path.isfile(path):
             raise DataError(f"{path}: no such file")
@@ -166,6 +167,7 @@ def write_shards(ray: Any, settings: TagSettings, shards: list[tuple[str, str]],
                 finish_shard(shards, current, out)
                 current, out = row["shard"], open(shards[row["shard"]][1] + ".part", "w", encoding="utf-8")
                 todo.remove(current)
+            assert out is not None  # opened for the first row's shard
             out.write(row["lines"])
             out.flush()
         finish_shard(shards, current, out)

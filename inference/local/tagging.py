@@ -107,6 +107,7 @@ def load_input(settings: TagSettings, labels: Optional[list[str]]) -> Iterator[S
 def sentence_record(i: int, sent: Sentence, entities: list[dict]) -> dict:
     rec = {"id": i, "sentence": " ".join(sent.words), "tokens": sent.words, "entity": entities}
     if sent.text is not None:  # the entity as the line writes it, spaces and all
+        assert sent.char_spans is not None  # the raw-text reader sets both
         rec["text"] = sent.text
         for ent in entities:
             s, e = ent["span"]
@@ -158,19 +159,21 @@ def chunk_records(model: SpanNER, featurizer: Featurizer, config: ModelConfig, s
         raise DataError(f"{settings.input_name}: --paper_protocol lists the gold spans, so it needs labelled input")
     if uncertainty_type == LEARNED:  # decoded with the default type, then rescored
         uncertainty_type = default_uncertainty(config)
-    threshold = settings.candidate_threshold if settings.candidate_threshold >= 0 else None
-    active = rescorer is not None and rescorer.active
+    cut = settings.candidate_threshold
+    assert cut is not None  # `calibrated` sets the checkpoint's default before any chunk is tagged
+    threshold = cut if cut >= 0 else None
+    active = rescorer if rescorer is not None and rescorer.active else None
     dataset = SpanDataset(chunk, featurizer, labels, config.max_span_len, settings.input_name)
-    entities = [None] * len(chunk)
-    second_outputs = rescorer.outputs(chunk, settings.input_name, batch_size=settings.batch_size) if active else None
+    entities: dict[int, list[dict]] = {}  # by the sentence's index in the chunk
+    second_outputs = active.outputs(chunk, settings.input_name, batch_size=settings.batch_size) if active else []
     for j, spans, probs, unc in predict(model, dataset, config, uncertainty_type, mc_samples=settings.mc_samples,
                                         batch_size=settings.batch_size, device=device, progress=False):
         sent = chunk[j]
         entities[j] = decode_sentence(spans, probs, unc, labels, threshold, sent.entities,
                                       settings.paper_protocol, sent.words)
         if active:
-            rescorer.rescore(entities[j], spans, probs, unc, sent.words, second_outputs[j])
-    return [sentence_record(lo + j, sent, ents) for j, (sent, ents) in enumerate(zip(chunk, entities))]
+            active.rescore(entities[j], spans, probs, unc, sent.words, second_outputs[j])
+    return [sentence_record(lo + j, sent, entities[j]) for j, sent in enumerate(chunk)]
 
 
 def score_records(settings: TagSettings, config: ModelConfig, scores: LocalScores, seconds: float,
@@ -211,7 +214,8 @@ def resume(settings: TagSettings, written: Iterable[dict], sentences: Iterator[S
     the first sentence of the chunk holding the next one, the sentences from that index on):
     that chunk is tagged again whole, its written records left out, so that its batches are
     those of an uninterrupted run. Holds one chunk of sentences, never the records."""
-    done, chunk = 0, []
+    done = 0
+    chunk: list[Sentence] = []  # the written sentences of the chunk being read
     for rec in written:
         sent = next(sentences, None)
         if sent is None or not isinstance(rec, dict) or rec.get("tokens") != sent.words:
