@@ -47,9 +47,10 @@ from inference.reports.calibration import LocalScores
 from inference.reports.outputs import write_outputs
 from inference.run_files import check_local_run
 from models.checkpoint import load_checkpoint
+from models.quantize import QUANTIZE, quantize_model
 from utils import flag_types as ft
 from utils.cli import run_cli
-from utils.errors import DataError
+from utils.errors import ConfigError, DataError
 from utils.jsonl import iter_jsonl
 from utils.output_lock import OutputLock
 from utils.owned_output import start_output
@@ -88,6 +89,8 @@ def build_parser():
       "--threshold_sweep, also F1 and calls against the thresholds")
     a("--html", type=ft.output_file, help="also write the records as a self-contained HTML page here")
     a("--overwrite", action="store_true", help="start SAVE_FILE afresh instead of continuing it")
+    a("--quantize", choices=QUANTIZE, default=TagSettings.quantize,
+      help="int8: dynamic int8 LSTM and linear layers on the CPU (F1 and AUROC measured in docs/speed.md)")
     add_link_args(p, llm_name=None)
     return p
 
@@ -132,6 +135,9 @@ def tag(settings, link):
     if settings.workers > 1 and device != "cpu":
         raise DataError(f"--workers {settings.workers} runs on the CPU: give --device cpu, or one worker on {device}")
     model, featurizer, config = load_checkpoint(settings.inference_model, device)
+    if settings.quantize != "none" and device != "cpu":
+        raise ConfigError(f"--quantize {settings.quantize} runs on the CPU: give --device cpu")
+    model = quantize_model(model, settings.quantize)
     # fail before reading the input
     settings, calibration, rescorer = calibrated(settings, config, featurizer, device)
     if link.online and link.budget is not None:  # the threshold that sends FRACTION of the dev spans

@@ -194,8 +194,9 @@ def markdown(results):
         cal = real_rows.get("conll03|preflight", {})
         lines += ["", "**Real LLM: SmolLM2-135M-Instruct in-process, choice mode.** Local / override / fuse F1 at "
                   "each budget; fuse gate fitted by `calibrate_link` on a sample of "
-                  f"{cal.get('sent', '?')} CoNLL-03 dev spans "
-                  f"(WNUT-17: {real_rows.get('wnut17|preflight', {}).get('sent', '?')} WNUT-17 dev spans); "
+                  f"{cal.get('sent', '?')} CoNLL-03 dev spans"
+                  + (f" (WNUT-17: {real_rows['wnut17|preflight'].get('sent', '?')} WNUT-17 dev spans); "
+                     if "wnut17|preflight" in real_rows else "; ")
                   + ("every sentence of each test set." if real_rows.get("scope") == "all" else
                      f"each test set's first {real_rows.get(set_name(*SETS[0]), {}).get('sentences', '?')} "
                      "sentences (a CPU budget)."), "",

@@ -140,8 +140,12 @@ def test_int8_loads_tags_and_stays_close_to_the_float_model(fast_ckpt, ener_ckpt
         assert float((fp - i8).abs().max()) < 0.1  # int8 rounding, not another model
         assert np.mean((fp.argmax(-1) == i8.argmax(-1)).numpy()) > 0.97
     plain, plain_metrics = infer(fast_ckpt, tmp_path / "fp32.jsonl")
-    with patched_loading(local_inference, "int8"):
-        records, metrics = infer(fast_ckpt, tmp_path / "int8.jsonl")
+    records, metrics = infer(fast_ckpt, tmp_path / "int8.jsonl", "--quantize", "int8")
     assert len(records) == len(plain) and abs(metrics["f1"] - plain_metrics["f1"]) < 0.05
+    with patched_loading(local_inference, "int8"):  # the bench's hook tags the same records
+        again, _ = infer(fast_ckpt, tmp_path / "hook.jsonl")
+    assert again == records
+    with pytest.raises(SystemExit, match="quantize"):  # an output of the float model is not continued in int8
+        infer(fast_ckpt, tmp_path / "fp32.jsonl", "--quantize", "int8")
     with pytest.raises(ValueError, match="unknown quantization"):
         quantize_model(model, "int4")

@@ -66,6 +66,7 @@ class TagSettings:
     plot_dir: Optional[str] = None
     html: Optional[str] = None
     overwrite: bool = False
+    quantize: str = "none"  # "int8": dynamically quantized LSTM and linear layers (CPU)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TagSettings:
@@ -202,6 +203,7 @@ def fingerprint(settings: TagSettings, config: ModelConfig) -> dict[str, Any]:
             "uncertainty_type": settings.uncertainty_type,
             "mc_samples": settings.mc_samples if settings.uncertainty_type == "mc_dropout" else None,
             "candidate_threshold": settings.candidate_threshold, "paper_protocol": settings.paper_protocol,
+            **({"quantize": settings.quantize} if settings.quantize != "none" else {}),
             **({"error_predictor": file_digest(predictor_path(settings.inference_model))}
                if settings.uncertainty_type == LEARNED else {})}
 
