@@ -37,7 +37,7 @@ class _Replayed(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: Any) -> int:  # a writable buffer (bytearray, memoryview)
         if self.head:
             n = min(len(b), len(self.head))
             b[:n], self.head = self.head[:n], self.head[n:]

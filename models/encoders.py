@@ -97,7 +97,7 @@ class GloveEncoder(nn.Module):
 
     glove: torch.Tensor  # the buffer registered in __init__
 
-    def __init__(self, glove_vectors, n_chars, char_dim=30, char_filters=50, case_dim=10,
+    def __init__(self, glove_vectors, n_chars, char_filters, char_dim=30, case_dim=10,
                  hidden=200, layers=2, dropout=0.33, context: FrozenContext | None = None):
         super().__init__()
         self.context = context  # opt-in: a frozen encoder's word states join the inputs

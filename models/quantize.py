@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 from torch import nn
@@ -87,15 +87,15 @@ def quantize_model(model: SpanNER, mode: Optional[str] = "int8") -> SpanNER:
 
 
 @contextlib.contextmanager
-def patched_loading(module, mode: Optional[str]) -> Iterator[None]:
+def patched_loading(module: Any, mode: Optional[str]) -> Iterator[None]:  # a module with load_checkpoint
     """Within the block, `module.load_checkpoint` (e.g. local_inference's) returns the model
-    quantized by `quantize_model(model, mode)`: the hook local_inference.py would have."""
+    quantized by `quantize_model(model, mode)`, as `local_inference.py --quantize` does."""
     if mode in (None, "none"):
         yield
         return
     load = module.load_checkpoint
 
-    def quantized_load(*args, **kwargs):
+    def quantized_load(*args: Any, **kwargs: Any) -> tuple:
         model, featurizer, config = load(*args, **kwargs)
         return quantize_model(model, mode), featurizer, config
 
