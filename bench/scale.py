@@ -85,7 +85,7 @@ def markdown(results: dict) -> str:
         lo, hi = rows[0], rows[-1]
         lines.append(f"\n{name}: at {hi['sentences'] // lo['sentences']}x, peak memory {hi['peak_rss_mb'] / lo['peak_rss_mb']:.2f}x "
                      f"and throughput {hi['sentences_per_s'] / lo['sentences_per_s']:.2f}x those at 1x.")
-    lines.append(f"\n![memory and time against sentences]({results['plot']})")
+    lines.append(f"\n![memory and time against sentences](../{results['plot']})")
     return "\n".join(lines)
 
 

@@ -28,6 +28,7 @@ from inference.reports.calibration import LocalScores
 from inference.reports.table import format_table
 from models.checkpoint import WEIGHTS
 from utils.errors import DataError
+from utils.memory import bound_heap, trim_heap
 from utils.file_digest import file_digest
 from utils.jsonl import JsonlWriter, iter_resumed
 
@@ -129,10 +130,12 @@ def iter_records(model: SpanNER, featurizer: Featurizer, config: ModelConfig, se
     if start % CHUNK:
         raise ValueError(f"chunks start at multiples of {CHUNK}, not at {start}")
     chunks = _chunks(iter(sentences), start)
+    bound_heap()
     tag = functools.partial(chunk_records, model, featurizer, config, settings, device, rescorer)
     bar = tqdm(initial=start + skip, desc="local inference", unit="sent")
     try:
         for records in (map(tag, chunks) if settings.workers <= 1 else in_processes(tag, chunks, settings.workers)):
+            trim_heap()  # a chunk's tensors are freed: memory stays flat however long the input
             bar.update(len(records) - min(skip, len(records)))
             yield from records[skip:]
             skip = max(0, skip - len(records))
