@@ -3,6 +3,7 @@ continued writes the bytes of an uninterrupted one, `--workers 2` writes the byt
 worker, and a dead or failing worker stops the run at once with one line, the output kept for a
 rerun. The references are independent: `json.load` for the incremental JSON reader, and an
 uninterrupted one-worker run for every interrupted or parallel one."""
+import contextlib
 import itertools
 import json
 import os
@@ -224,6 +225,21 @@ def test_a_dead_or_failing_worker_stops_the_run_and_a_rerun_continues(spanner_ck
     assert save.read_bytes() == reference
 
 
+@contextlib.contextmanager
+def piped_run(*args):
+    """local_inference.py with `args` (one torch thread), its standard input a pipe; killed and
+    reaped on the way out, whatever the test did."""
+    run = subprocess.Popen([sys.executable, "local_inference.py", *args], cwd=REPO, text=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"}, stdin=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield run
+    finally:
+        run.kill()
+        run.wait()
+        run.stderr.close()
+
+
 def children(pid):
     with open(f"/proc/{pid}/task/{pid}/children") as f:
         return [int(p) for p in f.read().split()]
@@ -235,11 +251,8 @@ def test_a_worker_killed_from_outside_ends_the_command_within_seconds(spanner_ck
     """kill -9 on one of the command's two workers: exit status 1 and one line, no hang."""
     text = "".join(" ".join(s.words) + "\n" for s in sentences) * 40  # 4,000 lines, 8 chunks
     save = tmp_path / "out.jsonl"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.Popen([sys.executable, "local_inference.py", "--inference_model", spanner_ckpt, "--input_file", "-",
-                            "--save_file", str(save), "--workers", "2"], cwd=REPO, env=env, text=True,
-                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    with piped_run("--inference_model", spanner_ckpt, "--input_file", "-", "--save_file", str(save),
+                   "--workers", "2") as run:
         run.stdin.write(text[:len(text) // 2])  # the rest after the kill: the command waits on its input meanwhile
         run.stdin.flush()
         wait_for(lambda: len(children(run.pid)) == 2, seconds=60)
@@ -252,10 +265,6 @@ def test_a_worker_killed_from_outside_ends_the_command_within_seconds(spanner_ck
             pass
         run.wait(timeout=30)
         err = run.stderr.read()
-    finally:
-        run.kill()
-        run.wait()
-        run.stderr.close()
     assert run.returncode == 1
     assert err.strip().splitlines()[-1] == (f"error: --workers: worker PID {victim} was killed by signal 9 (SIGKILL) "
                                             "(the out-of-memory killer, or kill -9); the output so far is kept, "
@@ -268,11 +277,7 @@ def test_standard_input_is_tagged_as_it_comes(spanner_ckpt, sentences, tmp_path)
     """The first chunk's records are written while standard input is still open."""
     lines = ["".join(" ".join(s.words) + "\n" for s in sentences)] * 6  # 600 lines: one chunk and more
     save = tmp_path / "out.jsonl"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.Popen([sys.executable, "local_inference.py", "--inference_model", spanner_ckpt, "--input_file", "-",
-                            "--save_file", str(save)], cwd=REPO, env=env, text=True, stdin=subprocess.PIPE,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    with piped_run("--inference_model", spanner_ckpt, "--input_file", "-", "--save_file", str(save)) as run:
         run.stdin.write("".join(lines))
         run.stdin.flush()
         wait_for(lambda: save.exists() and save.read_bytes().count(b"\n") == tagging.CHUNK, seconds=60)
@@ -280,9 +285,5 @@ def test_standard_input_is_tagged_as_it_comes(spanner_ckpt, sentences, tmp_path)
         run.stdin.close()
         run.wait(timeout=60)
         err = run.stderr.read()
-    finally:
-        run.kill()
-        run.wait()
-        run.stderr.close()
     assert run.returncode == 0, err
     assert [r["tokens"] for r in read_jsonl(str(save))] == [s.words for s in sentences] * 6
