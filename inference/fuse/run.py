@@ -47,13 +47,12 @@ def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> 
         shift = 0.0  # a budget dev closed opens on a shift only where it is significant
     sums = {choice: (array("d"), array("d")) for choice in ("every", "span")}
     for s in spans():
-        answer, pred = s["llm_answer"], s["pred"]
-        if answer != pred:
-            mean, square = expected_contribution(gate.outcomes(s, shift), answer, pred, gate.price)
-            for choice, (means, squares) in sums.items():
-                if gate.label(s, choice, shift) == answer:
-                    means.append(mean)
-                    squares.append(square)
+        if s["llm_answer"] != s["pred"]:  # every answer is taken; the span rule's where E[c] > 0 (`Gate.label`)
+            mean, square = expected_contribution(gate.outcomes(s, shift), s["llm_answer"], s["pred"], gate.price)
+            for choice, taken in (("every", True), ("span", mean > 0)):
+                if taken:
+                    sums[choice][0].append(mean)
+                    sums[choice][1].append(square)
     # fsum is exact: the same choice in any order of the spans
     return Run(best_choice({c: (math.fsum(m), math.fsum(q)) for c, (m, q) in sums.items()}), dev, shift, sigmas)
 
