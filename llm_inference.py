@@ -63,11 +63,18 @@ def run(settings):
     """Link the local records of settings.input_file, read as a stream (a pass to check them and,
     for --budget, a few to find its threshold, then one to link); the metrics (None for a dry run)."""
     records = functools.partial(iter_records, settings.input_file)  # each call reads the file anew
+    passes: list[int] = []  # records read by each pass: the budget's first one checks and counts them all
+
+    def uncertainties():
+        passes.append(0)
+        for rec in records():
+            passes[-1] += 1
+            yield [s["uncertainty"] for s in rec["entity"]]
+
     if settings.budget is not None:  # the threshold that sends the most uncertain FRACTION of these spans
-        threshold = streamed_threshold(lambda: ([s["uncertainty"] for s in r["entity"]] for r in records()),
-                                       settings.budget)
+        threshold = streamed_threshold(uncertainties, settings.budget)
         settings = dataclasses.replace(settings, threshold=settings.threshold if threshold is None else threshold)
-    total = count_records(settings.input_file)
+    total = passes[0] if passes and passes[0] else count_records(settings.input_file)  # else a check pass
     prompts = prompt_builder(settings, resolve_spec(settings, records()))
     check_link_run(settings)  # every output against every input, and the LLM set up, before any is opened
     if settings.dry_run:
