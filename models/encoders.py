@@ -77,8 +77,8 @@ class FrozenContext(nn.Module):
                 states = torch.stack(out.hidden_states[-self.layers:]).mean(0)
             for j, i in enumerate(missing):
                 rows[i] = state = states[j, :len(keys[i])]
-                if len(self._cache) < self.cache_size:
-                    self._cache[keys[i]] = state
+                if len(self._cache) < self.cache_size:  # a copy: a view would keep the whole batch alive
+                    self._cache[keys[i]] = state.clone()
         padded = torch.zeros(len(rows), ids.shape[1], self.hidden_size, device=ids.device)
         for i, row in enumerate(rows):
             assert row is not None  # cached or computed above

