@@ -89,6 +89,8 @@ def build_model(config: ModelConfig, sentences: Optional[list[Sentence]] = None,
             from transformers import AutoTokenizer
 
             context = FrozenContext(config.context_encoder, config.context_layers)
+            if sentences is None:  # loaded to tag: each sentence is read once, a long stream would only grow the cache
+                context.cache_size = 0
             bert_dir, hub_args = resolve(config.context_encoder)
             tokenizer = AutoTokenizer.from_pretrained(bert_dir, **hub_args, **_prefix_space(bert_dir, hub_args))
             featurizer = ContextGloveFeaturizer(glove, BertFeaturizer(tokenizer, config.bert_max_length))

@@ -73,6 +73,7 @@ def test_an_accurate_checkpoint_trains_loads_and_tags(tiny_bert_dir, tmp_path):
     assert stored["profile"] == "accurate" and stored["context_encoder"] == tiny_bert_dir
     model, _, config = load_checkpoint(str(path))
     assert config.profile == "accurate" and model.encoder.context is not None
+    assert model.encoder.context.cache_size == 0  # tagging reads each sentence once: nothing kept
     save = tmp_path / "tagged.jsonl"
     local_inference.main(["--inference_model", str(path), "--save_file", str(save), "--input_file", TEST_FILE])
     records, metrics = read_jsonl(str(save)), json.load(open(f"{save}.metrics.json"))
