@@ -7,6 +7,7 @@ Python lists) and `collate(list of dicts) -> dict of tensors`. Both report for e
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Iterable, Sequence
 
@@ -18,13 +19,35 @@ from utils.errors import ConfigError
 
 def pad(seqs: Sequence[Sequence], value: int = 0, dtype: torch.dtype = torch.long) -> torch.Tensor:
     """Right-pad a list of (possibly nested, 2-level) lists into a tensor."""
+    if not seqs:
+        return torch.tensor([], dtype=dtype)
+    kind: type[np.generic] = np.float64 if dtype.is_floating_point else np.int64
     if seqs and seqs[0] and isinstance(seqs[0][0], (list, tuple)):
-        inner = max((len(x) for s in seqs for x in s), default=1)
-        rows = [[list(x) + [value] * (inner - len(x)) for x in s] for s in seqs]
-        width = max(len(s) for s in rows)
-        return torch.tensor([s + [[value] * inner] * (width - len(s)) for s in rows], dtype=dtype)
+        rows = [x for s in seqs for x in s]  # the inner lists, sentence after sentence
+        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        width = int(lengths.max(initial=0))
+        inner = max((len(x) for x in rows), default=1)
+        at = np.repeat(np.arange(len(seqs)) * width, lengths) + _positions(lengths)  # each row's place
+        out = _filled(rows, (len(seqs) * width, inner), value, kind, at)
+        return torch.as_tensor(out.reshape(len(seqs), width, inner), dtype=dtype)
     width = max((len(s) for s in seqs), default=0)
-    return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=dtype)
+    return torch.as_tensor(_filled(seqs, (len(seqs), width), value, kind), dtype=dtype)
+
+
+def _positions(sizes: np.ndarray) -> np.ndarray:
+    """0, 1, ..., size - 1 for each of `sizes`, end to end."""
+    return np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+
+
+def _filled(rows: Sequence[Sequence], shape: tuple[int, int], value: int, kind: type[np.generic],
+            at: np.ndarray | None = None) -> np.ndarray:
+    """A `shape` array of `value` with each of `rows` written at the start of the array's row `at`
+    (default: its own index)."""
+    sizes = np.array([len(r) for r in rows], dtype=np.int64)
+    out: np.ndarray = np.full(shape, value, dtype=kind)
+    values: np.ndarray = np.fromiter(itertools.chain.from_iterable(rows), dtype=kind, count=int(sizes.sum()))
+    out[np.repeat(np.arange(len(rows)) if at is None else at, sizes), _positions(sizes)] = values
+    return out
 
 
 class BertFeaturizer:
@@ -101,6 +124,7 @@ class BertFeaturizer:
 
 
 _DIGITS = re.compile(r"\d")
+WORD_CACHE = 1 << 17  # distinct words whose GloVe features a featurizer keeps
 
 
 class GloveFeaturizer:
@@ -114,6 +138,7 @@ class GloveFeaturizer:
         self.chars = list(chars)
         self.char_index = {c: i + 2 for i, c in enumerate(self.chars)}
         self.noisy_words = noisy_words
+        self._seen: dict[str, tuple[int, tuple[int, ...]]] = {}  # `_word`'s answers
 
     @classmethod
     def from_sentences(cls, glove_words: Iterable[str], sentences: list[list[str]],
@@ -132,9 +157,21 @@ class GloveFeaturizer:
         return found or 1
 
     def encode_all(self, sentences: list[list[str]]) -> list[dict]:
-        return [{"word_ids": [self.word_id(w) for w in words],
-                 "char_ids": [[self.char_index.get(c, 1) for c in w[:30]] for w in words],
-                 "n_sub": [1] * len(words)} for words in sentences]
+        out = []
+        for words in sentences:
+            ids = [self._word(w) for w in words]
+            out.append({"word_ids": [i for i, _ in ids], "char_ids": [list(c) for _, c in ids],
+                        "n_sub": [1] * len(words)})
+        return out
+
+    def _word(self, word: str) -> tuple[int, tuple[int, ...]]:
+        """A word's id and character ids, each word worked out once (up to `WORD_CACHE` words kept)."""
+        found = self._seen.get(word)
+        if found is None:
+            if len(self._seen) >= WORD_CACHE:
+                self._seen.clear()
+            found = self._seen[word] = (self.word_id(word), tuple(self.char_index.get(c, 1) for c in word[:30]))
+        return found
 
     def collate(self, feats: list[dict]) -> dict[str, torch.Tensor]:
         return {"word_ids": pad([f["word_ids"] for f in feats]), "char_ids": pad([f["char_ids"] for f in feats])}

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from models.pretrained import resolve
 
@@ -120,9 +121,7 @@ class GloveEncoder(nn.Module):
         words = self.glove[ids]
         words = torch.where((ids == 1).unsqueeze(-1), self.unk.expand_as(words), words)
         chars = batch["char_ids"]
-        c = self.char_emb(chars.flatten(0, 1)).transpose(1, 2)  # [B*W, dim, chars]
-        c = self.char_cnn(c).masked_fill((chars.flatten(0, 1) == 0).unsqueeze(1), -1e4).amax(-1)
-        c = c.view(*chars.shape[:2], -1)
+        c = self._char_states(chars.flatten(0, 1)).view(*chars.shape[:2], -1)
         parts = [words, c, self.case_emb(batch["morph"])] + ([self.context(batch)] if self.context else [])
         x = self.dropout(torch.cat(parts, -1))
         lengths = (ids != 0).sum(1).cpu()
@@ -131,3 +130,24 @@ class GloveEncoder(nn.Module):
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
         out = self.dropout(out)
         return out, out
+
+    def _char_states(self, chars: torch.Tensor) -> torch.Tensor:
+        """The character CNN's max-pooled filters [N, filters] for words' character ids [N, C]
+        (0 pads; a word of none gets -1e4 everywhere). The words' characters are convolved end
+        to end, one padding position between words, as one long sequence: no padded positions
+        are computed, and each position sees the same neighbours (the zero padding row) as in
+        its own padded row, so the values are those of the padded [N, C] convolution."""
+        lengths = (chars != 0).sum(1)
+        if min(chars.shape) < 2 or bool(self.char_emb.weight[0].any()):  # the padded rows, as written
+            c = self.char_cnn(self.char_emb(chars).transpose(1, 2)).masked_fill((chars == 0).unsqueeze(1), -1e4)
+            return c.amax(-1)
+        sequence = F.pad(chars, (0, 1))[torch.arange(chars.shape[1] + 1) <= lengths.unsqueeze(1)]  # each word, then 0
+        # oneDNN convolves a batch of rows (as the padded [N, C] one); one row needs 20480+ inputs for it
+        sequence = F.pad(sequence, (0, max(0, 20481 // self.char_emb.embedding_dim + 1 - len(sequence))))
+        states = self.char_cnn(self.char_emb(sequence).T.unsqueeze(0)).squeeze(0).T  # [positions, filters]
+        word = torch.repeat_interleave(torch.arange(len(lengths)), lengths + 1)
+        real = sequence[:len(word)] != 0
+        # a word shorter than C also saw its padding's -1e4 in the padded max
+        start = torch.where(lengths < chars.shape[1], -1e4, float("-inf")).unsqueeze(1).expand(-1, states.shape[1])
+        index = word[real].unsqueeze(1).expand(-1, states.shape[1])
+        return start.to(states.dtype).scatter_reduce(0, index, states[:len(word)][real], "amax")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     Device = Union[str, torch.device]
     Scored = tuple[int, list[tuple[int, int]], torch.Tensor, torch.Tensor]  # sentence index, spans, probs, uncertainty
+    Batch = tuple[list[int], list[int], torch.Tensor, torch.Tensor]  # sentence indices, spans each, probs, uncertainty
     Outputs = list[tuple[list[tuple[int, int]], np.ndarray, np.ndarray]]  # per sentence: spans, probs, uncertainty
 
 
@@ -120,20 +121,32 @@ def predict(model: SpanNER, dataset: SpanDataset, config: ModelConfig, uncertain
             mc_samples: int, batch_size: int, device: Device = "cpu", progress: bool = True) -> Iterator[Scored]:
     """Yield (index, spans, probs, uncertainty) for every sentence, batched by length
     (so not in input order). `mc_samples` and `batch_size`: as `TagSettings` holds them."""
+    for indices, counts, probs, unc in predict_batches(model, dataset, config, uncertainty_type, mc_samples=mc_samples,
+                                                       batch_size=batch_size, device=device, progress=progress):
+        yield from split_outputs(dataset, indices, counts, probs, unc)
+
+
+@torch.inference_mode()
+def predict_batches(model: SpanNER, dataset: SpanDataset, config: ModelConfig, uncertainty_type: Optional[str] = None,
+                    *, mc_samples: int, batch_size: int, device: Device = "cpu", progress: bool = True) -> Iterator[Batch]:
+    """`predict` a batch at a time: (sentence indices, their numbers of spans, probs [N, K],
+    uncertainty [N] on the CPU), the sentences' spans end to end, each in `dataset.spans` order."""
     uncertainty_type = check_uncertainty(config, uncertainty_type)
     if uncertainty_type == "mc_dropout":  # the forward over the span list, as training runs it
         loader = make_loader(dataset, batch_size, shuffle=False)
         for batch in tqdm(loader, desc="local inference", unit="batch", disable=not progress):
             batch = to_device(batch, device)
             scores = span_scores(model, batch, uncertainty_type, mc_samples)
-            yield from batch_outputs(dataset, batch, scores, uncertainty_type, config.etrans_func)
+            scored = list(batch_outputs(dataset, batch, scores, uncertainty_type, config.etrans_func))
+            yield ([index for index, *_ in scored], [len(spans) for _, spans, *_ in scored],
+                   torch.cat([p for *_, p, _ in scored]), torch.cat([u for *_, u in scored]))
         return
     for indices in tqdm(length_batches(dataset, batch_size), desc="local inference", unit="batch",
                         disable=not progress):
         batch = to_device(grid_batch(dataset, indices, config.max_span_len), device)
         outputs, counts = grid_outputs(model, dataset, batch, [uncertainty_type], config.etrans_func)
         probs, unc = (x.cpu() for x in outputs[uncertainty_type])
-        yield from split_outputs(dataset, indices, counts, probs, unc)
+        yield indices, counts, probs, unc
 
 
 @torch.inference_mode()

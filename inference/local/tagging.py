@@ -17,12 +17,13 @@ from tqdm import tqdm
 
 from dataloaders.dataset import SpanDataset
 from dataloaders.readers import STDIN, iter_dataset, split_path
-from inference.local.decode import decode_sentence
+from dataloaders.spans import span_arrays
+from inference.local.decode import decode_batch
 from inference.local.dev_calibration import DevCalibration
 from inference.local.learned.error_predictor import predictor_path
 from inference.local.learned.rescoring import Rescorer
 from inference.local.parallel import WorkerFailed, in_processes
-from inference.local.predict import check_uncertainty, default_uncertainty, predict
+from inference.local.predict import check_uncertainty, default_uncertainty, predict_batches
 from inference.local.uncertainty import LEARNED
 from inference.reports.calibration import LocalScores
 from inference.reports.table import format_table
@@ -170,13 +171,18 @@ def chunk_records(model: SpanNER, featurizer: Featurizer, config: ModelConfig, s
     dataset = SpanDataset(chunk, featurizer, labels, config.max_span_len, settings.input_name)
     entities: dict[int, list[dict]] = {}  # by the sentence's index in the chunk
     second_outputs = active.outputs(chunk, settings.input_name, batch_size=settings.batch_size) if active else []
-    for j, spans, probs, unc in predict(model, dataset, config, uncertainty_type, mc_samples=settings.mc_samples,
-                                        batch_size=settings.batch_size, device=device, progress=False):
-        sent = chunk[j]
-        entities[j] = decode_sentence(spans, probs, unc, labels, threshold, sent.entities,
-                                      settings.paper_protocol, sent.words)
+    for indices, counts, probs, unc in predict_batches(model, dataset, config, uncertainty_type,
+                                                       mc_samples=settings.mc_samples, batch_size=settings.batch_size,
+                                                       device=device, progress=False):
+        sents = [chunk[j] for j in indices]
+        starts, ends = span_arrays([len(sent.words) for sent in sents], config.max_span_len)
+        words = [sent.words for sent in sents]
+        decoded, rows = decode_batch(starts, ends, counts, probs, unc, labels, threshold,
+                                     [sent.entities for sent in sents], settings.paper_protocol, words)
         if active:
-            active.rescore(entities[j], spans, probs, unc, sent.words, second_outputs[j])
+            active.rescore_batch(decoded, rows, [dataset.spans[j] for j in indices], probs, unc, words,
+                                 [second_outputs[j] for j in indices])
+        entities.update(zip(indices, decoded))
     return [sentence_record(lo + j, sent, entities[j]) for j, sent in enumerate(chunk)]
 
 

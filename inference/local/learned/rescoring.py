@@ -17,6 +17,7 @@ from inference.local.uncertainty import LEARNED, tempered
 from utils.errors import ConfigError
 
 if TYPE_CHECKING:
+    import torch
     from numpy.typing import ArrayLike
 
     from dataloaders.readers import Sentence
@@ -57,9 +58,28 @@ class Rescorer:
                                           second_out)
         if self.temperature is not None and records:
             where = {(int(s), int(e)): i for i, (s, e) in enumerate(spans)}
-            rows = [where.get(tuple(r["span"])) for r in records]
-            p = tempered(np.asarray(probs, dtype=np.float64)[[i for i in rows if i is not None]], self.temperature)
-            index = {label: k for k, label in enumerate(self.labels)}
-            for rec, row in zip((r for r, i in zip(records, rows) if i is not None), p):
-                rec["calibrated_confidence"] = float(row[index[rec["pred"]]])
+            self._calibrate(records, [where.get(tuple(r["span"])) for r in records], probs)
         return records
+
+    def rescore_batch(self, decoded: list[list[dict]], rows: list[list[Optional[int]]], spans: Sequence[Sequence[tuple[int, int]]],
+                      probs: torch.Tensor, uncertainty: torch.Tensor, words: Sequence[Sequence[str]],
+                      second_outs: Sequence[Optional[SecondOut]]) -> None:
+        """`rescore` of the sentences that `decode_batch` decoded into `decoded` (with their `rows`),
+        from its `probs` [N, K] and `uncertainty` [N], the sentences' `spans` end to end."""
+        if self.predictor is not None:
+            counts = [len(s) for s in spans]
+            for args in zip(decoded, spans, probs.split(counts), uncertainty.split(counts), words, second_outs):
+                self.rescore(*args)
+        elif self.temperature is not None:
+            self._calibrate([r for sent in decoded for r in sent], [i for sent in rows for i in sent], probs)
+
+    def _calibrate(self, records: list[dict], rows: list[Optional[int]], probs: ArrayLike) -> None:
+        """Each record's "calibrated_confidence": its label's probability, under the dev temperature,
+        in its row of `probs` (none for a record whose row is None)."""
+        listed = [(rec, i) for rec, i in zip(records, rows) if i is not None]
+        if not listed:
+            return
+        p = tempered(np.asarray(probs)[[i for _, i in listed]].astype(np.float64), self.temperature)
+        index = {label: k for k, label in enumerate(self.labels)}
+        for (rec, _), row in zip(listed, p):
+            rec["calibrated_confidence"] = float(row[index[rec["pred"]]])
