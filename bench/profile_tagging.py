@@ -61,8 +61,11 @@ def main(argv=None):
     import local_inference
     from dataloaders.dataset import SpanDataset
     from inference.local import predict, tagging
+    from inference.local.learned.rescoring import Rescorer
+    from inference.reports.calibration import LocalScores
     from models import encoders, span_ner
     from models.quantize import Int8SpanNER, patched_loading
+    from utils import jsonl
 
     packed = Int8SpanNER if args.quantize == "int8" else span_ner.SpanNER
     from torch.ao.nn.quantized.dynamic import LSTM as Int8LSTM
@@ -76,10 +79,14 @@ def main(argv=None):
         ("    per-word terms (_packed_terms)", packed, "_packed_terms"),
         ("      encoder (GloveEncoder.forward)", encoders.GloveEncoder, "forward"),
         ("        BiLSTM", lstm, "forward"),
-        ("        char CNN (Conv1d)", nn.Conv1d, "forward"),
+        ("        char CNN (GloveEncoder._char_states)", encoders.GloveEncoder, "_char_states"),
         ("  uncertainty (span_probabilities)", predict, "span_probabilities"),
-        ("  decode (decode_sentence)", tagging, "decode_sentence"),
+        ("  decode (decode_batch)", tagging, "decode_batch"),
+        ("  calibrated confidence (Rescorer.rescore_batch)", Rescorer, "rescore_batch"),
         ("  records (sentence_record)", tagging, "sentence_record"),
+        ("  metrics (LocalScores.add_record)", LocalScores, "add_record"),
+        ("  writing (JsonlWriter.write)", jsonl.JsonlWriter, "write"),
+        ("  heap trim (trim_heap)", tagging, "trim_heap"),
     ]
     source = ["--input_file", args.input_file] if args.input_file else ["--data_dir", args.data_dir]
     with tempfile.TemporaryDirectory() as tmp, patched_loading(local_inference, args.quantize):

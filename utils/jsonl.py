@@ -116,6 +116,9 @@ def rewrite_jsonl(path: str, records: Iterable[Any]) -> None:
     os.replace(path + ".part", path)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(..., ensure_ascii=False) builds per call
+
+
 class JsonlWriter:
     """Append records, one line each, so a crash loses at most the line being written. Each
     line goes to the file in one `write` call on a file opened for appending, so lines that
@@ -128,8 +131,8 @@ class JsonlWriter:
 
     @staticmethod
     def line(record: Any) -> str:
-        """`record` as the line `write` writes."""
-        return json.dumps(record, ensure_ascii=False) + "\n"
+        """`record` as the line `write` writes (`json.dumps(record, ensure_ascii=False)`)."""
+        return _ENCODER.encode(record) + "\n"
 
     def write(self, record: Any) -> None:
         data = memoryview(self.line(record).encode("utf-8"))
