@@ -38,11 +38,12 @@ from dataloaders.readers import split_path  # noqa: E402
 from inference.budget import threshold_for_budget  # noqa: E402
 from inference.fuse.fit import fit_gate  # noqa: E402
 from inference.reports.dev_gain import BUDGETS, Answered, budget_thresholds, gold_label  # noqa: E402
-from inference.fuse.gate import Gate, older_format  # noqa: E402
+from inference.fuse.gate import FORMAT, Gate  # noqa: E402
 from inference.fuse.run import settle  # noqa: E402
 from inference.llm.gguf import SMOLLM2, packaged_file  # noqa: E402
 from inference.reports.link_metrics import link_report  # noqa: E402
 from utils.jsonl import read_jsonl  # noqa: E402
+from utils.versioned_json import format_of, is_older  # noqa: E402
 
 RUNS = os.path.join(ROOT, "bench", "runs", "link_pays")
 SETS = [("conll03", "ori"), ("conll03", "typos"), ("conll03", "oov"), ("conll03", "ood"), ("wnut17", "ori")]
@@ -152,7 +153,7 @@ def real(data_dir, sample, sentences):
     for dataset in sorted({d for d, _ in SETS}):
         dev = local_output(data_dir, dataset, "dev")
         calibration = os.path.join(RUNS, f"{dataset}_link_calibration.json")
-        if not os.path.isfile(calibration) or older_format(calibration):  # the preflight replaces an older file
+        if not os.path.isfile(calibration) or is_older(format_of(calibration), FORMAT):  # the preflight replaces an older file
             run_step(["-m", "inference.llm.calibrate_link", "--input_file", dev, "--dataname", DATANAME[dataset],
                       *llm, "--sample", str(sample), "--out", calibration],
                      os.path.join(RUNS, "logs", f"calibrate_{dataset}.log"))

@@ -15,7 +15,7 @@ from inference.local.uncertainty import span_probabilities
 from tests.helpers import REPO
 from utils.cli import run_cli
 from utils.errors import ConfigError, DataError
-from utils.versioned_json import read_versioned
+from utils.versioned_json import format_of, is_older, read_versioned
 
 
 def fails(err):
@@ -95,6 +95,12 @@ def test_a_damaged_versioned_file_is_a_data_error(tmp_path):
     path.write_text('{"format": "other/1"}')
     with pytest.raises(DataError, match=rf"^{path}: not a thing \(linkner.x/1\)$"):
         read_versioned(str(path), "linkner.x/1", "thing")
+    path.write_text('{"format": "linkner.x/0"}')  # another version of the same format is named as such
+    with pytest.raises(DataError, match=rf"^{path}: a thing of an older format \(linkner.x/0\); refit it$"):
+        read_versioned(str(path), "linkner.x/1", "thing", "refit it")
+    assert format_of(str(path)) == "linkner.x/0" and format_of(str(tmp_path / "none.json")) is None
+    assert is_older("linkner.x/0", "linkner.x/1") and not is_older("linkner.x/1", "linkner.x/1")
+    assert not is_older("linkner.xy/0", "linkner.x/1") and not is_older(None, "linkner.x/1")
 
 
 def test_a_gguf_file_transformers_refuses_is_one_line(tmp_path):

@@ -13,7 +13,7 @@ from inference.fuse.fit import fit_gate, fit_linear
 from inference.reports.dev_gain import Answered, budget_thresholds, gold_label
 from inference.fuse.gate import Gate, best_choice, expected_contribution, f1_contribution
 from inference.fuse.model import Linear, gate_features
-from inference.fuse.run import adapt, sent_answered, settle
+from inference.fuse.run import Run, adapt, sent_answered, settle
 from inference.fuse.shift import ShiftModel
 from inference.records import decide
 
@@ -69,6 +69,16 @@ def test_a_runs_shift_is_relative_to_dev_clipped_and_in_both_errors():
     # an LLM no likelier right than a coincidence cannot tell a shift
     assert flat_shift(0.0, 0.2, 0.25).estimate(spans(10, 90)) is None
     assert flat_shift(0.0, 0.2, 0.25).measure(spans(10, 90), 0.0) == (0.0, 0.0)
+
+
+def test_the_shift_models_outcomes_are_its_agreement_model_given_a_disagreement():
+    # local right with p = sigmoid(z0 + delta), the LLM with a, independently; two wrong labels
+    # coincide with c. Given that they differ: LLM right a (1 - p), local right p (1 - a),
+    # neither (1 - a)(1 - p)(1 - c), normalised (hand-worked at z0 = 0.5, delta = -1, a = 0.6)
+    p, a, c = 1 / (1 + math.exp(0.5)), 0.6, 0.25
+    w = [a * (1 - p), p * (1 - a), (1 - a) * (1 - p) * (1 - c)]
+    got = flat_shift(0.5, a, c).outcomes({"pred": "PER", "llm_answer": "LOC", "uncertainty": 0.5}, -1.0)
+    assert got == pytest.approx([x / sum(w) for x in w]) and sum(got) == pytest.approx(1.0)
 
 
 # -- contributions, the test, the model -----------------------------------------------------
@@ -188,7 +198,7 @@ def test_dev_chooses_keep_or_every_as_the_test_says(gate):
 def test_a_gate_on_too_few_disagreements_keeps_every_local_label():
     dev = records(30, 1, lambda u: 1.0, 1.0)  # both always right: no disagreement
     fitted, info = fit_gate(dev, answered(dev), budget_thresholds(dev))
-    assert fitted.model is None and fitted.abstains and "0 disagreements" in info["why"]
+    assert fitted.model is None and all(c == "keep" for _, c in fitted.budgets) and "0 disagreements" in info["why"]
     test = records(50, 2, clean)
     settle(test, fitted, 0.0)
     assert all(s["llm_pred"] == s["pred"] for r in test for s in r["entity"])
@@ -203,6 +213,13 @@ def test_a_run_like_dev_does_what_dev_chose_and_a_shifted_one_chooses_again(gate
     assert abs(run.sigmas) < 2 and abs(run.shift) < 0.3 and run.choice == run.dev_choice == "every"
     run = adapt(every, lambda: sent_answered(worse, t), t)
     assert run.sigmas <= -2 and run.shift < -0.3 and run.choice in ("every", "span")
+    # unlike dev, the outcomes are the shift model's at the shift measured; like dev, the gate's,
+    # the shift shrunk by max(0, 1 - 1/z^2): at z = -1.5 a shift of -1 moves by -5/9, at -0.8 not at all
+    span = next(sent_answered(worse, t))
+    assert run.outcomes(span) == pytest.approx(every.shift.outcomes(span, run.shift))
+    assert Run(every, "span", "span", -1.0, -2.5).outcomes(span) == pytest.approx(every.shift.outcomes(span, -1.0))
+    assert Run(every, "span", "span", -1.0, -1.5).outcomes(span) == pytest.approx(every.outcomes(span, -5 / 9))
+    assert Run(every, "span", "span", -1.0, -0.8).outcomes(span) == pytest.approx(every.outcomes(span))
     # a gate that kept the local labels at every budget: the shifted run opens it, and gains
     closed = dataclasses.replace(fitted, budgets=[[x, "keep"] for x, _ in fitted.budgets])
     opened = adapt(closed, lambda: sent_answered(worse, t), t)

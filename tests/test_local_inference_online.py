@@ -330,7 +330,7 @@ def test_online_fuse_settles_the_same_labels_as_two_stages(spanner_ckpt, server,
     assert online["fuse_shift"] == two["fuse_shift"] == run.shift < 0 and run.choice != "keep" == run.dev_choice
     assert online["fuse_choice"] == two["fuse_choice"] == run.choice
     spans = [s for r in records for s in r["entity"]]
-    assert [s["llm_pred"] for s in spans] == [decide(s, 0.45, lambda x: gate.label(x, run.choice, run.shift))
+    assert [s["llm_pred"] for s in spans] == [decide(s, 0.45, run.label)
                                               for s in spans]
     assert any(s["llm_pred"] != s["pred"] for s in spans)  # the run took answers dev's choice would not
 

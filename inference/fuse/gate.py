@@ -2,12 +2,13 @@
 disagreement (`model.OUTCOMES`) and dev's choice per budget (`CHOICES`). See docs/fuse.md."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
-from inference.fuse.model import FEATURES, OUTCOMES, Linear, gate_features, softmax
+from scipy.special import softmax
+
+from inference.fuse.model import FEATURES, OUTCOMES, Linear, gate_features
 from inference.fuse.shift import ShiftModel
 from utils.versioned_json import read_versioned, write_atomic
 
@@ -49,10 +50,6 @@ class Gate:
     identity: dict = field(default_factory=dict)  # the LLM and prompt it was fitted for
     report: dict = field(default_factory=dict)  # what the preflight measured, for people
 
-    @property
-    def abstains(self) -> bool:
-        return all(choice == "keep" for _, choice in self.budgets)
-
     def choice(self, threshold: float) -> str:
         """Dev's choice at the budget whose dev threshold is nearest `threshold`."""
         if not self.budgets:
@@ -65,13 +62,14 @@ class Gate:
             return [0.0, 1.0, 0.0]
         scores = self.model.scores(gate_features(span))
         scores[1] += delta
-        return softmax(scores)
+        return softmax(scores).tolist()
 
-    def label(self, span: dict, choice: str, delta: float = 0.0) -> str:
-        """The final label of a sent span with an answer under `choice`."""
+    def label(self, span: dict, choice: str, outcomes: Optional[Callable[[dict], list[float]]] = None) -> str:
+        """The final label of a sent span with an answer under `choice`; the span rule reads
+        `outcomes(span)` (by default, this gate's model)."""
         answer, pred = span["llm_answer"], span["pred"]
-        if choice == "every" or (choice == "span" and answer != pred
-                                 and expected_contribution(self.outcomes(span, delta), answer, pred, self.price)[0] > 0):
+        probs = (outcomes or self.outcomes)(span) if choice == "span" and answer != pred else None
+        if choice == "every" or (probs and expected_contribution(probs, answer, pred, self.price)[0] > 0):
             return answer
         return pred
 
@@ -81,10 +79,7 @@ class Gate:
     @classmethod
     def load(cls, path: str) -> "Gate":
         """The gate in `path`; a ValueError naming the file when it is older, damaged or foreign."""
-        older = older_format(path)
-        if older:
-            raise ValueError(f"{path}: a link calibration of an older format ({older}); {REFIT}")
-        data = read_versioned(path, FORMAT, "link calibration")
+        data = read_versioned(path, FORMAT, "link calibration", REFIT)
         try:
             model = None if data["model"] is None else Linear.from_dict(data["model"], len(FEATURES), len(OUTCOMES))
             budgets = [[float(t), c] for t, c in data["budgets"]]
@@ -96,14 +91,3 @@ class Gate:
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{path}: a damaged link calibration (expected the gate's model over "
                              f"{', '.join(FEATURES)}, the budgets, the price and the LLM's identity); {REFIT}") from None
-
-
-def older_format(path: str) -> Optional[str]:
-    """The format of an older version of this file at `path`, or None."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            fmt = json.load(f).get("format")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return fmt if isinstance(fmt, str) and fmt.startswith(FORMAT.rsplit("/", 1)[0] + "/") and fmt != FORMAT else None
-

@@ -32,16 +32,6 @@ def gate_features(span: dict) -> list[float]:
     return [*local_features(span), *llm_features(span), p_local]
 
 
-def sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
-
-
-def softmax(z: Sequence[float]) -> list[float]:
-    top = max(z)
-    e = [math.exp(v - top) for v in z]
-    return [v / sum(e) for v in e]
-
-
 @dataclass
 class Linear:
     """Standardised linear scores: one row of `coef` and one `intercept` per output."""

@@ -1,12 +1,12 @@
 """A run's adaptation of the gate (never saved), and each sent span's final label, decided once.
-Where dev links and the run's agreement shift is within `SIGMAS` standard errors of dev's, the
-run does what dev chose, the shift moving the local label's odds. Elsewhere it chooses again by
-its own expected contributions, the shift applied only where significant. See docs/fuse.md."""
+A run like dev (its agreement shift within `SIGMAS` standard errors of dev's) does what dev chose,
+with dev's model. A run unlike dev, or where dev kept, chooses again by its own expected
+contributions; unlike dev, the shift model at the run's shift gives the outcomes. See docs/fuse.md."""
 from __future__ import annotations
 
 import math
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator, Sequence
 
 from inference.fuse.gate import SIGMAS, Gate, best_choice, expected_contribution
@@ -17,10 +17,22 @@ from inference.records import decide
 class Run:
     """What a run measured and does; never saved with the gate."""
 
+    gate: Gate
     choice: str  # what the run does at its threshold (`gate.CHOICES`)
     dev_choice: str  # what dev chose there
-    shift: float = 0.0  # applied to the local label's log-odds (0 where the LLM cannot tell)
-    sigmas: float = 0.0  # the run's shift from dev's, in standard errors (signed as the shift)
+    shift: float = 0.0  # the local label's log-odds on this run less on dev (0 where the LLM cannot tell)
+    sigmas: float = 0.0  # that difference in standard errors
+
+    def outcomes(self, span: dict) -> list[float]:
+        """The probabilities of `gate.OUTCOMES` for `span` on this run. Unlike dev, the shift
+        model's at the shift; like dev, dev's model, the shift shrunk by its evidence."""
+        if abs(self.sigmas) >= SIGMAS and self.gate.shift is not None:
+            return self.gate.shift.outcomes(span, self.shift)
+        return self.gate.outcomes(span, self.shift * max(0.0, 1 - 1 / self.sigmas ** 2) if self.sigmas else 0.0)
+
+    def label(self, span: dict) -> str:
+        """The final label of a sent span with an answer."""
+        return self.gate.label(span, self.choice, self.outcomes)
 
     def metrics(self) -> dict:
         return {"fuse_choice": self.choice, "fuse_dev_choice": self.dev_choice, "fuse_shift": self.shift,
@@ -39,30 +51,29 @@ def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> 
     harder than dev's at that threshold (another domain), and win where dev's did not."""
     dev = gate.choice(threshold)
     if gate.shift is None or gate.model is None:
-        return Run(dev, dev)
-    shift, sigmas = gate.shift.measure(spans(), threshold)
-    if abs(sigmas) < SIGMAS:
+        return Run(gate, dev, dev)
+    run = Run(gate, dev, dev, *gate.shift.measure(spans(), threshold))
+    if abs(run.sigmas) < SIGMAS:
         if dev != "keep":
-            return Run(dev, dev, shift, sigmas)
-        shift = 0.0  # a budget dev closed opens on a shift only where it is significant
-    sums = {choice: (array("d"), array("d")) for choice in ("every", "span")}
+            return run
+        run = replace(run, shift=0.0)  # a budget dev closed opens on a significant shift only
+    sums = {"every": (array("d"), array("d")), "span": (array("d"), array("d"))}
     for s in spans():
         if s["llm_answer"] != s["pred"]:  # every answer is taken; the span rule's where E[c] > 0 (`Gate.label`)
-            mean, square = expected_contribution(gate.outcomes(s, shift), s["llm_answer"], s["pred"], gate.price)
-            for choice, taken in (("every", True), ("span", mean > 0)):
-                if taken:
-                    sums[choice][0].append(mean)
-                    sums[choice][1].append(square)
+            mean, square = expected_contribution(run.outcomes(s), s["llm_answer"], s["pred"], gate.price)
+            for choice in ("every", "span") if mean > 0 else ("every",):
+                sums[choice][0].append(mean)
+                sums[choice][1].append(square)
     # fsum is exact: the same choice in any order of the spans
-    return Run(best_choice({c: (math.fsum(m), math.fsum(q)) for c, (m, q) in sums.items()}), dev, shift, sigmas)
+    return replace(run, choice=best_choice({c: (math.fsum(m), math.fsum(q)) for c, (m, q) in sums.items()}))
 
 
-def settle_record(record: dict, gate: Gate, run: Run, threshold: float) -> bool:
+def settle_record(record: dict, run: Run, threshold: float) -> bool:
     """Set `llm_pred` of every span of `record` with an answer; whether any changed."""
     changed = False
     for span in record["entity"]:
         if span.get("llm_answer") is not None:
-            final = decide(span, threshold, lambda s: gate.label(s, run.choice, run.shift))
+            final = decide(span, threshold, run.label)
             changed |= final != span.get("llm_pred")
             span["llm_pred"] = final
     return changed
@@ -71,5 +82,4 @@ def settle_record(record: dict, gate: Gate, run: Run, threshold: float) -> bool:
 def settle(records: Sequence[dict], gate: Gate, threshold: float) -> tuple[Run, bool]:
     """`settle_record` on all of a run's `records`, held in memory; (the run, whether any label changed)."""
     run = adapt(gate, lambda: sent_answered(records, threshold), threshold)
-    changed = [settle_record(rec, gate, run, threshold) for rec in records]
-    return run, any(changed)
+    return run, any([settle_record(rec, run, threshold) for rec in records])

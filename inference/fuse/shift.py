@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import numpy as np
+from scipy.special import expit
 
-from inference.fuse.model import LLM_FEATURES, LOCAL_FEATURES, Linear, llm_features, local_features, sigmoid
+from inference.fuse.model import LLM_FEATURES, LOCAL_FEATURES, Linear, llm_features, local_features
 
 LIMIT = 3.0  # the largest shift, in log-odds: a factor of 20 in the odds that the local label is right
 
@@ -28,15 +29,22 @@ class ShiftModel:
         z, a, agree = array("d"), array("d"), 0
         for s in spans:
             z.append(self.local.scores(local_features(s))[0])
-            a.append(sigmoid(self.llm.scores(llm_features(s))[0]))
+            a.append(expit(self.llm.scores(llm_features(s))[0]))
             agree += s["llm_answer"] == s["pred"]
         order = np.lexsort((np.asarray(a), np.asarray(z)))
         return np.asarray(z)[order], np.asarray(a)[order], agree
 
     def _agreement(self, z: np.ndarray, a: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
         """P(agree) per span at shift `delta`, and its slope in `delta`."""
-        p, c = 1.0 / (1.0 + np.exp(-np.clip(z + delta, -60, 60))), self.coincide
+        p, c = expit(z + delta), self.coincide
         return p * (a - (1 - a) * c) + (1 - a) * c, p * (1 - p) * (a - (1 - a) * c)
+
+    def outcomes(self, span: dict, delta: float) -> list[float]:
+        """P(LLM right, local right, neither | the two differ) under this model at shift `delta`."""
+        local = float(expit(self.local.scores(local_features(span))[0] + delta))
+        a = float(expit(self.llm.scores(llm_features(span))[0]))
+        w = [a * (1 - local), local * (1 - a), (1 - a) * (1 - local) * (1 - self.coincide)]
+        return [v / sum(w) for v in w]
 
     def estimate(self, spans: Iterable[dict]) -> Optional[tuple[float, float]]:
         """(the shift that explains the agreements seen over answered `spans`, its standard

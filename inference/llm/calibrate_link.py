@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import math
 import os
 import random
@@ -20,7 +21,7 @@ import sys
 
 from inference.fuse.fit import fit_gate
 from inference.reports.dev_gain import BUDGETS, Answered, budget_thresholds, gold_label
-from inference.fuse.gate import Gate, older_format
+from inference.fuse.gate import FORMAT, Gate
 from inference.llm.labels import local_metrics_of, prompt_builder, resolve_spec
 from inference.llm.link_run import link_identity, linking
 from inference.llm.settings import LINK_CALIBRATION, LinkSettings, add_link_args
@@ -29,6 +30,7 @@ from utils import flag_types as ft
 from utils.cli import run_cli
 from utils.errors import DataError
 from utils.owned_output import refuse_inputs
+from utils.versioned_json import format_of, is_older
 
 FAILED_STATUS = 3
 
@@ -67,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[CalibrationSettings, Link
 
 def refuse_foreign(path: str) -> None:
     """Never replace a file that is not a whole link calibration (a damaged one is left to look at)."""
-    if os.path.exists(path) and not older_format(path):  # an older version of its own output is replaced
+    if os.path.exists(path) and not is_older(format_of(path), FORMAT):  # an older version of its own output is replaced
         try:
             Gate.load(path)
         except (ValueError, OSError) as err:
@@ -82,10 +84,9 @@ def ask(records: list[dict], threshold: float, settings: LinkSettings, n: int | 
     pool = [(i, j) for i, rec in enumerate(records) for j, sp in enumerate(rec["entity"]) if sp["uncertainty"] > threshold]
     if not pool:
         raise DataError(f"{settings.input_file}: no listed spans to send")
-    by_record: dict[int, list[int]] = {}
-    for i, j in sorted(random.Random(settings.seed).sample(pool, n)) if n is not None and n < len(pool) else pool:
-        by_record.setdefault(i, []).append(j)
-    asked = [{**records[i], "entity": [records[i]["entity"][j] for j in js]} for i, js in by_record.items()]
+    chosen = sorted(random.Random(settings.seed).sample(pool, n)) if n is not None and n < len(pool) else pool
+    asked = [{**records[i], "entity": [records[i]["entity"][j] for _, j in group]}
+             for i, group in itertools.groupby(chosen, key=lambda pair: pair[0])]
     send_all = dataclasses.replace(settings, threshold=-math.inf, combine="override")
     prompts = prompt_builder(send_all, resolve_spec(send_all, records))
     with linking(send_all, prompts, writes_output=False) as linker:  # --out is written at the end
@@ -97,35 +98,30 @@ def ask(records: list[dict], threshold: float, settings: LinkSettings, n: int | 
 
 def describe(table: list[dict], gate: Gate) -> list[str]:
     """The per-budget table, with what fuse does at each budget on a run like dev."""
-    lines = [f"{'budget':>6}  {'threshold':>9}  {'local F1':>8}  {'override F1':>11}  {'fuse F1':>8}  fuse"]
-    lines += [f"{row['budget']:>6.0%}  {row['threshold']:>9.4f}  {100 * row['local_f1']:>8.2f}  "
-              f"{100 * row['override_f1']:>11.2f}  {100 * row['fuse_f1']:>8.2f}  {gate.choice(row['threshold'])}"
-              for row in table]
-    return lines
+    return [f"{'budget':>6}  {'threshold':>9}  {'local F1':>8}  {'override F1':>11}  {'fuse F1':>8}  fuse"] + [
+        f"{r['budget']:>6.0%}  {r['threshold']:>9.4f}  {100 * r['local_f1']:>8.2f}  {100 * r['override_f1']:>11.2f}  "
+        f"{100 * r['fuse_f1']:>8.2f}  {gate.choice(r['threshold'])}" for r in table]
 
 
 def verdict(table: list[dict], why: str | None = None) -> tuple[float | None, str | None, list[str]]:
-    """(the recommended budget, the --combine to use; None, None: do not link, or cannot tell)
-    and the plain lines saying so. `why`: why no gate was fitted, if none was."""
+    """(the recommended budget and --combine, or None, None: do not link, or cannot tell) and the
+    lines saying so. `why`: why no gate was fitted, if none was."""
     local = table[0]["local_f1"]
     over, fused = max(table, key=lambda row: row["override_f1"]), max(table, key=lambda row: row["fuse_f1"])
     lines = ["this LLM is expected to LOWER F1 at every budget with --combine override (the paper's rule)"
              ] if all(row["override_f1"] < local for row in table) else []
     if fused["fuse_f1"] > local:
-        lines.append(f"recommended: --combine fuse --budget {fused['budget']} (expected F1 "
-                     f"{100 * local:.2f} -> {100 * fused['fuse_f1']:.2f} on dev)")
-        return fused["budget"], "fuse", lines
+        return fused["budget"], "fuse", lines + [f"recommended: --combine fuse --budget {fused['budget']} (expected "
+                                                 f"F1 {100 * local:.2f} -> {100 * fused['fuse_f1']:.2f} on dev)"]
     if why and over["override_f1"] > local:
-        lines.append(f"no gate was fitted: {why}; the paper's rule gains on dev, so recommended: --combine override "
-                     f"--budget {over['budget']} (expected F1 {100 * local:.2f} -> {100 * over['override_f1']:.2f})")
-        return over["budget"], "override", lines
-    if why:
-        lines.append(f"no gate was fitted: {why}, and the paper's rule gains nothing on dev: the preflight cannot "
-                     "tell whether this LLM pays; send more spans (--sample) or a larger dev split")
-        return None, None, lines
-    lines.append("recommended: do not link with this LLM; --combine fuse keeps every local label unless a run's "
-                 "answers show the local model right significantly less often than on dev")
-    return None, None, lines
+        return over["budget"], "override", lines + [
+            f"no gate was fitted: {why}; the paper's rule gains on dev, so recommended: --combine override --budget "
+            f"{over['budget']} (expected F1 {100 * local:.2f} -> {100 * over['override_f1']:.2f})"]
+    return None, None, lines + [
+        f"no gate was fitted: {why}, and the paper's rule gains nothing on dev: the preflight cannot tell whether "
+        "this LLM pays; send more spans (--sample) or a larger dev split" if why else
+        "recommended: do not link with this LLM; --combine fuse keeps every local label unless a run's answers "
+        "show the local model right significantly less often than on dev"]
 
 
 def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
@@ -146,29 +142,25 @@ def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
               "ask them (the replies so far are in the cache).", file=sys.stderr)
         sys.exit(FAILED_STATUS)
     with_answer = [a for a in answered if a.span.get("llm_answer") is not None]
-    llm_right = sum(a.span["llm_answer"] == a.gold for a in with_answer)
-    local_right = sum(a.span["pred"] == a.gold for a in answered)
     gate, info = fit_gate(records, with_answer, thresholds, identity, seed=settings.seed)
-    table = info["out_of_fold"]
+    table = info.pop("out_of_fold")
     budget, combine, lines = verdict(table, info.get("why"))
     tagged_by = local_metrics_of(calibration.input_file).get("checkpoint")
-    report = {"input_file": os.path.abspath(calibration.input_file), "sent": len(answered), "pool": pool,
-              "local_model": tagged_by and os.path.abspath(tagged_by),
-              "answered": len(with_answer), "llm_accuracy": llm_right / len(answered),
-              "local_accuracy": local_right / len(answered), "local_f1": table[0]["local_f1"], "budgets": table,
-              "recommended_budget": budget, "recommended_combine": combine,
-              "gate": {k: v for k, v in info.items() if k != "out_of_fold"},
-              "llm_counts": {k: counts[k] for k in ("requests", "cached", "unparseable", "failed")}}
-    gate.report = report
+    gate.report = report = {
+        "input_file": os.path.abspath(calibration.input_file), "sent": len(answered), "pool": pool,
+        "local_model": tagged_by and os.path.abspath(tagged_by), "answered": len(with_answer),
+        "llm_accuracy": sum(a.span["llm_answer"] == a.gold for a in with_answer) / len(answered),
+        "local_accuracy": sum(a.span["pred"] == a.gold for a in answered) / len(answered),
+        "local_f1": table[0]["local_f1"], "budgets": table, "recommended_budget": budget,
+        "recommended_combine": combine, "gate": info,
+        "llm_counts": {k: counts[k] for k in ("requests", "cached", "unparseable", "failed")}}
     gate.save(calibration.out)
-    print(f"{len(answered)} dev spans sent (of the {report['pool']} a 50 % budget sends): the LLM is right on "
-          f"{report['llm_accuracy']:.1%} of them, the local model on {report['local_accuracy']:.1%}"
-          f" ({len(answered) - len(with_answer)} got no parseable answer)")
-    print("\n".join(describe(table, gate)))
-    print("fuse F1 out of fold (the gate fitted on the other folds); F1 is on the dev split, expected from the "
-          "spans sent" + (" (a sample, scaled up)" if calibration.sample else ""))
-    print("\n".join(lines))
-    print(f"link calibration written to {calibration.out}")
+    print("\n".join([f"{len(answered)} dev spans sent (of the {pool} a 50 % budget sends): the LLM is right on "
+                     f"{report['llm_accuracy']:.1%} of them, the local model on {report['local_accuracy']:.1%} "
+                     f"({len(answered) - len(with_answer)} got no parseable answer)", *describe(table, gate),
+                     "fuse F1 out of fold (the gate fitted on the other folds); F1 is on the dev split, expected "
+                     "from the spans sent" + (" (a sample, scaled up)" if calibration.sample else ""), *lines,
+                     f"link calibration written to {calibration.out}"]))
     return report
 
 

@@ -197,7 +197,7 @@ def settle_fused(save_file: str, gate: Optional[Gate], threshold: float) -> Opti
     changed = False
     with JsonlWriter(save_file + ".part", append=False) as out:
         for rec in iter_jsonl(save_file):
-            changed |= settle_record(rec, gate, run, threshold)
+            changed |= settle_record(rec, run, threshold)
             out.write(rec)
     if changed:
         os.replace(save_file + ".part", save_file)
