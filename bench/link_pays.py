@@ -188,6 +188,13 @@ def pct(x):
 def markdown(results):
     m = results["machine"]
     command = " ".join(["python bench/link_pays.py", *results.get("argv", ["--data_dir", "../shared/data"])])
+    sim = results.get("simulated") or {}
+    if sim:  # the simulated rows' own command: their seeds, data sets and accuracies
+        accuracies = sorted({float(key.rsplit("|", 1)[1]) for key in sim})
+        datasets = sorted({d for d, m in ALL_SETS for key in sim if key.startswith(set_name(d, m) + "|")})
+        command = (f"python bench/link_pays.py --part simulated --datasets {','.join(datasets)} --seeds "
+                   f"{results.get('seeds', '?')} --accuracies {','.join(f'{a:g}' for a in accuracies)}`; real rows: "
+                   f"`{command}")
     lines = [f"Measured on {m['cpu']} ({m['cores']} cores, torch {m['torch']}) by `{command}`; GloVe E-NER "
              "(bench/run.py's checkpoints), E-NER's evidential uncertainty."]
     real_rows = results.get("real")
@@ -214,7 +221,8 @@ def markdown(results):
     if sim and head:
         lines += ["", f"**SIMULATED LLM (bench/simulated_llm.py; not LLM results).** Linked F1 on {head} "
                   "at a 10 % budget, override / fuse, by the simulated LLM's accuracy on the sent spans "
-                  f"(mean of {len(SEEDS)} seeds: {results.get('seeds', '?')}); local F1 "
+                  f"(mean of {len(seed_range(results['seeds'])) if 'seeds' in results else '?'} seeds: "
+                  f"{results.get('seeds', '?')}); local F1 "
                   f"{pct(sim[f'{head}|informative|{ACCURACIES[0]}']['0.1'][0])}.", "",
                   "| accuracy | informative: override / fuse | flat: override / fuse |", "| --- | --- | --- |"]
         for acc in ACCURACIES:
@@ -319,6 +327,8 @@ def main():
     SETS = [(d, m) for d, m in SETS if d in args.datasets.split(",")]
     SEEDS, ACCURACIES = args.seeds, args.accuracies
     results = json.load(open(args.out)) if os.path.isfile(args.out) else {}
+    if args.part == "real" and results.get("simulated"):  # the tables show the simulated rows stored
+        ACCURACIES = sorted({round(float(key.rsplit("|", 1)[1]), 2) for key in results["simulated"]})
     results["machine"] = machine()
     if args.part in ("both", "real"):  # the real rows' scope is what the command line says
         results["argv"] = ["--data_dir", args.data_dir, "--sample", str(args.sample), "--sentences",

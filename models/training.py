@@ -140,9 +140,13 @@ def configure_logging() -> None:
 
 
 def check_encoder(config: ModelConfig) -> None:
-    """A clear error for a BERT encoder without a readable checkpoint directory."""
+    """A clear error for a BERT encoder without a readable checkpoint directory, or with the
+    GloVe encoder's options (which it would ignore)."""
     if config.encoder != "bert":
         return
+    if config.context_encoder or config.noisy_words:
+        raise DataError("--context_encoder and --noisy_words are options of --encoder glove (as --profile accurate "
+                        "uses it); --encoder bert would ignore them")
     bert_dir = config.bert_config_dir
     if not bert_dir:
         raise DataError("--encoder bert needs --bert_config_dir (a Hugging Face checkpoint directory, an installed "

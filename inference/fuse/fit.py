@@ -74,13 +74,12 @@ def fit_gate(records: Sequence[dict], answered: Sequence[Answered], thresholds: 
 def fit_shift(answered: Sequence[Answered], thresholds: dict[float, float]) -> ShiftModel:
     """The shift model, fitted on every answered dev span, with dev's own shift per budget."""
     spans = [a.span for a in answered]
-    local_right = np.array([a.span["pred"] == a.gold for a in answered], dtype=int)
-    llm_right = np.array([a.span["llm_answer"] == a.gold for a in answered], dtype=int)
-    both_wrong = [a for a, lr, mr in zip(answered, local_right, llm_right) if not lr and not mr]
-    agree = sum(a.span["llm_answer"] == a.span["pred"] for a in both_wrong)
+    local_right = np.array([s["pred"] == a.gold for s, a in zip(spans, answered)], dtype=int)
+    llm_right = np.array([s["llm_answer"] == a.gold for s, a in zip(spans, answered)], dtype=int)
+    agree = [s["llm_answer"] == s["pred"] for s, a in zip(spans, answered) if a.gold not in (s["pred"], s["llm_answer"])]
     model = ShiftModel(fit_linear(np.array([local_features(s) for s in spans]), local_right, 2),
                        fit_linear(np.array([llm_features(s) for s in spans]), llm_right, 2),
-                       (agree + 1) / (len(both_wrong) + 4), [])  # prior: 1 in 4 (a few labels)
+                       (sum(agree) + 1) / (len(agree) + 4), [])  # prior: 1 in 4 (a few labels)
     for t in sorted(thresholds.values()):
         found = model.estimate([s for s in spans if s["uncertainty"] > t])
         # where dev cannot tell, its shift is 0 with an error as wide as the shifts allowed
