@@ -188,7 +188,7 @@ def pct(x):
 def markdown(results):
     m = results["machine"]
     command = " ".join(["python bench/link_pays.py", *results.get("argv", ["--data_dir", "../shared/data"])])
-    sim = results.get("simulated") or {}
+    sim = results.get("simulated")
     if sim:  # the simulated rows' own command: their seeds, data sets and accuracies
         accuracies = sorted({float(key.rsplit("|", 1)[1]) for key in sim})
         datasets = sorted({d for d, m in ALL_SETS for key in sim if key.startswith(set_name(d, m) + "|")})
@@ -216,7 +216,6 @@ def markdown(results):
                 cells = [" / ".join(pct(v) for v in row["f1"][str(b)]) for b in SHOWN]
                 acc = "–" if row["llm_accuracy"] is None else f"{row['llm_accuracy']:.0%}"
                 lines.append(f"| {set_name(d, mode)} | {acc} | " + " | ".join(cells) + " |")
-    sim = results.get("simulated")
     head = next((set_name(d, m) for d, m in ALL_SETS if f"{set_name(d, m)}|flat|{ACCURACIES[0]}" in (sim or {})), None)
     if sim and head:
         lines += ["", f"**SIMULATED LLM (bench/simulated_llm.py; not LLM results).** Linked F1 on {head} "

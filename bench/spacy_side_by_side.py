@@ -299,11 +299,7 @@ def main(argv: list | None = None) -> None:
     if internal(args):
         return
     if args.replot:
-        results = json.load(open(args.out))
-        results["markdown"] = markdown(results)
-        plot(results, os.path.join(ROOT, args.plot))
-        if args.doc:
-            update_block(args.doc, results["markdown"])
+        publish(json.load(open(args.out)), args)
         return
     try:
         test_file = split_path(args.data_dir, "test", "ori")
@@ -407,11 +403,16 @@ def main(argv: list | None = None) -> None:
                "configs": configs, "skipped": skipped, "peers_note": " ".join(notes), "plot": args.plot,
                "load_range": f"{min(loads):.1f}–{max(loads):.1f}" if loads else "?",
                "argv": " ".join(argv if argv is not None else sys.argv[1:])}
-    results["markdown"] = markdown(results)
+    publish(results, args)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
-    plot(results, os.path.join(ROOT, args.plot))
     print(results["markdown"])
+
+
+def publish(results: dict, args: argparse.Namespace) -> None:
+    """`results`' doc block (kept in them as "markdown"), its plot, and the block in --doc."""
+    results["markdown"] = markdown(results)
+    plot(results, os.path.join(ROOT, args.plot))
     if args.doc:
         update_block(args.doc, results["markdown"])
 

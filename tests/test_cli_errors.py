@@ -125,3 +125,17 @@ def test_a_model_folder_of_an_unknown_architecture_is_one_line(tmp_path):
         load_causal_lm(str(tmp_path))
     assert str(err.value).startswith(f"{tmp_path}: cannot be loaded: The checkpoint you are trying to load has "
                                      "model type `nonsense`")
+
+
+def test_a_local_outputs_metrics_file_is_read_or_refused_in_one_line(tmp_path):
+    from inference.llm.labels import local_metrics_of, model_labels
+
+    out = tmp_path / "local.jsonl"
+    assert local_metrics_of(str(out)) == {} and model_labels(str(out)) is None  # none beside it
+    metrics = tmp_path / "local.jsonl.metrics.json"
+    metrics.write_text('{"labels": ["O", "PER"], "checkpoint": "m"}')
+    assert model_labels(str(out)) == ["O", "PER"] and local_metrics_of(str(out))["checkpoint"] == "m"
+    for text in ("[1, 2]", "{not json"):
+        metrics.write_text(text)
+        with pytest.raises(DataError, match=rf"^{metrics}: not a metrics JSON object$"):
+            local_metrics_of(str(out))

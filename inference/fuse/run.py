@@ -23,12 +23,21 @@ class Run:
     shift: float = 0.0  # the local label's log-odds on this run less on dev (0 where the LLM cannot tell)
     sigmas: float = 0.0  # that difference in standard errors
 
+    @property
+    def unlike_dev(self) -> bool:
+        return abs(self.sigmas) >= SIGMAS
+
+    @property
+    def shrunk(self) -> float:
+        """The shift shrunk by its evidence, x max(0, 1 - 1/z^2) (positive-part James-Stein)."""
+        return self.shift * max(0.0, 1 - 1 / self.sigmas ** 2) if self.sigmas else 0.0
+
     def outcomes(self, span: dict) -> list[float]:
         """The probabilities of `gate.OUTCOMES` for `span` on this run. Unlike dev, the shift
-        model's at the shift; like dev, dev's model, the shift shrunk by its evidence."""
-        if abs(self.sigmas) >= SIGMAS and self.gate.shift is not None:
+        model's at the shift; like dev, dev's model at the shrunk shift."""
+        if self.unlike_dev and self.gate.shift is not None:
             return self.gate.shift.outcomes(span, self.shift)
-        return self.gate.outcomes(span, self.shift * max(0.0, 1 - 1 / self.sigmas ** 2) if self.sigmas else 0.0)
+        return self.gate.outcomes(span, self.shrunk)
 
     def label(self, span: dict) -> str:
         """The final label of a sent span with an answer."""
@@ -53,7 +62,7 @@ def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> 
     if gate.shift is None or gate.model is None:
         return Run(gate, dev, dev)
     run = Run(gate, dev, dev, *gate.shift.measure(spans(), threshold))
-    if abs(run.sigmas) < SIGMAS:
+    if not run.unlike_dev:
         if dev != "keep":
             return run
         run = replace(run, shift=0.0)  # a budget dev closed opens on a significant shift only

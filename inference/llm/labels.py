@@ -36,10 +36,11 @@ def local_metrics_of(input_file: str) -> dict:
     with open(path, encoding="utf-8") as f:
         try:
             metrics = json.load(f)
-            metrics.get("labels")
-            return metrics
-        except (ValueError, AttributeError):
-            raise DataError(f"{path}: not a metrics JSON object") from None
+        except ValueError:
+            metrics = None
+    if not isinstance(metrics, dict):
+        raise DataError(f"{path}: not a metrics JSON object")
+    return metrics
 
 
 def seen_labels(records: Iterable[dict]) -> list[str]:
