@@ -47,15 +47,14 @@ def fit_gate(records: Sequence[dict], answered: Sequence[Answered], thresholds: 
     if len(rows) < MIN_ROWS:
         info["why"] = f"only {len(rows)} disagreements with the local label on dev (a gate needs {MIN_ROWS})"
         info["out_of_fold"] = gain_table(split, answered, thresholds, lambda a, t: a.span["pred"])
-        return Gate(None, sorted([t, "keep"] for t in thresholds.values()), price, identity=identity or {}), info
+        return Gate(None, [], price, identity=identity or {}), info  # no budgets: keep everywhere
     x = np.array([gate_features(a.span) for a in rows])
     taken = np.zeros(len(rows), dtype=bool)  # the span rule's out-of-fold decisions
     order = np.random.default_rng(seed).permutation(len(rows))
     for k in range(FOLDS):
-        test = order[k::FOLDS]
-        fold = Gate(fit_linear(x[np.setdiff1d(order, test)], y[np.setdiff1d(order, test)], 3), [], price)
-        for i in test:
-            taken[i] = fold.label(rows[i].span, "span") != rows[i].span["pred"]
+        test, train = order[k::FOLDS], np.setdiff1d(order, order[k::FOLDS])
+        fold = Gate(fit_linear(x[train], y[train], 3), [], price)
+        taken[test] = [fold.label(rows[i].span, "span") != rows[i].span["pred"] for i in test]
     contribution = np.array([f1_contribution(a.span["llm_answer"], a.span["pred"], a.gold, price) for a in rows])
     choices = {}
     for t in thresholds.values():

@@ -52,9 +52,7 @@ class Gate:
 
     def choice(self, threshold: float) -> str:
         """Dev's choice at the budget whose dev threshold is nearest `threshold`."""
-        if not self.budgets:
-            return "keep"
-        return min(self.budgets, key=lambda pair: abs(pair[0] - threshold))[1]
+        return min(self.budgets, key=lambda pair: abs(pair[0] - threshold))[1] if self.budgets else "keep"
 
     def outcomes(self, span: dict, delta: float = 0.0) -> list[float]:
         """The probabilities of `OUTCOMES`, the local label's log-odds moved by `delta`."""
@@ -68,10 +66,9 @@ class Gate:
         """The final label of a sent span with an answer under `choice`; the span rule reads
         `outcomes(span)` (by default, this gate's model)."""
         answer, pred = span["llm_answer"], span["pred"]
-        probs = (outcomes or self.outcomes)(span) if choice == "span" and answer != pred else None
-        if choice == "every" or (probs and expected_contribution(probs, answer, pred, self.price)[0] > 0):
-            return answer
-        return pred
+        take = choice == "every" or (choice == "span" and answer != pred and expected_contribution(
+            (outcomes or self.outcomes)(span), answer, pred, self.price)[0] > 0)
+        return answer if take else pred
 
     def save(self, path: str) -> str:
         return write_atomic(path, {"format": FORMAT, **asdict(self)}, indent=1)

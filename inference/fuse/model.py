@@ -49,10 +49,8 @@ class Linear:
     @classmethod
     def from_dict(cls, data: dict, inputs: int, outputs: int) -> "Linear":
         """A ValueError unless `data` holds `outputs` rows over `inputs` finite numbers."""
-        shapes = [(data["mean"], inputs), (data["scale"], inputs), (data["coef"], outputs), (data["intercept"], outputs)]
-        shapes += [(row, inputs) for row in data["coef"]]
-        numbers = [v for row in [data["mean"], data["scale"], data["intercept"], *data["coef"]] for v in row]
-        if any(len(row) != n for row, n in shapes) or 0 in data["scale"] or not all(
-                type(v) in (int, float) and math.isfinite(v) for v in numbers):
+        rows = [data["mean"], data["scale"], data["intercept"], *data["coef"]]
+        if [len(row) for row in rows] != [inputs, inputs, outputs, *[inputs] * outputs] or 0 in data["scale"] or not all(
+                type(v) in (int, float) and math.isfinite(v) for row in rows for v in row):
             raise ValueError("bad linear model")
         return cls(data["mean"], data["scale"], data["coef"], data["intercept"])

@@ -79,13 +79,11 @@ def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> 
 
 def settle_record(record: dict, run: Run, threshold: float) -> bool:
     """Set `llm_pred` of every span of `record` with an answer; whether any changed."""
-    changed = False
+    before = [span.get("llm_pred") for span in record["entity"]]
     for span in record["entity"]:
         if span.get("llm_answer") is not None:
-            final = decide(span, threshold, run.label)
-            changed |= final != span.get("llm_pred")
-            span["llm_pred"] = final
-    return changed
+            span["llm_pred"] = decide(span, threshold, run.label)
+    return before != [span.get("llm_pred") for span in record["entity"]]
 
 
 def settle(records: Sequence[dict], gate: Gate, threshold: float) -> tuple[Run, bool]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import numpy as np
+from scipy.optimize import brentq
 from scipy.special import expit
 
 from inference.fuse.model import LLM_FEATURES, LOCAL_FEATURES, Linear, llm_features, local_features
@@ -52,11 +53,11 @@ class ShiftModel:
         z, a, observed = self._terms(spans)
         if not len(z) or self._agreement(z, a, 0.0)[1].sum() <= 0:
             return None
+        def excess(delta: float) -> float:  # expected less observed agreements: it rises with the shift
+            return float(self._agreement(z, a, delta)[0].sum()) - observed
+
         lo, hi = -2 * LIMIT, 2 * LIMIT
-        for _ in range(50):  # the expected agreements rise with the shift
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if self._agreement(z, a, mid)[0].sum() < observed else (lo, mid)
-        found = (lo + hi) / 2
+        found = lo if excess(lo) >= 0 else hi if excess(hi) <= 0 else brentq(excess, lo, hi, xtol=1e-12)
         p, slope = self._agreement(z, a, found)
         return found, float(np.sqrt((p * (1 - p)).sum()) / slope.sum()) if slope.sum() > 0 else math.inf
 
@@ -67,10 +68,8 @@ class ShiftModel:
         if found is None or not self.reference:
             return 0.0, 0.0
         _, ref, ref_error = min(self.reference, key=lambda row: abs(row[0] - threshold))
-        error = math.hypot(found[1], ref_error)
-        if not 0 < error < math.inf:
-            return 0.0, 0.0
-        return max(-LIMIT, min(LIMIT, found[0] - ref)), (found[0] - ref) / error
+        error, difference = math.hypot(found[1], ref_error), found[0] - ref
+        return (max(-LIMIT, min(LIMIT, difference)), difference / error) if 0 < error < math.inf else (0.0, 0.0)
 
     @classmethod
     def from_dict(cls, data: dict) -> "ShiftModel":

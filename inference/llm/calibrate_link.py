@@ -24,7 +24,7 @@ from inference.reports.dev_gain import BUDGETS, Answered, budget_thresholds, gol
 from inference.fuse.gate import FORMAT, Gate
 from inference.llm.labels import local_metrics_of, prompt_builder, resolve_spec
 from inference.llm.link_run import link_identity, linking
-from inference.llm.settings import LINK_CALIBRATION, LinkSettings, add_link_args
+from inference.llm.settings import LINK_CALIBRATION, LinkSettings, add_link_args, check_link_args
 from inference.records import read_records
 from utils import flag_types as ft
 from utils.cli import run_cli
@@ -51,16 +51,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[CalibrationSettings, Link
     p.add_argument("--sample", type=ft.whole_number(10_000_000), help="send a random N of the spans (default: all of them)")
     p.add_argument("--out", type=ft.output_file, help=f"the link calibration (default: {LINK_CALIBRATION} beside "
                    "--input_file)")
-    add_link_args(p)
+    add_link_args(p, run=False)  # no flag of the linking run's own: the preflight scores every budget
     args = p.parse_args(argv)
-    unused = [flag for flag, default in (("budget", None), ("threshold_sweep", []), ("dry_run", False),
-                                         ("combine", LinkSettings.combine), ("link_calibration", None),
-                                         ("threshold", LinkSettings.threshold)) if getattr(args, flag) != default]
-    if unused:
-        p.error(f"{', '.join('--' + flag for flag in unused)}: not read here (the preflight scores every budget of "
-                f"{', '.join(f'{b:.0%}' for b in BUDGETS)}); give them to the linking run")
-    if args.shot > 0 and not args.selectShot_dir:
-        p.error("--shot needs --selectShot_dir, a labelled file to draw examples from")
+    check_link_args(p, args)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.input_file)), LINK_CALIBRATION)
     calibration = CalibrationSettings(args.input_file, out, args.sample)
     args.save_file = out  # the reply cache goes beside it

@@ -129,9 +129,10 @@ def llm_name_type(text: str) -> str:
     return text
 
 
-def add_link_args(p: argparse.ArgumentParser, llm_name: Optional[str] = "gpt") -> None:
+def add_link_args(p: argparse.ArgumentParser, llm_name: Optional[str] = "gpt", run: bool = True) -> None:
     """The LLM stage's flags, shared by llm_inference.py and local_inference.py, where no default
-    `llm_name` means "local only unless --llm_name is given"."""
+    `llm_name` means "local only unless --llm_name is given". `run=False` leaves out the flags
+    only a linking run reads (which spans it sends, how it combines, dry runs): the preflight's."""
     labels = p.add_argument_group("labels and prompt")
     labels.add_argument("--labels", help="the label set: a comma list or a labels.txt file (overrides the rest)")
     labels.add_argument("--dataname", choices=sorted(DATASETS), type=str.lower,
@@ -160,6 +161,11 @@ def add_link_args(p: argparse.ArgumentParser, llm_name: Optional[str] = "gpt") -
     llm.add_argument("--max_attempts", type=ft.whole_number(MAX_ATTEMPTS), default=LinkSettings.max_attempts, help="requests per span at most (unparseable or failed)")
     llm.add_argument("--concurrency", type=ft.whole_number(MAX_CONCURRENCY), default=LinkSettings.concurrency, help="requests in flight (hf: prompts per batch)")
     link = p.add_argument_group("linking")
+    link.add_argument("--cache", type=ft.output_file, help="reply cache (JSONL); default: llm_cache.jsonl next to --save_file")
+    link.add_argument("--no_cache", action="store_true", help="ask every span again")
+    link.add_argument("--seed", type=int, default=LinkSettings.seed, help="for shot sampling and local sampling")
+    if not run:
+        return
     link.add_argument("--threshold", type=ft.number, default=LinkSettings.threshold, action=NoteGiven,
                       help="spans with uncertainty above it go to the LLM")
     link.add_argument("--budget", type=ft.number, metavar="FRACTION",
@@ -173,11 +179,8 @@ def add_link_args(p: argparse.ArgumentParser, llm_name: Optional[str] = "gpt") -
                       "--save_file)")
     link.add_argument("--threshold_sweep", type=ft.number_list, default=[],
                       help="comma list of thresholds to score from one pass of calls")
-    link.add_argument("--cache", type=ft.output_file, help="reply cache (JSONL); default: llm_cache.jsonl next to --save_file")
-    link.add_argument("--no_cache", action="store_true", help="ask every span again")
     link.add_argument("--dry_run", action="store_true", help="call nothing; write the prompts to --prompts_file")
     link.add_argument("--prompts_file", type=ft.output_file, help="for --dry_run; default: SAVE_FILE with .prompts.jsonl")
-    link.add_argument("--seed", type=int, default=LinkSettings.seed, help="for shot sampling and local sampling")
 
 
 class NoteGiven(argparse.Action):
@@ -189,11 +192,12 @@ class NoteGiven(argparse.Action):
 
 
 def check_link_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.budget is not None and not 0.0 < args.budget <= 1.0:
-        p.error(f"--budget is the share of listed spans to send, in (0, 1]; got {args.budget}")
-    if args.budget is not None and getattr(args, "given_threshold", False):
+    budget = getattr(args, "budget", None)  # the preflight has no --budget
+    if budget is not None and not 0.0 < budget <= 1.0:
+        p.error(f"--budget is the share of listed spans to send, in (0, 1]; got {budget}")
+    if budget is not None and getattr(args, "given_threshold", False):
         p.error("--budget and --threshold both choose the spans sent to the LLM; give one of them")
-    if args.budget is not None and not (args.llm_name or args.dry_run):
+    if budget is not None and not (args.llm_name or args.dry_run):
         p.error("--budget chooses the spans sent to the LLM: it needs --llm_name (or --dry_run)")
     if args.shot > 0 and not args.selectShot_dir:
         p.error("--shot needs --selectShot_dir, a labelled file to draw examples from")
