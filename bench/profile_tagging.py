@@ -1,7 +1,7 @@
 """Where the local stage's time goes: `local_inference.py` on a test set, one torch thread, with a
 wall-clock timer around each stage (featurizing, the encoder's parts, the span scores, the
-uncertainty, decoding, the records), as a share of the tagging. Timers, not cProfile: cProfile
-slows the Python-heavy stages (featurizing, decoding) about fifteen-fold and the matrix products
+uncertainty, decoding, the records), as a share of the tagging, and the garbage collector's
+passes. Timers, not cProfile: cProfile slows the Python-heavy stages (featurizing, decoding) about fifteen-fold and the matrix products
 not at all, so its shares mislead.
 
     OMP_NUM_THREADS=1 python bench/profile_tagging.py --model bench/runs/conll03_ener \\
@@ -12,6 +12,7 @@ and share of the whole tagging. Indented stages are parts of the stage above the
 """
 import argparse
 import contextlib
+import gc
 import os
 import sys
 import tempfile
@@ -20,6 +21,27 @@ from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+
+@contextlib.contextmanager
+def collector_timer() -> dict:
+    """Within the block, the wall time of Python's garbage collection passes ("seconds") and
+    their number per generation ("passes"): time spent inside whichever stage allocated."""
+    spent = {"seconds": 0.0, "passes": [0, 0, 0]}
+    began = [0.0]
+
+    def callback(phase, info):
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            spent["seconds"] += time.perf_counter() - began[0]
+            spent["passes"][info["generation"]] += 1
+
+    gc.callbacks.append(callback)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(callback)
 
 
 @contextlib.contextmanager
@@ -91,7 +113,7 @@ def main(argv=None):
     source = ["--input_file", args.input_file] if args.input_file else ["--data_dir", args.data_dir]
     with tempfile.TemporaryDirectory() as tmp, patched_loading(local_inference, args.quantize):
         for _ in range(args.repeat):
-            with timers(targets) as spent:
+            with timers(targets) as spent, collector_timer() as collected:
                 metrics = local_inference.main(["--inference_model", args.model, *source, "--overwrite",
                                                 "--save_file", os.path.join(tmp, "out.jsonl")])
     print(f"{metrics['n_sentences']} sentences, F1 {metrics['f1']:.4f}, AUROC {metrics['auroc']:.4f}, "
@@ -101,6 +123,8 @@ def main(argv=None):
         print(f"{label:44s} {spent[label]:7.3f} s {100 * spent[label] / whole:5.1f} %")
     inner = sum(spent[label] for label, *_ in targets[1:] if label.startswith("  ") and not label.startswith("   "))
     print(f"{'  the rest (batching, copying, writing)':44s} {whole - inner:7.3f} s {100 * (whole - inner) / whole:5.1f} %")
+    print(f"{'garbage collection (within the stages above)':44s} {collected['seconds']:7.3f} s "
+          f"{100 * collected['seconds'] / whole:5.1f} %   passes per generation {collected['passes']}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from inference.reports.table import format_table
 from models.checkpoint import WEIGHTS
 from utils.errors import DataError
 from utils.memory import bound_heap, trim_heap
+from utils.collector import long_lived
 from utils.file_digest import file_digest
 from utils.jsonl import JsonlWriter, iter_resumed
 
@@ -135,11 +136,13 @@ def iter_records(model: SpanNER, featurizer: Featurizer, config: ModelConfig, se
     tag = functools.partial(chunk_records, model, featurizer, config, settings, device, rescorer)
     bar = tqdm(initial=start + skip, desc="local inference", unit="sent")
     try:
-        for records in (map(tag, chunks) if settings.workers <= 1 else in_processes(tag, chunks, settings.workers)):
-            trim_heap()  # a chunk's tensors are freed: memory stays flat however long the input
-            bar.update(len(records) - min(skip, len(records)))
-            yield from records[skip:]
-            skip = max(0, skip - len(records))
+        with long_lived():  # the model and the featurizer's tables out of the collector's passes
+            for records in (map(tag, chunks) if settings.workers <= 1 else
+                            in_processes(tag, chunks, settings.workers)):
+                trim_heap()  # a chunk's tensors are freed: memory stays flat however long the input
+                bar.update(len(records) - min(skip, len(records)))
+                yield from records[skip:]
+                skip = max(0, skip - len(records))
     except WorkerFailed as err:
         raise WorkerFailed(f"--workers: {err}; the output so far is kept, rerun to continue") from None
     finally:

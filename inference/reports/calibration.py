@@ -38,14 +38,26 @@ class ReliabilityBins:
         self.conf_sum = np.zeros(n_bins)
         self.correct = np.zeros(n_bins, dtype=np.int64)
 
-    def add(self, confidences: ArrayLike, correct: ArrayLike) -> None:
+    def add(self, confidences: ArrayLike, correct: ArrayLike, groups: Optional[ArrayLike] = None) -> None:
+        """One batch. `groups` (non-negative ints aligned with the confidences, e.g. each one's
+        sentence within the batch): the same floats as one `add` per group in increasing group
+        order, each group's confidences summed per bin and the sums then added in turn."""
         conf, ok = _arrays(confidences, correct)
         if ((conf < 0) | (conf > 1)).any():
             raise ValueError("confidences must lie in [0, 1]")
         idx = np.minimum((conf * self.n_bins).astype(int), self.n_bins - 1)
         self.count += np.bincount(idx, minlength=self.n_bins)
-        self.conf_sum += np.bincount(idx, conf, self.n_bins)
         self.correct += np.bincount(idx[ok], minlength=self.n_bins)
+        if groups is None:
+            self.conf_sum += np.bincount(idx, conf, self.n_bins)
+            return
+        group = np.asarray(groups, dtype=np.int64)
+        if group.shape != idx.shape or (group < 0).any():
+            raise ValueError(f"expected {len(idx)} non-negative groups, got shape {group.shape}")
+        n_groups = int(group.max()) + 1 if len(group) else 0
+        sums = np.bincount(group * self.n_bins + idx, conf, n_groups * self.n_bins).reshape(n_groups, self.n_bins)
+        # accumulate adds row after row, left to right: the order of one `+=` per group
+        self.conf_sum = np.add.accumulate(np.vstack([self.conf_sum, sums]), axis=0)[-1]
 
     def table(self) -> dict[str, np.ndarray]:
         """{"edges": [n_bins + 1], "count", "confidence" (mean), "accuracy"}, each [n_bins]; mean
@@ -153,7 +165,14 @@ class LocalScores:
     of the confidence (and of the calibrated confidence) for ECE, and per predicted entity its
     uncertainty (float64) and whether it is correct (bool) for AUROC and the risk-coverage
     curve: 9 bytes per predicted entity (100 million entities: 0.9 GB, up to twice that while
-    an array grows), nothing per sentence."""
+    an array grows), nothing per sentence.
+
+    The counts are kept as each sentence comes; the predicted entities wait (their dicts, at
+    most `FLUSH` sentences' worth) and go into the bins and arrays a batch at a time, in a few
+    numpy calls, with the floats that one call per sentence gives (`ReliabilityBins.add`'s
+    groups). The dicts must not change once added."""
+
+    FLUSH = 1024  # sentences whose entities wait for the numpy calls
 
     def __init__(self, n_bins: int = 10) -> None:
         self.counts = {"n_sentences": 0, "n_entities": 0, "n_candidates": 0, "n_gold_informed": 0}
@@ -162,6 +181,12 @@ class LocalScores:
         self.bins, self.calibrated_bins = ReliabilityBins(n_bins), ReliabilityBins(n_bins)
         self.all_calibrated = True  # every entity so far has a calibrated confidence
         self.uncertainty, self.correct = _Growing(np.float64), _Growing(bool)
+        # waiting for `_flush`: the predicted entities, whether each is correct, and its
+        # sentence counted from the first waiting one
+        self._waiting: list[dict] = []
+        self._waiting_correct: list[bool] = []
+        self._waiting_sentence: list[int] = []
+        self._first_waiting = 0  # n_sentences when the waiting ones began
 
     @classmethod
     def of(cls, predictions: list[list[dict]], golds: Optional[list[list[tuple[int, int, str]]]] = None,
@@ -182,22 +207,43 @@ class LocalScores:
         """One sentence: the dicts of `decode_sentence`, and its gold [(start, end, label)] (None: unlabelled)."""
         c = self.counts
         c["n_sentences"] += 1
+        predicted = []
         for r in sent:
-            c["n_entities"] += is_entity(r)
-            c["n_candidates"] += bool(r.get("candidate")) and not r.get("gold_informed")
-            c["n_gold_informed"] += bool(r.get("gold_informed"))
+            candidate, informed = r.get("candidate", False), r.get("gold_informed")
+            if informed:
+                c["n_gold_informed"] += 1
+            elif candidate:
+                c["n_candidates"] += 1
+            if r["pred"] != "O" and not candidate:  # is_entity
+                predicted.append(r)
+        c["n_entities"] += len(predicted)
         self.labelled = self.labelled and gold is not None
         if gold is None or not self.labelled:
             return
-        outcomes = _sentence_outcomes(sent, gold)
-        self.entities.add([(*r["span"], r["pred"]) for r, _ in outcomes], gold)
-        correct = [ok for _, ok in outcomes]
-        self.bins.add([r["confidence"] for r, _ in outcomes], correct)
-        self.uncertainty.extend([r["uncertainty"] for r, _ in outcomes])
+        gold_set = {(s, e, label) for s, e, label in gold}
+        keys = [(*r["span"], r["pred"]) for r in predicted]
+        self.entities.add(keys, gold)
+        if predicted:
+            self._waiting += predicted
+            self._waiting_correct += [k in gold_set for k in keys]
+            self._waiting_sentence += [c["n_sentences"] - 1 - self._first_waiting] * len(predicted)
+        if c["n_sentences"] - self._first_waiting >= self.FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        """The waiting entities into the bins and the arrays."""
+        predicted, correct, sentence = self._waiting, self._waiting_correct, self._waiting_sentence
+        self._waiting, self._waiting_correct, self._waiting_sentence = [], [], []
+        self._first_waiting = self.counts["n_sentences"]
+        if not predicted:
+            return
+        ok = np.array(correct, dtype=bool)
+        self.bins.add([r["confidence"] for r in predicted], ok, sentence)
+        self.uncertainty.extend([r["uncertainty"] for r in predicted])
         self.correct.extend(correct)
-        self.all_calibrated = self.all_calibrated and all("calibrated_confidence" in r for r, _ in outcomes)
+        self.all_calibrated = self.all_calibrated and all("calibrated_confidence" in r for r in predicted)
         if self.all_calibrated:
-            self.calibrated_bins.add([r["calibrated_confidence"] for r, _ in outcomes], correct)
+            self.calibrated_bins.add([r["calibrated_confidence"] for r in predicted], ok, sentence)
 
     @property
     def scored(self) -> bool:
@@ -207,6 +253,7 @@ class LocalScores:
     def metrics(self) -> dict[str, Any]:
         """The counts; with gold, `EntityCounts.scores` (precision, recall, f1, tp, n_pred,
         n_gold, per_label) and `ece` / `auroc` of the predicted entities."""
+        self._flush()
         metrics: dict[str, Any] = dict(self.counts)
         if self.scored:
             metrics.update(self.entities.scores())
@@ -215,12 +262,14 @@ class LocalScores:
 
     def calibrated_ece(self) -> Optional[float]:
         """ECE of the entities' "calibrated_confidence" (dev temperature), None where one has none."""
+        self._flush()
         return self.calibrated_bins.ece() if self.scored and self.all_calibrated else None
 
     def plot(self, plot_dir: str) -> None:
         """The reliability diagram and the risk-coverage curve (PNG) into `plot_dir`."""
         from inference.reports.plots import plot_reliability_bins, plot_risk_coverage
 
+        self._flush()
         plot_reliability_bins(self.bins, f"{plot_dir}/reliability.png")
         plot_risk_coverage(self.uncertainty.array(), ~self.correct.array(), f"{plot_dir}/risk_coverage.png")
 
