@@ -54,13 +54,9 @@ class Gate:
         """Dev's choice at the budget whose dev threshold is nearest `threshold`."""
         return min(self.budgets, key=lambda pair: abs(pair[0] - threshold))[1] if self.budgets else "keep"
 
-    def outcomes(self, span: dict, delta: float = 0.0) -> list[float]:
-        """The probabilities of `OUTCOMES`, the local label's log-odds moved by `delta`."""
-        if self.model is None:
-            return [0.0, 1.0, 0.0]
-        scores = self.model.scores(gate_features(span))
-        scores[1] += delta
-        return softmax(scores).tolist()
+    def outcomes(self, span: dict) -> list[float]:
+        """The probabilities of `OUTCOMES` for `span`."""
+        return [0.0, 1.0, 0.0] if self.model is None else softmax(self.model.scores(gate_features(span))).tolist()
 
     def label(self, span: dict, choice: str, outcomes: Optional[Callable[[dict], list[float]]] = None) -> str:
         """The final label of a sent span with an answer under `choice`; the span rule reads

@@ -27,17 +27,12 @@ class Run:
     def unlike_dev(self) -> bool:
         return abs(self.sigmas) >= SIGMAS
 
-    @property
-    def shrunk(self) -> float:
-        """The shift shrunk by its evidence, x max(0, 1 - 1/z^2) (positive-part James-Stein)."""
-        return self.shift * max(0.0, 1 - 1 / self.sigmas ** 2) if self.sigmas else 0.0
-
     def outcomes(self, span: dict) -> list[float]:
-        """The probabilities of `gate.OUTCOMES` for `span` on this run. Unlike dev, the shift
-        model's at the shift; like dev, dev's model at the shrunk shift."""
+        """The probabilities of `gate.OUTCOMES` for `span` on this run: unlike dev, the shift
+        model's at the run's shift; like dev, dev's model."""
         if self.unlike_dev and self.gate.shift is not None:
             return self.gate.shift.outcomes(span, self.shift)
-        return self.gate.outcomes(span, self.shrunk)
+        return self.gate.outcomes(span)
 
     def label(self, span: dict) -> str:
         """The final label of a sent span with an answer."""
@@ -62,10 +57,8 @@ def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> 
     if gate.shift is None or gate.model is None:
         return Run(gate, dev, dev)
     run = Run(gate, dev, dev, *gate.shift.measure(spans(), threshold))
-    if not run.unlike_dev:
-        if dev != "keep":
-            return run
-        run = replace(run, shift=0.0)  # a budget dev closed opens on a significant shift only
+    if dev != "keep" and not run.unlike_dev:
+        return run
     sums = {"every": (array("d"), array("d")), "span": (array("d"), array("d"))}
     for s in spans():
         if s["llm_answer"] != s["pred"]:  # every answer is taken; the span rule's where E[c] > 0 (`Gate.label`)
