@@ -159,6 +159,7 @@ def tag_only(settings, link, config, sentences, records, rescorer):
     done, first, rest = resume(settings, written_records(settings.save_file), sentences, scores.add_record)
     start = time.time()
     n_new = write_records(settings.save_file, records(rest, first, done - first), done > 0, scores.add_record)
+    scores.flush()  # the last waiting entities inside the timed run
     return finish(settings, link, config, scores, time.time() - start, n_new, rescorer=rescorer)
 
 
@@ -181,6 +182,7 @@ def tag_and_link(settings, link, config, sentences, records, rescorer):
         # closing: an error or Ctrl-C landing outside the generator stops the LLM workers all the same
         with closing(linker.link_records(records(rest, first, n_done - first))) as linked:
             n_new = write_records(settings.save_file, linked, n_done > 0, scores.add_record)
+        scores.flush()
     return finish(settings, link, config, scores, time.time() - start, n_new, linker, rescorer)
 
 

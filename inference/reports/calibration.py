@@ -181,7 +181,7 @@ class LocalScores:
         self.bins, self.calibrated_bins = ReliabilityBins(n_bins), ReliabilityBins(n_bins)
         self.all_calibrated = True  # every entity so far has a calibrated confidence
         self.uncertainty, self.correct = _Growing(np.float64), _Growing(bool)
-        # waiting for `_flush`: the predicted entities, whether each is correct, and its
+        # waiting for `flush`: the predicted entities, whether each is correct, and its
         # sentence counted from the first waiting one
         self._waiting: list[dict] = []
         self._waiting_correct: list[bool] = []
@@ -228,9 +228,9 @@ class LocalScores:
             self._waiting_correct += [k in gold_set for k in keys]
             self._waiting_sentence += [c["n_sentences"] - 1 - self._first_waiting] * len(predicted)
         if c["n_sentences"] - self._first_waiting >= self.FLUSH:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         """The waiting entities into the bins and the arrays."""
         predicted, correct, sentence = self._waiting, self._waiting_correct, self._waiting_sentence
         self._waiting, self._waiting_correct, self._waiting_sentence = [], [], []
@@ -253,7 +253,7 @@ class LocalScores:
     def metrics(self) -> dict[str, Any]:
         """The counts; with gold, `EntityCounts.scores` (precision, recall, f1, tp, n_pred,
         n_gold, per_label) and `ece` / `auroc` of the predicted entities."""
-        self._flush()
+        self.flush()
         metrics: dict[str, Any] = dict(self.counts)
         if self.scored:
             metrics.update(self.entities.scores())
@@ -262,14 +262,14 @@ class LocalScores:
 
     def calibrated_ece(self) -> Optional[float]:
         """ECE of the entities' "calibrated_confidence" (dev temperature), None where one has none."""
-        self._flush()
+        self.flush()
         return self.calibrated_bins.ece() if self.scored and self.all_calibrated else None
 
     def plot(self, plot_dir: str) -> None:
         """The reliability diagram and the risk-coverage curve (PNG) into `plot_dir`."""
         from inference.reports.plots import plot_reliability_bins, plot_risk_coverage
 
-        self._flush()
+        self.flush()
         plot_reliability_bins(self.bins, f"{plot_dir}/reliability.png")
         plot_risk_coverage(self.uncertainty.array(), ~self.correct.array(), f"{plot_dir}/risk_coverage.png")
 
