@@ -58,6 +58,11 @@ def set_name(dataset, mode):
     return "WNUT-17" if dataset == "wnut17" else f"CoNLL-03 {mode}"
 
 
+def accuracy_of(key):
+    """The simulated LLM's accuracy in a row key "SET|KIND|ACCURACY"."""
+    return round(float(key.rsplit("|", 1)[1]), 2)
+
+
 def local_output(data_dir, dataset, split):
     """local_inference.py's output of bench/runs/DATASET_ener on `split` (dev, or a test mode)."""
     model = os.path.join(ROOT, "bench", "runs", f"{dataset}_ener")
@@ -190,7 +195,7 @@ def markdown(results):
     command = " ".join(["python bench/link_pays.py", *results.get("argv", ["--data_dir", "../shared/data"])])
     sim = results.get("simulated")
     if sim:  # the simulated rows' own command: their seeds, data sets and accuracies
-        accuracies = sorted({float(key.rsplit("|", 1)[1]) for key in sim})
+        accuracies = sorted({accuracy_of(key) for key in sim})
         datasets = sorted({d for d, m in ALL_SETS for key in sim if key.startswith(set_name(d, m) + "|")})
         command = (f"python bench/link_pays.py --part simulated --datasets {','.join(datasets)} --seeds "
                    f"{results.get('seeds', '?')} --accuracies {','.join(f'{a:g}' for a in accuracies)}`; real rows: "
@@ -242,9 +247,9 @@ def markdown(results):
                     cells.append(f"{o or 'never'} / {f or 'never'}")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         worst = min((v[str(b)][2] - max(v[str(b)][0], v[str(b)][1]), key) for key, v in sim.items() for b in SHOWN
-                    if float(key.rsplit("|", 1)[1]) >= 0.5)
+                    if accuracy_of(key) >= 0.5)
         below = min((v[str(b)][2] - v[str(b)][0], key) for key, v in sim.items() for b in SHOWN
-                    if float(key.rsplit("|", 1)[1]) < 0.5)
+                    if accuracy_of(key) < 0.5)
         informative = [v[str(b)][2] for key, v in sim.items() for b in SHOWN if "|informative|" in key]
         lines += ["", "Fuse minus max(local, override), the worst row of all sets, kinds, budgets and accuracies "
                   f"0.5 and above: {100 * worst[0]:+.2f} points ({worst[1].replace('|', ', ')}). Fuse minus local, "
@@ -327,7 +332,7 @@ def main():
     SEEDS, ACCURACIES = args.seeds, args.accuracies
     results = json.load(open(args.out)) if os.path.isfile(args.out) else {}
     if args.part == "real" and results.get("simulated"):  # the tables show the simulated rows stored
-        ACCURACIES = sorted({round(float(key.rsplit("|", 1)[1]), 2) for key in results["simulated"]})
+        ACCURACIES = sorted({accuracy_of(key) for key in results["simulated"]})
     results["machine"] = machine()
     if args.part in ("both", "real"):  # the real rows' scope is what the command line says
         results["argv"] = ["--data_dir", args.data_dir, "--sample", str(args.sample), "--sentences",

@@ -52,7 +52,8 @@ def fit_gate(records: Sequence[dict], answered: Sequence[Answered], thresholds: 
     taken = np.zeros(len(rows), dtype=bool)  # the span rule's out-of-fold decisions
     order = np.random.default_rng(seed).permutation(len(rows))
     for k in range(FOLDS):
-        test, train = order[k::FOLDS], np.setdiff1d(order, order[k::FOLDS])
+        test = order[k::FOLDS]
+        train = np.setdiff1d(order, test)
         fold = Gate(fit_linear(x[train], y[train], 3), [], price)
         taken[test] = [fold.label(rows[i].span, "span") != rows[i].span["pred"] for i in test]
     contribution = np.array([f1_contribution(a.span["llm_answer"], a.span["pred"], a.gold, price) for a in rows])

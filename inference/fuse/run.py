@@ -72,11 +72,13 @@ def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> 
 
 def settle_record(record: dict, run: Run, threshold: float) -> bool:
     """Set `llm_pred` of every span of `record` with an answer; whether any changed."""
-    before = [span.get("llm_pred") for span in record["entity"]]
+    changed = False
     for span in record["entity"]:
         if span.get("llm_answer") is not None:
-            span["llm_pred"] = decide(span, threshold, run.label)
-    return before != [span.get("llm_pred") for span in record["entity"]]
+            final = decide(span, threshold, run.label)
+            changed |= final != span.get("llm_pred")
+            span["llm_pred"] = final
+    return changed
 
 
 def settle(records: Sequence[dict], gate: Gate, threshold: float) -> tuple[Run, bool]:

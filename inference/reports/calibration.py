@@ -8,7 +8,7 @@ writes as null, rather than NaN, which strict JSON readers reject.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 import numpy as np
 
@@ -153,10 +153,10 @@ class _Growing:
         return self.data[:self.n]
 
 
-def _sentence_outcomes(sent: list[dict], gold: list) -> list[tuple[dict, bool]]:
-    """Each predicted entity of one sentence, and whether its span and label are gold."""
+def _sentence_outcomes(entities: Iterable[dict], gold: list) -> list[tuple[dict, bool]]:
+    """Each predicted entity of one sentence (`is_entity`), and whether its span and label are gold."""
     gold_set = {(s, e, label) for s, e, label in gold}
-    return [(r, (*r["span"], r["pred"]) in gold_set) for r in filter(is_entity, sent)]
+    return [(r, (*r["span"], r["pred"]) in gold_set) for r in entities]
 
 
 class LocalScores:
@@ -207,25 +207,19 @@ class LocalScores:
         """One sentence: the dicts of `decode_sentence`, and its gold [(start, end, label)] (None: unlabelled)."""
         c = self.counts
         c["n_sentences"] += 1
-        predicted = []
         for r in sent:
-            candidate, informed = r.get("candidate", False), r.get("gold_informed")
-            if informed:
-                c["n_gold_informed"] += 1
-            elif candidate:
-                c["n_candidates"] += 1
-            if r["pred"] != "O" and not candidate:  # is_entity
-                predicted.append(r)
+            c["n_candidates"] += bool(r.get("candidate")) and not r.get("gold_informed")
+            c["n_gold_informed"] += bool(r.get("gold_informed"))
+        predicted = [r for r in sent if is_entity(r)]
         c["n_entities"] += len(predicted)
         self.labelled = self.labelled and gold is not None
         if gold is None or not self.labelled:
             return
-        gold_set = {(s, e, label) for s, e, label in gold}
-        keys = [(*r["span"], r["pred"]) for r in predicted]
-        self.entities.add(keys, gold)
+        outcomes = _sentence_outcomes(predicted, gold)
+        self.entities.add([(*r["span"], r["pred"]) for r in predicted], gold)
         if predicted:
             self._waiting += predicted
-            self._waiting_correct += [k in gold_set for k in keys]
+            self._waiting_correct += [ok for _, ok in outcomes]
             self._waiting_sentence += [c["n_sentences"] - 1 - self._first_waiting] * len(predicted)
         if c["n_sentences"] - self._first_waiting >= self.FLUSH:
             self.flush()
@@ -289,7 +283,7 @@ def entity_outcomes(predictions: list[list[dict]],
     """
     if len(golds) != len(predictions):
         raise ValueError(f"{len(predictions)} predicted sentences but {len(golds)} gold sentences")
-    outcomes = [o for sent, gold in zip(predictions, golds) for o in _sentence_outcomes(sent, gold)]
+    outcomes = [o for sent, gold in zip(predictions, golds) for o in _sentence_outcomes(filter(is_entity, sent), gold)]
     return (np.asarray([r["confidence"] for r, _ in outcomes], dtype=np.float64),
             np.asarray([r["uncertainty"] for r, _ in outcomes], dtype=np.float64),
             np.asarray([ok for _, ok in outcomes], dtype=bool))
