@@ -1,6 +1,6 @@
-"""The preflight's verdict (`calibrate_link.verdict`) on hand-made expected-F1 tables: which
+"""The preflight's verdict (`dev_gain.verdict`) on hand-made expected-F1 tables: which
 budget and --combine it recommends, and when it says not to link or that it cannot tell."""
-from inference.llm.calibrate_link import verdict
+from inference.reports.dev_gain import verdict
 
 
 def table(*rows):

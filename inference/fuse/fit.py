@@ -15,11 +15,6 @@ FOLDS = 5  # the span rule is scored out of fold
 MIN_ROWS = 20  # disagreements needed to fit a gate at all: fewer say little about the LLM
 
 
-def outcome(a: Answered) -> int:
-    """The index in `model.OUTCOMES` of a disagreement: the LLM right, the local label right, neither."""
-    return 0 if a.span["llm_answer"] == a.gold else 1 if a.span["pred"] == a.gold else 2
-
-
 def fit_linear(x: np.ndarray, y: np.ndarray, classes: int) -> Linear:
     """A standardised logistic regression of y (0 .. classes - 1) on x: one score row for two
     classes (the log-odds of 1), one per class for more. Each class also gets a prior row at
@@ -41,7 +36,8 @@ def fit_gate(records: Sequence[dict], answered: Sequence[Answered], thresholds: 
     split = Split(records)
     price = f1(*split.counts) / 2
     rows = [a for a in answered if a.span["llm_answer"] != a.span["pred"]]
-    y = np.array([outcome(a) for a in rows], dtype=int)
+    # the index in `model.OUTCOMES`: the LLM right, the local label right, neither
+    y = np.array([0 if a.span["llm_answer"] == a.gold else 1 if a.span["pred"] == a.gold else 2 for a in rows])
     info: dict = {"rows": len(rows), "llm_right_in_rows": int((y == 0).sum()),
                   "local_right_in_rows": int((y == 1).sum())}
     if len(rows) < MIN_ROWS:
@@ -60,8 +56,8 @@ def fit_gate(records: Sequence[dict], answered: Sequence[Answered], thresholds: 
     choices = {}
     for t in thresholds.values():
         sent = np.array([a.span["uncertainty"] > t for a in rows], dtype=bool)
-        rules = {"every": contribution[sent], "span": contribution[sent & taken]}
-        choices[t] = best_choice({rule: (float(c.sum()), float((c * c).sum())) for rule, c in rules.items()})
+        every, span = contribution[sent], contribution[sent & taken]
+        choices[t] = best_choice((float(every.sum()), float(every @ every)), (float(span.sum()), float(span @ span)))
     info["budgets"] = {str(b): choices[t] for b, t in thresholds.items()}
     taken_ids = {id(a.span) for a, took in zip(rows, taken) if took}
     info["out_of_fold"] = gain_table(split, answered, thresholds, lambda a, t: a.span["llm_answer"] if choices[t] == "every"

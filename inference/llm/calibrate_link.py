@@ -20,7 +20,7 @@ import random
 import sys
 
 from inference.fuse.fit import fit_gate
-from inference.reports.dev_gain import BUDGETS, Answered, budget_thresholds, gold_label
+from inference.reports.dev_gain import BUDGETS, Answered, budget_thresholds, describe, gold_label, verdict
 from inference.fuse.gate import FORMAT, Gate
 from inference.llm.labels import local_metrics_of, prompt_builder, resolve_spec
 from inference.llm.link_run import link_identity, linking
@@ -89,34 +89,6 @@ def ask(records: list[dict], threshold: float, settings: LinkSettings, n: int | 
     return answered, len(pool), linker.summary(), identity
 
 
-def describe(table: list[dict], gate: Gate) -> list[str]:
-    """The per-budget table, with what fuse does at each budget on a run like dev."""
-    return [f"{'budget':>6}  {'threshold':>9}  {'local F1':>8}  {'override F1':>11}  {'fuse F1':>8}  fuse"] + [
-        f"{r['budget']:>6.0%}  {r['threshold']:>9.4f}  {100 * r['local_f1']:>8.2f}  {100 * r['override_f1']:>11.2f}  "
-        f"{100 * r['fuse_f1']:>8.2f}  {gate.choice(r['threshold'])}" for r in table]
-
-
-def verdict(table: list[dict], why: str | None = None) -> tuple[float | None, str | None, list[str]]:
-    """(the recommended budget and --combine, or None, None: do not link, or cannot tell) and the
-    lines saying so. `why`: why no gate was fitted, if none was."""
-    local = table[0]["local_f1"]
-    over, fused = max(table, key=lambda row: row["override_f1"]), max(table, key=lambda row: row["fuse_f1"])
-    lines = ["this LLM is expected to LOWER F1 at every budget with --combine override (the paper's rule)"
-             ] if all(row["override_f1"] < local for row in table) else []
-    if fused["fuse_f1"] > local:
-        return fused["budget"], "fuse", lines + [f"recommended: --combine fuse --budget {fused['budget']} (expected "
-                                                 f"F1 {100 * local:.2f} -> {100 * fused['fuse_f1']:.2f} on dev)"]
-    if why and over["override_f1"] > local:
-        return over["budget"], "override", lines + [
-            f"no gate was fitted: {why}; the paper's rule gains on dev, so recommended: --combine override --budget "
-            f"{over['budget']} (expected F1 {100 * local:.2f} -> {100 * over['override_f1']:.2f})"]
-    return None, None, lines + [
-        f"no gate was fitted: {why}, and the paper's rule gains nothing on dev: the preflight cannot tell whether "
-        "this LLM pays; send more spans (--sample) or a larger dev split" if why else
-        "recommended: do not link with this LLM; --combine fuse keeps every local label unless a run's answers "
-        "show the local model right significantly less often than on dev"]
-
-
 def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
     records = read_records(calibration.input_file)
     unlabelled = sum("gold" not in rec for rec in records)
@@ -150,7 +122,7 @@ def calibrate(calibration: CalibrationSettings, settings: LinkSettings) -> dict:
     gate.save(calibration.out)
     print("\n".join([f"{len(answered)} dev spans sent (of the {pool} a 50 % budget sends): the LLM is right on "
                      f"{report['llm_accuracy']:.1%} of them, the local model on {report['local_accuracy']:.1%} "
-                     f"({len(answered) - len(with_answer)} got no parseable answer)", *describe(table, gate),
+                     f"({len(answered) - len(with_answer)} got no parseable answer)", *describe(table, gate.choice),
                      "fuse F1 out of fold (the gate fitted on the other folds); F1 is on the dev split, expected "
                      "from the spans sent" + (" (a sample, scaled up)" if calibration.sample else ""), *lines,
                      f"link calibration written to {calibration.out}"]))

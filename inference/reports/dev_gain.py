@@ -1,6 +1,7 @@
 """What linking is expected to score on a labelled split (the preflight's dev split) whose sent
 spans, or a sample of them, carry the LLM's answers, for any rule that picks each sent span's
-label. The answered spans stand for every span sent: their changes are scaled up."""
+label. The answered spans stand for every span sent: their changes are scaled up. And the
+preflight's verdict on those expectations."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -83,3 +84,31 @@ def gain_table(split: Split, answered: Sequence[Answered], thresholds: dict[floa
     return [{"budget": b, "threshold": t, "local_f1": f1(*split.counts),
              "override_f1": expected_f1(split, answered, t, lambda a: a.span["llm_answer"]),
              "fuse_f1": expected_f1(split, answered, t, lambda a: fuse(a, t))} for b, t in thresholds.items()]
+
+
+def describe(table: list[dict], choice: Callable[[float], str]) -> list[str]:
+    """The per-budget table, with what fuse does at each budget on a run like dev (`choice(threshold)`)."""
+    return [f"{'budget':>6}  {'threshold':>9}  {'local F1':>8}  {'override F1':>11}  {'fuse F1':>8}  fuse"] + [
+        f"{r['budget']:>6.0%}  {r['threshold']:>9.4f}  {100 * r['local_f1']:>8.2f}  {100 * r['override_f1']:>11.2f}  "
+        f"{100 * r['fuse_f1']:>8.2f}  {choice(r['threshold'])}" for r in table]
+
+
+def verdict(table: list[dict], why: str | None = None) -> tuple[float | None, str | None, list[str]]:
+    """(the recommended budget and --combine, or None, None: do not link, or cannot tell) and the
+    lines saying so. `why`: why no gate was fitted, if none was."""
+    local = table[0]["local_f1"]
+    over, fused = max(table, key=lambda row: row["override_f1"]), max(table, key=lambda row: row["fuse_f1"])
+    lines = ["this LLM is expected to LOWER F1 at every budget with --combine override (the paper's rule)"
+             ] if all(row["override_f1"] < local for row in table) else []
+    if fused["fuse_f1"] > local:
+        return fused["budget"], "fuse", lines + [f"recommended: --combine fuse --budget {fused['budget']} (expected "
+                                                 f"F1 {100 * local:.2f} -> {100 * fused['fuse_f1']:.2f} on dev)"]
+    if why and over["override_f1"] > local:
+        return over["budget"], "override", lines + [
+            f"no gate was fitted: {why}; the paper's rule gains on dev, so recommended: --combine override --budget "
+            f"{over['budget']} (expected F1 {100 * local:.2f} -> {100 * over['override_f1']:.2f})"]
+    return None, None, lines + [
+        f"no gate was fitted: {why}, and the paper's rule gains nothing on dev: the preflight cannot tell whether "
+        "this LLM pays; send more spans (--sample) or a larger dev split" if why else
+        "recommended: do not link with this LLM; --combine fuse keeps every local label unless a run's answers "
+        "show the local model right significantly less often than on dev"]
