@@ -234,7 +234,7 @@ def test_a_damaged_or_foreign_calibration_is_one_line_and_nothing_is_overwritten
     assert path.read_text() == content and not (splits / "test.linked.jsonl").exists()
 
 
-@pytest.mark.parametrize("older", ["linkner-link-calibration/2", "linkner-link-calibration/6"])
+@pytest.mark.parametrize("older", ["linkner-link-calibration/2", "linkner-link-calibration/5"])
 def test_an_older_calibration_is_refused_by_linking_and_replaced_by_the_preflight(splits, older):
     path = splits / "link_calibration.json"
     path.write_text('{"format": "%s", "cutoffs": []}' % older)

@@ -56,8 +56,8 @@ def fit_gate(records: Sequence[dict], answered: Sequence[Answered], thresholds: 
     choices = {}
     for t in thresholds.values():
         sent = np.array([a.span["uncertainty"] > t for a in rows], dtype=bool)
-        every, span = contribution[sent], contribution[sent & taken]
-        choices[t] = best_choice((float(every.sum()), float(every @ every)), (float(span.sum()), float(span @ span)))
+        rules = {"every": contribution[sent], "span": contribution[sent & taken]}
+        choices[t] = best_choice({rule: (float(c.sum()), float((c * c).sum())) for rule, c in rules.items()})
     info["budgets"] = {str(b): choices[t] for b, t in thresholds.items()}
     taken_ids = {id(a.span) for a, took in zip(rows, taken) if took}
     info["out_of_fold"] = gain_table(split, answered, thresholds, lambda a, t: a.span["llm_answer"] if choices[t] == "every"

@@ -12,7 +12,7 @@ from inference.fuse.model import FEATURES, OUTCOMES, Linear, gate_features
 from inference.fuse.shift import ShiftModel
 from utils.versioned_json import read_versioned, write_atomic
 
-FORMAT = "linkner-link-calibration/7"
+FORMAT = "linkner-link-calibration/6"
 CHOICES = ("keep", "every", "span")  # keep the local labels; take every answer; take those that raise F1
 REFIT = "rerun python -m inference.llm.calibrate_link (it replaces the file)"
 SIGMAS = 2.0  # standard errors a gain must clear to count, on dev and on a run (about 1 in 40 by chance)
@@ -33,19 +33,12 @@ def expected_contribution(probs: list[float], answer: str, pred: str, price: flo
     return sum(p * v for p, v in zip(probs, values)), sum(p * v * v for p, v in zip(probs, values))
 
 
-def significant(total: float, square: float) -> bool:
-    """Whether contributions summing to `total`, their squares to `square`, are a gain of at least
-    `SIGMAS` standard errors: total >= SIGMAS sqrt(square). Where each c is +1 or -1, the sign test."""
-    return total > 0 and total >= SIGMAS * math.sqrt(square)
-
-
-def best_choice(every: tuple[float, float], span: tuple[float, float]) -> str:
-    """The choice from the contributions (sum, sum of squares) of the answers each rule takes.
-    "every" (the paper's rule) where its gain is significant, unless the answers "span" declines
-    lose significantly; "span" where only its gain is; else "keep"."""
-    if significant(*every):
-        return "span" if significant(span[0] - every[0], every[1] - span[1]) else "every"
-    return "span" if significant(*span) else "keep"
+def best_choice(sums: dict[str, tuple[float, float]]) -> str:
+    """The choice whose contributions (their sum, the sum of their squares) are the largest
+    significant gain: a sum at least `SIGMAS` standard errors, sum c >= SIGMAS sqrt(sum c^2).
+    Where each c is +1 or -1, this is the sign test. "keep" where none is."""
+    gains = {c: total for c, (total, square) in sums.items() if total > 0 and total >= SIGMAS * math.sqrt(square)}
+    return max(gains, key=lambda c: gains[c]) if gains else "keep"
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""A run's adaptation of the gate (never saved), and each sent span's final label, decided once:
-a run like dev (its agreement shift under `SIGMAS` standard errors) does what dev chose, unless dev
-kept; else it chooses again by the shift model's expected contributions. See docs/fuse.md."""
+"""A run's adaptation of the gate (never saved), and each sent span's final label, decided once.
+A run like dev (its agreement shift within `SIGMAS` standard errors of dev's) does what dev chose,
+with dev's model. A run unlike dev, or where dev kept, chooses again by its own expected
+contributions; unlike dev, the shift model at the run's shift gives the outcomes. See docs/fuse.md."""
 from __future__ import annotations
 
 import math
@@ -8,11 +9,8 @@ from array import array
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator, Sequence
 
-from inference.fuse.gate import SIGMAS, Gate, expected_contribution, significant
-from inference.fuse.shift import LIMIT
+from inference.fuse.gate import SIGMAS, Gate, best_choice, expected_contribution
 from inference.records import decide
-
-DOUBT = 1.0  # where dev kept, a run like dev reads the shift this many standard errors toward the local label
 
 
 @dataclass(frozen=True)
@@ -22,25 +20,19 @@ class Run:
     gate: Gate
     choice: str  # what the run does at its threshold (`gate.CHOICES`)
     dev_choice: str  # what dev chose there
-    shift: float = 0.0  # the local label's log-odds on this run less on dev
-    error: float = math.inf  # its standard error (infinite where the LLM's answers cannot tell)
-
-    @property
-    def sigmas(self) -> float:
-        return self.shift / self.error if 0 < self.error < math.inf else 0.0
+    shift: float = 0.0  # the local label's log-odds on this run less on dev (0 where the LLM cannot tell)
+    sigmas: float = 0.0  # that difference in standard errors
 
     @property
     def unlike_dev(self) -> bool:
         return abs(self.sigmas) >= SIGMAS
 
     def outcomes(self, span: dict) -> list[float]:
-        """The probabilities of `gate.OUTCOMES` for `span` on this run. Unlike dev: the shift model's
-        at the run's shift. Like dev where dev kept: its at the shift `DOUBT` standard errors toward
-        the local label. Else dev's model."""
-        if self.gate.shift is None or not (self.unlike_dev or self.dev_choice == "keep"):
-            return self.gate.outcomes(span)
-        shift = self.shift + (0.0 if self.unlike_dev else DOUBT * self.error)
-        return self.gate.shift.outcomes(span, max(-LIMIT, min(LIMIT, shift)))
+        """The probabilities of `gate.OUTCOMES` for `span` on this run: unlike dev, the shift
+        model's at the run's shift; like dev, dev's model."""
+        if self.unlike_dev and self.gate.shift is not None:
+            return self.gate.shift.outcomes(span, self.shift)
+        return self.gate.outcomes(span)
 
     def label(self, span: dict) -> str:
         """The final label of a sent span with an answer."""
@@ -58,8 +50,9 @@ def sent_answered(records: Iterable[dict], threshold: float) -> Iterator[dict]:
 
 
 def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> Run:
-    """The run whose sent, answered spans `spans()` yields (read once, or twice where it chooses
-    again), sent at `threshold`. Where dev kept, another domain's harder spans may win."""
+    """The run whose sent, answered spans `spans()` yields (read once, or twice where the run
+    chooses again), sent at `threshold`. Where dev kept the local labels, the run's spans may be
+    harder than dev's at that threshold (another domain), and win where dev's did not."""
     dev = gate.choice(threshold)
     if gate.shift is None or gate.model is None:
         return Run(gate, dev, dev)
@@ -74,9 +67,7 @@ def adapt(gate: Gate, spans: Callable[[], Iterable[dict]], threshold: float) -> 
                 sums[choice][0].append(mean)
                 sums[choice][1].append(square)
     # fsum is exact: the same choice in any order of the spans
-    every, span = ((math.fsum(m), math.fsum(q)) for m, q in (sums["every"], sums["span"]))
-    # a run cannot score what the answers the span rule declines lose (dev did, on gold): every first
-    return replace(run, choice="every" if significant(*every) else "span" if significant(*span) else "keep")
+    return replace(run, choice=best_choice({c: (math.fsum(m), math.fsum(q)) for c, (m, q) in sums.items()}))
 
 
 def settle_record(record: dict, run: Run, threshold: float) -> bool:

@@ -62,13 +62,14 @@ class ShiftModel:
         return found, float(np.sqrt((p * (1 - p)).sum()) / slope.sum()) if slope.sum() > 0 else math.inf
 
     def measure(self, spans: Iterable[dict], threshold: float) -> tuple[float, float]:
-        """(the run's shift less dev's at the nearest threshold, the standard error of that
-        difference from both estimates); (0, infinity) where the answers cannot tell."""
+        """(the run's shift less dev's at the nearest threshold, clipped to +-LIMIT; that
+        difference in standard errors of both estimates, 0.0 where the answers cannot tell)."""
         found = self.estimate(spans)
         if found is None or not self.reference:
-            return 0.0, math.inf
+            return 0.0, 0.0
         _, ref, ref_error = min(self.reference, key=lambda row: abs(row[0] - threshold))
-        return found[0] - ref, math.hypot(found[1], ref_error)
+        error, difference = math.hypot(found[1], ref_error), found[0] - ref
+        return (max(-LIMIT, min(LIMIT, difference)), difference / error) if 0 < error < math.inf else (0.0, 0.0)
 
     @classmethod
     def from_dict(cls, data: dict) -> "ShiftModel":
