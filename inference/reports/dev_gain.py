@@ -1,7 +1,7 @@
 """What linking is expected to score on a labelled split (the preflight's dev split) whose sent
 spans, or a sample of them, carry the LLM's answers, for any rule that picks each sent span's
-label. The answered spans stand for every span sent: their changes are scaled up. And the
-preflight's verdict on those expectations."""
+label. The answered spans stand for every span sent: their changes are scaled up. The
+preflight's table and verdict are written from those expectations."""
 from __future__ import annotations
 
 from dataclasses import dataclass
