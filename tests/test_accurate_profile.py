@@ -90,3 +90,46 @@ def test_an_accurate_checkpoint_trains_loads_and_tags(tiny_bert_dir, tmp_path):
     records, metrics = read_jsonl(str(save)), json.load(open(f"{save}.metrics.json"))
     assert len(records) == len(read_dataset(TEST_FILE)) == metrics["n_sentences"]
     assert metrics["uncertainty_type"] == "evidential" and 0 <= metrics["f1"] <= 1
+
+
+def test_a_scalar_mix_starts_as_the_mean_and_its_cache_gives_the_uncached_states(tiny_bert_dir):
+    from transformers import AutoModel, AutoTokenizer
+
+    featurizer = BertFeaturizer(AutoTokenizer.from_pretrained(tiny_bert_dir), 128)
+    feats = featurizer.encode_all([s.words for s in read_dataset(os.path.join(SAMPLE_DIR, "dev.txt"))[:12]])
+    batch = featurizer.collate(feats)
+    mixed, mean = FrozenContext(tiny_bert_dir, layers=3, mix=True), FrozenContext(tiny_bert_dir, layers=3)
+    # equal weights and scale 1 at the start: the plain mean of the same layers
+    torch.testing.assert_close(mixed(batch), mean(batch), atol=1e-5, rtol=1e-4)
+    # the tiny BERT has 2 layers: 3 hidden states with the embeddings, all of them mixed
+    assert mixed.mix_weights is not None and mixed.mix_weights.shape == (3,)
+    with torch.no_grad():
+        mixed.mix_weights.copy_(torch.tensor([5.0, -5.0, 0.0]))
+        mixed.mix_scale.fill_(2.0)  # type: ignore[union-attr]
+    # by hand from the encoder's hidden states: 2 * softmax-weighted sum at each word's first subword
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    with torch.no_grad():
+        hidden = AutoModel.from_pretrained(tiny_bert_dir, add_pooling_layer=False)(
+            input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    w = torch.tensor([5.0, -5.0, 0.0]).softmax(0)
+    expected = (2 * sum(w[i] * hidden[i] for i in range(3))).flatten(0, 1)[batch["word_first"]]
+    uncached = FrozenContext(tiny_bert_dir, layers=3, mix=True, cache_size=0)
+    uncached.load_state_dict(mixed.state_dict())
+    for module in (mixed, uncached):  # mixed answers from its cache now
+        torch.testing.assert_close(module(batch), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_a_mixed_checkpoint_stores_its_weights_and_mix_needs_a_context_encoder(tiny_bert_dir, tmp_path):
+    path = tmp_path / "mixed"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train_ener.main(["--data_dir", SAMPLE_DIR, "--model_save_dir", str(path), "--encoder", "glove",
+                         "--profile", "accurate", "--context_encoder", tiny_bert_dir, "--context_layers", "3",
+                         "--context_mix", "--lstm_hidden", "16", "--batch_size", "16", "--iteration", "2"])
+    assert json.load(open(path / "config.json"))["context_mix"] is True
+    model, _, config = load_checkpoint(str(path))
+    weights = model.encoder.context.mix_weights
+    assert config.context_mix and weights is not None and not torch.equal(weights, torch.zeros(3))  # trained
+    assert "context_mix" not in ModelConfig(encoder="glove", context_encoder="x").to_dict()  # off: as before
+    with pytest.raises(DataError, match="--context_mix mixes the layers of --context_encoder"):
+        check_encoder(ModelConfig.from_args(parse("--encoder", "glove", "--context_mix")))
