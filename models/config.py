@@ -30,7 +30,9 @@ GLOVE_FIELDS = ("lstm_hidden", "lstm_layers", "glove_dropout")
 NOISY_FIELDS = ("noisy_words", "context_encoder", "context_layers")
 # The sizes a `--profile` (models/profiles.py, docs/speed.md) may change beyond the fields above, and its
 # name: written to config.json only when not at their defaults, so a default model's config stays as it was.
-PROFILE_FIELDS = ("profile", "span_hidden", "char_filters", "context_mix")
+PROFILE_FIELDS = ("profile", "span_hidden", "char_filters")
+# Opt-in switches written to config.json only when on, so configs from before them stay as they were.
+SWITCH_FIELDS = ("context_mix",)
 
 
 class ModelType(str, enum.Enum):
@@ -114,6 +116,7 @@ class ModelConfig:
         skip |= set(GLOVE_FIELDS if self.encoder == "bert" else BERT_FIELDS)
         skip |= {name for name in NOISY_FIELDS if self.encoder == "bert" or not self.noisy_text}
         skip |= {name for name in PROFILE_FIELDS if getattr(self, name) == _DEFAULTS[name]}
+        skip |= {name for name in SWITCH_FIELDS if not getattr(self, name)}
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         d["model_type"] = self.model_type.value
         return d
