@@ -46,14 +46,27 @@ def load_glove() -> tuple[list[str], np.ndarray]:
     return words, vectors
 
 
+class ScalarMix(nn.Module):
+    """ELMo's scalar mix of `n` layers: softmax-normalised weights (equal at the start) times one
+    scale (1 at the start), so an untrained mix is the layers' mean."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(n))
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        """[..., n, hidden] -> [..., hidden]."""
+        return self.scale * torch.einsum("...lh,l->...h", layers, self.weights.softmax(0))
+
+
 class FrozenContext(nn.Module):
     """`--context_encoder` (opt-in): a pretrained encoder kept frozen, giving each word the mean of
     its last `layers` layers at the word's first subword. Its weights are neither trained nor
     saved (a checkpoint reads them from the package again, as it does GloVe), and each window's
     states are computed once and kept, up to `cache_size` windows: later epochs cost nothing.
 
-    With `mix` (`--context_mix`) the mean becomes a learned scalar mix (ELMo's): softmax-normalised
-    weights per layer times one scale, trained and saved with the model."""
+    With `mix` (`--context_mix`) the mean becomes a `ScalarMix`, trained and saved with the model."""
 
     def __init__(self, bert_dir: str, layers: int = 4, cache_size: int = 100_000, mix: bool = False):
         super().__init__()
@@ -66,9 +79,8 @@ class FrozenContext(nn.Module):
         self.layers, self.cache_size = layers, cache_size
         self._cache: dict[tuple[int, ...], torch.Tensor] = {}  # a sentence's token ids -> its word states
         self.hidden_size = model.config.hidden_size
-        n_mixed = min(layers, model.config.num_hidden_layers + 1)  # hidden states: the embeddings, then each layer
-        self.mix_weights = nn.Parameter(torch.zeros(n_mixed)) if mix else None
-        self.mix_scale = nn.Parameter(torch.ones(())) if mix else None
+        # hidden states: the embeddings, then each layer
+        self.mix = ScalarMix(min(layers, model.config.num_hidden_layers + 1)) if mix else None
 
     def forward(self, batch: dict) -> torch.Tensor:
         ids, mask = batch["input_ids"], batch["attention_mask"]
@@ -83,7 +95,7 @@ class FrozenContext(nn.Module):
                 out = model(input_ids=ids[missing], attention_mask=mask[missing], output_hidden_states=True)
                 layers = out.hidden_states[-self.layers:]
                 # mixed: every layer kept, [batch, tokens, layers, hidden]; else their mean
-                states = torch.stack(layers).mean(0) if self.mix_weights is None else torch.stack(layers, 2)
+                states = torch.stack(layers).mean(0) if self.mix is None else torch.stack(layers, 2)
             for j, i in enumerate(missing):
                 rows[i] = state = states[j, :len(keys[i])]
                 if len(self._cache) < self.cache_size:  # a copy: a view would keep the whole batch alive
@@ -93,9 +105,7 @@ class FrozenContext(nn.Module):
         for i, row in enumerate(done):
             padded[i, :len(row)] = row
         words = padded.flatten(0, 1)[batch["word_first"]]
-        if self.mix_weights is None or self.mix_scale is None:
-            return words
-        return self.mix_scale * torch.einsum("...lh,l->...h", words, self.mix_weights.softmax(0))
+        return words if self.mix is None else self.mix(words)
 
 
 class GloveEncoder(nn.Module):

@@ -31,6 +31,16 @@ def parse(*flags):
                                                                *flags])
 
 
+def train_accurate(path, context_encoder, *flags):
+    """`path`, a tiny --profile accurate checkpoint trained on the sample with `context_encoder`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train_ener.main(["--data_dir", SAMPLE_DIR, "--model_save_dir", str(path), "--encoder", "glove",
+                         "--profile", "accurate", "--context_encoder", context_encoder, "--lstm_hidden", "16",
+                         "--batch_size", "16", "--iteration", "2", *flags])
+    return path
+
+
 def test_accurate_sets_the_packaged_minilm_and_a_given_flag_wins():
     config = ModelConfig.from_args(parse("--profile", "accurate", "--encoder", "glove"))
     assert config.profile == "accurate" and config.context_encoder == PROFILES["accurate"]["context_encoder"]
@@ -74,12 +84,7 @@ def test_cached_word_states_are_the_uncached_ones(tiny_bert_dir):
 
 
 def test_an_accurate_checkpoint_trains_loads_and_tags(tiny_bert_dir, tmp_path):
-    path = tmp_path / "accurate"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        train_ener.main(["--data_dir", SAMPLE_DIR, "--model_save_dir", str(path), "--encoder", "glove",
-                         "--profile", "accurate", "--context_encoder", tiny_bert_dir, "--lstm_hidden", "16",
-                         "--batch_size", "16", "--iteration", "2"])
+    path = train_accurate(tmp_path / "accurate", tiny_bert_dir)
     stored = json.load(open(path / "config.json"))
     assert stored["profile"] == "accurate" and stored["context_encoder"] == tiny_bert_dir
     model, _, config = load_checkpoint(str(path))
@@ -102,10 +107,10 @@ def test_a_scalar_mix_starts_as_the_mean_and_its_cache_gives_the_uncached_states
     # equal weights and scale 1 at the start: the plain mean of the same layers
     torch.testing.assert_close(mixed(batch), mean(batch), atol=1e-5, rtol=1e-4)
     # the tiny BERT has 2 layers: 3 hidden states with the embeddings, all of them mixed
-    assert mixed.mix_weights is not None and mixed.mix_weights.shape == (3,)
+    assert mixed.mix is not None and mixed.mix.weights.shape == (3,)
     with torch.no_grad():
-        mixed.mix_weights.copy_(torch.tensor([5.0, -5.0, 0.0]))
-        mixed.mix_scale.fill_(2.0)  # type: ignore[union-attr]
+        mixed.mix.weights.copy_(torch.tensor([5.0, -5.0, 0.0]))
+        mixed.mix.scale.fill_(2.0)
     # by hand from the encoder's hidden states: 2 * softmax-weighted sum at each word's first subword
     ids, mask = batch["input_ids"], batch["attention_mask"]
     with torch.no_grad():
@@ -120,16 +125,11 @@ def test_a_scalar_mix_starts_as_the_mean_and_its_cache_gives_the_uncached_states
 
 
 def test_a_mixed_checkpoint_stores_its_weights_and_mix_needs_a_context_encoder(tiny_bert_dir, tmp_path):
-    path = tmp_path / "mixed"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        train_ener.main(["--data_dir", SAMPLE_DIR, "--model_save_dir", str(path), "--encoder", "glove",
-                         "--profile", "accurate", "--context_encoder", tiny_bert_dir, "--context_layers", "3",
-                         "--context_mix", "--lstm_hidden", "16", "--batch_size", "16", "--iteration", "2"])
+    path = train_accurate(tmp_path / "mixed", tiny_bert_dir, "--context_layers", "3", "--context_mix")
     assert json.load(open(path / "config.json"))["context_mix"] is True
     model, _, config = load_checkpoint(str(path))
-    weights = model.encoder.context.mix_weights
-    assert config.context_mix and weights is not None and not torch.equal(weights, torch.zeros(3))  # trained
+    mix = model.encoder.context.mix
+    assert config.context_mix and mix is not None and not torch.equal(mix.weights, torch.zeros(3))  # trained
     assert "context_mix" not in ModelConfig(encoder="glove", context_encoder="x").to_dict()  # off: as before
     with pytest.raises(DataError, match="--context_mix mixes the layers of --context_encoder"):
         check_encoder(ModelConfig.from_args(parse("--encoder", "glove", "--context_mix")))
